@@ -1,0 +1,113 @@
+package policy
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/policy/store"
+)
+
+func TestDevicesPersistAcrossRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := store.Open(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDevices(st)
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	rec := d.Touch([]byte(`CORP\Alice`), []byte("ApplDMPL69PZF18P"), []byte("iPad"), []byte("iOS/17.5.1 (21F90) dataaccessd/1.0"), now)
+	if !rec.FirstSeen.Equal(now) || rec.DeviceType != "iPad" {
+		t.Fatalf("first touch %+v", rec)
+	}
+	d.Update([]byte(`corp\alice`), []byte("ApplDMPL69PZF18P"), now, func(r *DeviceRecord) {
+		r.Info = eas.DeviceInfo{Model: "iPad3C6", OS: "iOS 17.5.1 21F90"}
+		r.HeartbeatInterval = 900
+	})
+	later := now.Add(time.Hour)
+	rec = d.Touch([]byte(`CORP\Alice`), []byte("ApplDMPL69PZF18P"), []byte("iPad"), []byte("iOS/17.5.1 (21F90) dataaccessd/1.0"), later)
+	if !rec.FirstSeen.Equal(now) || !rec.LastSeen.Equal(later) || rec.Info.Model != "iPad3C6" {
+		t.Fatalf("second touch %+v", rec)
+	}
+	if err := d.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	// What `easgate explain` reads, from another handle on the same file.
+	ro, err := store.Open(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := LoadDevice(ro, `CORP\alice`, "ApplDMPL69PZF18P")
+	if err != nil || !ok || got.Info.OS != "iOS 17.5.1 21F90" || got.HeartbeatInterval != 900 {
+		t.Fatalf("LoadDevice: %+v %v %v", got, ok, err)
+	}
+
+	// A restart: a new table loads everything back.
+	d2 := NewDevices(st)
+	if err := d2.Load(); err != nil {
+		t.Fatal(err)
+	}
+	got, ok = d2.Get([]byte(`corp\ALICE`), []byte("ApplDMPL69PZF18P"))
+	if !ok || !got.FirstSeen.Equal(now) || got.Info.Model != "iPad3C6" {
+		t.Fatalf("after restart: %+v %v", got, ok)
+	}
+	if _, ok := d2.Get([]byte(`corp\alice`), []byte("appldmpl69pzf18p")); ok {
+		t.Fatal("device ids are case-sensitive, like Exchange's")
+	}
+}
+
+func TestDevicesTouchKnownDeviceDoesNotAllocate(t *testing.T) {
+	d := NewDevices(nil)
+	user, dev, typ, ua := []byte("bob@corp.example.com"), []byte("SEC17CD1A3E9E3F2"), []byte("SAMSUNGSMN900V"), []byte("SAMSUNG-SM-N900V/101.403")
+	now := time.Now()
+	d.Touch(user, dev, typ, ua, now)
+	allocs := testing.AllocsPerRun(100, func() {
+		if r := d.Touch(user, dev, typ, ua, now); r.DeviceID == "" {
+			t.Fatal("no record")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Touch of a known device allocates %.1f times", allocs)
+	}
+}
+
+func TestVerdictSnapshotStartsWarm(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSource{states: map[string]State{"D1": StateCompliant, "D2": StateNoncompliant}}
+	c, _ := NewCache(src, CacheConfig{LookupTimeout: time.Second})
+	for _, dev := range []string{"D1", "D2"} {
+		if _, err := c.Get(context.Background(), cacheSubject(dev), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.SaveSnapshot(st); err != nil {
+		t.Fatal(err)
+	}
+	// After a restart the source is down, but the snapshot answers.
+	down := &fakeSource{}
+	down.fail.Store(true)
+	c2, _ := NewCache(down, CacheConfig{LookupTimeout: time.Second})
+	n, err := c2.LoadSnapshot(st)
+	if err != nil || n != 2 {
+		t.Fatalf("loaded %d, %v", n, err)
+	}
+	v, err := c2.Get(context.Background(), cacheSubject("D2"), time.Now())
+	if err != nil || v.State != StateNoncompliant || down.calls.Load() != 0 {
+		t.Fatalf("warm start: %+v %v (source calls %d)", v, err, down.calls.Load())
+	}
+	// Saving again replaces the snapshot rather than growing it.
+	c2.Invalidate("bob@corp.example.com", "D1")
+	if err := c2.SaveSnapshot(st); err != nil {
+		t.Fatal(err)
+	}
+	c3, _ := NewCache(down, CacheConfig{})
+	if n, _ := c3.LoadSnapshot(st); n != 1 {
+		t.Fatalf("snapshot has %d verdicts, want 1", n)
+	}
+}
