@@ -1,0 +1,72 @@
+package config
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestForbiddenImports keeps the dependency direction of ARCHITECTURE.md:
+// config is imported by proxy and never imports it, policy, certs or fasthttp.
+func TestForbiddenImports(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("go tool not found")
+		}
+		t.Skip("go tool not found; skipping the dependency check")
+	}
+	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	forbidden := []string{
+		"github.com/easgate/easgate/proxy",
+		"github.com/easgate/easgate/policy",
+		"github.com/easgate/easgate/certs",
+		"github.com/valyala/fasthttp",
+		"github.com/rs/zerolog",
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, bad := range forbidden {
+			if dep == bad || strings.HasPrefix(dep, bad+"/") && !strings.HasPrefix(dep, "github.com/easgate/easgate/proxy/config") {
+				t.Errorf("proxy/config depends on %s", dep)
+			}
+		}
+		if !strings.Contains(dep, ".") || strings.HasPrefix(dep, "gopkg.in/yaml.v3") ||
+			dep == "github.com/easgate/easgate/eas" || strings.HasPrefix(dep, "github.com/easgate/easgate/eas/") || strings.HasPrefix(dep, "github.com/easgate/easgate/proxy/config") ||
+			strings.HasPrefix(dep, "vendor/golang.org/x/") {
+			continue
+		}
+		t.Errorf("proxy/config may import only the standard library, yaml.v3 and eas; it depends on %s", dep)
+	}
+}
+
+// TestReferenceDocumentsEveryKey: REFERENCE.md names every key of the format
+// and no key that does not exist.
+func TestReferenceDocumentsEveryKey(t *testing.T) {
+	ref, err := os.ReadFile("REFERENCE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(ref)
+	known := map[string]bool{}
+	for _, k := range KeyPaths() {
+		known[k] = true
+		if !strings.Contains(doc, "`"+k+"`") {
+			t.Errorf("REFERENCE.md does not document `%s`", k)
+		}
+	}
+	// Every table row's key must exist.
+	for _, line := range strings.Split(doc, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		k := strings.TrimPrefix(line, "| `")
+		k = k[:strings.IndexByte(k, '`')]
+		if !known[k] {
+			t.Errorf("REFERENCE.md documents `%s`, which is not a key", k)
+		}
+	}
+}
