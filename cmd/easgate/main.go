@@ -1,0 +1,126 @@
+// Command easgate is the Exchange ActiveSync conditional-access gateway and its
+// admin tools. It is a thin layer over the packages: every subcommand parses
+// its flags, calls one package API and prints the result.
+//
+// It may import every easgate package; no package may import it.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// command is one subcommand of easgate.
+type command struct {
+	summary string
+	run     func(args []string, stdin io.Reader, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{
+	"serve":         {"run the gateway from a config file", runServe},
+	"check-config":  {"validate a config file and print every error with file:line:column", runCheckConfig},
+	"demo":          {"start a fake CAS and the gateway on loopback and send requests as real phones", runDemo},
+	"decode":        {"decode WBXML (file or -) to indented XML", runDecode},
+	"encode":        {"encode XML (file or -) to WBXML", runEncode},
+	"parse-request": {"parse an EAS request URL and headers and print it as JSON", runParseRequest},
+	"classify":      {"identify the mail client from User-Agent, DeviceType and DeviceInformation", runClassify},
+	"explain":       {"show how the policy decides for a user and device, rule by rule", runExplain},
+	"version":       {"print the version", runVersion},
+}
+
+// exitError carries a specific exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "easgate: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	if err := cmd.run(args[1:], stdin, stdout, stderr); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil && ee.err.Error() != "" {
+				fmt.Fprintf(stderr, "easgate %s: %v\n", args[0], ee.err)
+			}
+			return ee.code
+		}
+		if errors.Is(err, errHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "easgate %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+var errHelp = errors.New("help requested")
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "easgate - Exchange ActiveSync conditional-access gateway")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: easgate <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-14s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'easgate <command> -h' for the flags of a command.")
+}
+
+func runVersion(args []string, _ io.Reader, stdout, _ io.Writer) error {
+	fmt.Fprintln(stdout, "easgate", version)
+	return nil
+}
+
+// openInput opens a file argument, where "-" or no argument means stdin.
+func openInput(args []string, stdin io.Reader) (io.ReadCloser, string, error) {
+	if len(args) == 0 || args[0] == "-" {
+		return io.NopCloser(stdin), "stdin", nil
+	}
+	if len(args) > 1 {
+		return nil, "", fmt.Errorf("expected one input file, got %d: %s", len(args), strings.Join(args, " "))
+	}
+	f, err := os.Open(args[0])
+	if err != nil {
+		return nil, "", err
+	}
+	return f, args[0], nil
+}
+
+// headerFlag collects repeated -H 'Name: value' flags.
+type headerFlag []string
+
+func (h *headerFlag) String() string     { return strings.Join(*h, ", ") }
+func (h *headerFlag) Set(v string) error { *h = append(*h, v); return nil }

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/eas/wbxml"
+)
+
+// maxToolInput bounds what decode/encode read, so a wrong file cannot exhaust memory.
+const maxToolInput = 64 << 20
+
+func newFlagSet(name, args string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: easgate %s %s\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return errHelp
+		}
+		return &exitError{code: 2, err: fmt.Errorf("")}
+	}
+	return nil
+}
+
+func readAllLimited(r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxToolInput+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxToolInput {
+		return nil, fmt.Errorf("input larger than %d bytes", maxToolInput)
+	}
+	return data, nil
+}
+
+func runDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("decode", "[--libwbxml] [FILE|-]", stderr)
+	lib := fs.Bool("libwbxml", false, "spell element names and namespaces as libwbxml's wbxml2xml does")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	in, name, err := openInput(fs.Args(), stdin)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	data, err := readAllLimited(in)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	w := bufio.NewWriter(stdout)
+	if err := wbxml.ToXML(w, data, wbxml.XMLOptions{Libwbxml: *lib}); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return w.Flush()
+}
+
+func runEncode(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("encode", "[FILE|-]", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	in, name, err := openInput(fs.Args(), stdin)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := wbxml.FromXML(io.LimitReader(in, maxToolInput))
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	_, err = stdout.Write(out)
+	return err
+}
+
+func runParseRequest(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("parse-request", "--url URL [-X METHOD] [-H 'Name: value' ...]", stderr)
+	rawURL := fs.String("url", "", "request URL or path with query, e.g. '/Microsoft-Server-ActiveSync?Cmd=Sync&...'")
+	method := fs.String("X", "POST", "HTTP method")
+	var headers headerFlag
+	fs.Var(&headers, "H", "request header 'Name: value' (repeatable)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *rawURL == "" {
+		fs.Usage()
+		return &exitError{code: 2, err: fmt.Errorf("--url is required")}
+	}
+	u, err := url.Parse(*rawURL)
+	if err != nil {
+		return fmt.Errorf("--url: %w", err)
+	}
+	h := eas.HeaderMap{}
+	for _, line := range headers {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return &exitError{code: 2, err: fmt.Errorf("-H %q: want 'Name: value'", line)}
+		}
+		h[strings.TrimSpace(name)] = strings.TrimSpace(value)
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	var req eas.Request
+	if err := req.Parse([]byte(strings.ToUpper(*method)), []byte(path), []byte(u.RawQuery), h); err != nil {
+		return err
+	}
+	return writeJSON(stdout, &req)
+}
+
+func runClassify(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("classify", "--user-agent UA [--device-type T] [--os OS] [--model M]", stderr)
+	ua := fs.String("user-agent", "", "HTTP User-Agent of the device")
+	dt := fs.String("device-type", "", "EAS DeviceType")
+	osName := fs.String("os", "", "DeviceInformation OS, e.g. 'iOS 17.5.1 21F90'")
+	model := fs.String("model", "", "DeviceInformation Model")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *ua == "" && *dt == "" && *osName == "" && *model == "" {
+		fs.Usage()
+		return &exitError{code: 2, err: fmt.Errorf("give at least --user-agent")}
+	}
+	info := &eas.DeviceInfo{OS: *osName, Model: *model}
+	c := eas.Identify([]byte(*ua), []byte(*dt), info)
+	return writeJSON(stdout, c)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,344 @@
+// Package access builds the gateway's access-control state from the config
+// file: the policy engine, the compliance source and its verdict cache, the
+// device table and the embedded state store. The gateway and `easgate
+// explain` both use it, so explain runs exactly the gateway's code.
+//
+// It imports proxy/config, policy and its sub-packages, eas and zerolog; it
+// never imports proxy (which imports it), fasthttp or bench.
+package access
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/easgate/easgate/policy"
+	"github.com/easgate/easgate/policy/sources"
+	"github.com/easgate/easgate/policy/store"
+	"github.com/easgate/easgate/proxy/config"
+)
+
+// Access is the access-control state of one running config.
+type Access struct {
+	Engine  *policy.Engine
+	Cache   *policy.Cache // nil without a compliance source
+	Source  policy.Source // nil without a compliance source
+	Devices *policy.Devices
+	Store   policy.Store // nil when state.path is empty (memory only)
+
+	srcCfg   config.Compliance
+	log      zerolog.Logger
+	readOnly bool
+	owned    bool // Devices/Store were created here (not inherited)
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// Options tunes Build.
+type Options struct {
+	// ReadOnly opens the state store without writing to it and starts no
+	// background work: what `easgate explain` needs next to a running
+	// gateway.
+	ReadOnly bool
+	// Prev, when set, is the Access of the config being replaced: its device
+	// table and store are kept, and so are its source and cache when the
+	// compliance source and cache settings did not change.
+	Prev *Access
+}
+
+// Build turns cfg into an Access. It reports every policy error at once.
+func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error) {
+	pc, err := PolicyConfig(&cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	a := &Access{log: log, readOnly: opts.ReadOnly, srcCfg: cfg.Policy.Compliance, stop: make(chan struct{})}
+	a.owned = true
+	if opts.Prev != nil {
+		// The device table and store outlive reloads; the new Access takes
+		// over flushing them.
+		a.Devices, a.Store = opts.Prev.Devices, opts.Prev.Store
+		opts.Prev.owned = false
+	} else {
+		if _, err := os.Stat(cfg.State.Path); cfg.State.Path != "" && opts.ReadOnly && err != nil {
+			// Nothing recorded yet (the gateway never ran with this
+			// state.path): explain works from the config alone.
+			log.Warn().Str("path", cfg.State.Path).Msg("state store not found: no device history")
+		} else if cfg.State.Path != "" {
+			st, err := store.Open(cfg.State.Path, opts.ReadOnly)
+			if err != nil {
+				return nil, err
+			}
+			a.Store = st
+		}
+		a.Devices = policy.NewDevices(a.Store)
+		if !opts.ReadOnly {
+			if err := a.Devices.Load(); err != nil {
+				log.Warn().Err(err).Msg("state store: some device records were skipped")
+			}
+		}
+	}
+	if src := cfg.Policy.Compliance.Source; src.Type != "" {
+		if p := opts.Prev; p != nil && p.Cache != nil && reflect.DeepEqual(p.srcCfg.Source, src) && reflect.DeepEqual(p.srcCfg.Cache, cfg.Policy.Compliance.Cache) {
+			a.Source, a.Cache = p.Source, p.Cache
+			p.Source, p.Cache = nil, nil // handed over: the old Access must not close them
+		} else {
+			s, err := newSource(src, log, opts.ReadOnly)
+			if err != nil {
+				return nil, err
+			}
+			cc := cfg.Policy.Compliance.Cache
+			c, err := policy.NewCache(s, policy.CacheConfig{
+				TTL: cc.TTL.D(), NegativeTTL: cc.NegativeTTL.D(), StaleIfError: cc.StaleIfError.D(),
+				LookupTimeout: cc.LookupTimeout.D(), RefreshBefore: cc.RefreshBefore.D(), MaxEntries: cc.MaxEntries,
+			})
+			if err != nil {
+				return nil, err
+			}
+			a.Source, a.Cache = s, c
+			if a.Store != nil {
+				n, err := c.LoadSnapshot(a.Store)
+				if err != nil {
+					log.Warn().Err(err).Msg("state store: verdict snapshot not loaded")
+				} else if n > 0 {
+					log.Info().Int("verdicts", n).Msg("verdict cache restored from the state store")
+				}
+			}
+		}
+	}
+	eng, err := policy.NewEngine(pc, a.Cache)
+	if err != nil {
+		return nil, err
+	}
+	a.Engine = eng
+	return a, nil
+}
+
+// PolicyConfig converts the config file's policy section.
+func PolicyConfig(p *config.Policy) (policy.Config, error) {
+	var errs []error
+	action := func(where, s string, def policy.Action) policy.Action {
+		if s == "" {
+			return def
+		}
+		a, ok := policy.ParseAction(s)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown access %q", where, s))
+		}
+		return a
+	}
+	mode, ok := policy.ParseMode(p.Mode)
+	if !ok {
+		errs = append(errs, fmt.Errorf("policy.mode: unknown mode %q", p.Mode))
+	}
+	pc := policy.Config{
+		Mode:            mode,
+		DefaultAccess:   action("policy.default_access", p.DefaultAccess, policy.Allow),
+		DiscoveryPeriod: p.DiscoveryPeriod.D(),
+		Groups:          p.Groups,
+		Users:           map[string]policy.UserLists{},
+		Compliance: policy.ComplianceConfig{
+			RequireFor:    p.Compliance.RequireFor,
+			Exclude:       p.Compliance.Exclude,
+			OnUnavailable: action("policy.compliance.cache.on_unavailable", p.Compliance.Cache.OnUnavailable, policy.Quarantine),
+		},
+	}
+	for u, l := range p.Users {
+		pc.Users[u] = policy.UserLists{AllowedDevices: l.AllowedDevices, BlockedDevices: l.BlockedDevices}
+	}
+	for i, r := range p.Rules {
+		rm, ok := policy.ParseMode(r.Mode)
+		if !ok {
+			errs = append(errs, fmt.Errorf("policy.rules[%d].mode: unknown mode %q", i, r.Mode))
+		}
+		if r.Mode == "" {
+			rm = policy.Enforce // the policy's own mode applies on top
+		}
+		m := r.Match
+		osFamily := ""
+		if len(m.OSFamily) > 1 {
+			errs = append(errs, fmt.Errorf("policy.rules[%d].match.os_family: one OS family per rule", i))
+		} else if len(m.OSFamily) == 1 {
+			osFamily = m.OSFamily[0]
+		}
+		pc.Rules = append(pc.Rules, policy.Rule{
+			Name:   r.Name,
+			Access: action(fmt.Sprintf("policy.rules[%d].access", i), r.Access, policy.Allow),
+			Mode:   rm,
+			Match: policy.Match{
+				DeviceType: m.DeviceType, DeviceModel: m.DeviceModel, DeviceOS: m.DeviceOS, UserAgent: m.UserAgent,
+				Client: m.Client, OSFamily: osFamily, OSVersionBelow: m.OSVersionBelow,
+				Users: m.Users, Groups: m.Groups, AuthMethod: m.AuthMethod, Regex: m.Regex,
+			},
+		})
+	}
+	if len(p.Compliance.RequireFor) > 0 && p.Compliance.Source.Type == "" {
+		errs = append(errs, errors.New("policy.compliance.require_for needs policy.compliance.source"))
+	}
+	return pc, errors.Join(errs...)
+}
+
+func readSecret(path, what string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func newSource(s config.Source, log zerolog.Logger, readOnly bool) (policy.Source, error) {
+	switch s.Type {
+	case config.SourceFile:
+		f, err := sources.NewFile(s.Path)
+		if f == nil {
+			return nil, err
+		}
+		if err != nil {
+			log.Warn().Err(err).Str("path", s.Path).Msg("compliance file: malformed lines skipped")
+		}
+		if !readOnly {
+			f.Watch(2*time.Second, func(changed bool, err error) {
+				ev := log.Info()
+				if err != nil {
+					ev = log.Warn().Err(err)
+				}
+				ev.Bool("changed", changed).Int("rows", f.Len()).Str("path", s.Path).Msg("compliance file reloaded")
+			})
+		}
+		return f, nil
+	case config.SourceHTTP:
+		hc := sources.HTTPConfig{URL: s.URL, Timeout: s.Timeout.D(), Retries: s.Retries}
+		if s.TokenFile != "" {
+			tok, err := readSecret(s.TokenFile, "policy.compliance.source.token_file")
+			if err != nil {
+				return nil, err
+			}
+			hc.Token = tok
+		}
+		if s.ClientCertificate != "" {
+			cert, err := tls.LoadX509KeyPair(s.ClientCertificate, s.ClientKey)
+			if err != nil {
+				return nil, fmt.Errorf("policy.compliance.source.client_certificate: %w", err)
+			}
+			hc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		return sources.NewHTTP(hc)
+	case config.SourceGraph:
+		gc := sources.GraphConfig{TenantID: s.TenantID, ClientID: s.ClientID, AuthorityURL: s.AuthorityURL, GraphURL: s.GraphURL,
+			FullSync: s.FullSync.D(), QuickSync: s.QuickSync.D(), Timeout: s.Timeout.D(),
+			OnSync: func(full bool, n int, err error) {
+				if err != nil {
+					log.Warn().Err(err).Bool("full", full).Msg("graph: sync failed")
+					return
+				}
+				log.Info().Bool("full", full).Int("devices", n).Msg("graph: synced")
+			}}
+		if s.ClientSecretFile != "" {
+			sec, err := readSecret(s.ClientSecretFile, "policy.compliance.source.client_secret_file")
+			if err != nil {
+				return nil, err
+			}
+			gc.ClientSecret = sec
+		} else {
+			cert, key, err := loadRSAPair(s.ClientCertificate, s.ClientKey)
+			if err != nil {
+				return nil, err
+			}
+			gc.Certificate, gc.Key = cert, key
+		}
+		g, err := sources.NewGraph(gc)
+		if err != nil {
+			return nil, err
+		}
+		if !readOnly {
+			g.Start()
+		}
+		return g, nil
+	}
+	return nil, fmt.Errorf("policy.compliance.source.type: unknown type %q", s.Type)
+}
+
+func loadRSAPair(certFile, keyFile string) (*x509.Certificate, *rsa.PrivateKey, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("policy.compliance.source.client_certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("policy.compliance.source.client_certificate: %w", err)
+	}
+	key, ok := pair.PrivateKey.(*rsa.PrivateKey)
+	if !ok {
+		return nil, nil, errors.New("policy.compliance.source.client_key: Microsoft Graph certificate credentials need an RSA key")
+	}
+	return cert, key, nil
+}
+
+// Run starts the background work: flushing the device table every second
+// and saving the verdict snapshot every minute. Stop with Close.
+func (a *Access) Run() {
+	if a.readOnly || !a.owned {
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		flush := time.NewTicker(time.Second)
+		snap := time.NewTicker(time.Minute)
+		defer flush.Stop()
+		defer snap.Stop()
+		for {
+			select {
+			case <-a.stop:
+				return
+			case <-flush.C:
+				if err := a.Devices.Flush(); err != nil {
+					a.log.Warn().Err(err).Msg("state store: device flush failed; will retry")
+				}
+			case <-snap.C:
+				a.saveSnapshot()
+			}
+		}
+	}()
+}
+
+func (a *Access) saveSnapshot() {
+	if a.Store != nil && a.Cache != nil {
+		if err := a.Cache.SaveSnapshot(a.Store); err != nil {
+			a.log.Warn().Err(err).Msg("state store: verdict snapshot not saved")
+		}
+	}
+}
+
+// Close stops background work, flushes state and closes the source. Parts
+// handed over to a newer Access (Options.Prev) are left running.
+func (a *Access) Close() error {
+	a.once.Do(func() { close(a.stop) })
+	a.wg.Wait()
+	var errs []error
+	if a.owned && !a.readOnly {
+		errs = append(errs, a.Devices.Flush())
+		a.saveSnapshot()
+	}
+	if c, ok := a.Source.(policy.Closer); ok {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Explain runs the engine for a subject, as the gateway would.
+func (a *Access) Explain(ctx context.Context, s *policy.Subject) (policy.Decision, []policy.Step) {
+	return a.Engine.Explain(ctx, s)
+}
