@@ -1,0 +1,323 @@
+package bench
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// RunConfig describes one fleet run (`easbench run`).
+type RunConfig struct {
+	Target    string      // base URL of the gateway (or a CAS)
+	TLSConfig *tls.Config // for https targets
+	Devices   int
+	Duration  time.Duration
+	Ramp      time.Duration  // devices start evenly over this period
+	Mix       map[string]int // profile name → weight (default DefaultMix)
+	// Heartbeat is the Ping HeartbeatInterval devices send (default 295s,
+	// protocol time); TimeScale must equal the fake CAS's.
+	Heartbeat  time.Duration
+	TimeScale  float64
+	UserPrefix string // users are UserPrefix0001, ... (default "u")
+	Password   string
+	// SendMailRate is the probability that a device sends a mail after a
+	// Ping answer (default 0.05); AttachmentRate the probability that it
+	// downloads an attachment it just synced (default 0.3).
+	SendMailRate   float64
+	AttachmentRate float64
+	// SendAttachmentSize is the size of the attachment of sent mail
+	// (default 32 KiB).
+	SendAttachmentSize int
+	// Timeout bounds ordinary requests (default 60s).
+	Timeout time.Duration
+	// PID, when non-zero, is the gateway process sampled for RSS and CPU.
+	PID int
+	// Progress receives a progress line while running (nil: none);
+	// ProgressTTY rewrites one line in place instead of printing lines.
+	Progress    io.Writer
+	ProgressTTY bool
+	// VerifyContent checks attachment bytes against the fake CAS's
+	// generator (only meaningful when the upstream is a FakeCAS).
+	VerifyContent bool
+	// Seed makes device behaviour reproducible (0: fixed default).
+	Seed uint64
+}
+
+func (c *RunConfig) defaults() error {
+	if c.Target == "" {
+		return errors.New("run: no target URL")
+	}
+	if c.Devices <= 0 {
+		return errors.New("run: --devices must be positive")
+	}
+	if c.Duration <= 0 {
+		return errors.New("run: --duration must be positive")
+	}
+	if c.Mix == nil {
+		c.Mix = DefaultMix
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 295 * time.Second
+	}
+	if c.TimeScale <= 0 {
+		c.TimeScale = 1
+	}
+	if c.UserPrefix == "" {
+		c.UserPrefix = "u"
+	}
+	if c.SendMailRate == 0 {
+		c.SendMailRate = 0.05
+	}
+	if c.AttachmentRate == 0 {
+		c.AttachmentRate = 0.3
+	}
+	if c.SendAttachmentSize == 0 {
+		c.SendAttachmentSize = 32 << 10
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 60 * time.Second
+	}
+	return nil
+}
+
+type fleet struct {
+	cfg     RunConfig
+	rec     *Recorder
+	client  *fasthttp.Client
+	start   time.Time
+	end     time.Time
+	held    atomic.Int64
+	maxHeld atomic.Int64
+	setUp   atomic.Int64
+	active  atomic.Int64
+}
+
+// Run drives cfg.Devices simulated phones at cfg.Target for cfg.Duration
+// and returns the report. Each device runs the real life cycle (OPTIONS,
+// two-phase Provision, Settings, FolderSync, Sync until done) and then the
+// Ping loop, syncing when mail arrives, sometimes downloading an
+// attachment and sending mail with an attachment.
+func Run(cfg RunConfig) (*Report, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	f := &fleet{cfg: cfg, client: NewHTTPClient(cfg.TLSConfig)}
+	f.start = time.Now()
+	f.end = f.start.Add(cfg.Duration)
+	slice := cfg.Duration / 120
+	if slice < 100*time.Millisecond {
+		slice = 100 * time.Millisecond
+	}
+	f.rec = NewRecorder(f.start, slice)
+
+	var proc *procSampler
+	if cfg.PID > 0 {
+		var err error
+		if proc, err = newProcSampler(cfg.PID); err != nil {
+			return nil, err
+		}
+	}
+	stop := make(chan struct{})
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		f.monitor(stop, slice, proc)
+	}()
+
+	profiles := assignProfiles(cfg.Mix, cfg.Devices)
+	var wg sync.WaitGroup
+	for i, p := range profiles {
+		delay := time.Duration(0)
+		if cfg.Ramp > 0 && cfg.Devices > 1 {
+			delay = cfg.Ramp * time.Duration(i) / time.Duration(cfg.Devices)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !f.sleepUntil(f.start.Add(delay)) {
+				return
+			}
+			f.device(i, p)
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	bg.Wait()
+	if cfg.ProgressTTY && cfg.Progress != nil {
+		fmt.Fprintln(cfg.Progress)
+	}
+	return f.report(time.Since(f.start), proc), nil
+}
+
+// sleepUntil waits until t or the end of the run; false when the run ended.
+func (f *fleet) sleepUntil(t time.Time) bool {
+	if d := time.Until(t); d > 0 {
+		if left := time.Until(f.end); d > left {
+			time.Sleep(left)
+			return false
+		}
+		time.Sleep(d)
+	}
+	return time.Now().Before(f.end)
+}
+
+func (f *fleet) monitor(stop <-chan struct{}, slice time.Duration, proc *procSampler) {
+	tick := time.NewTicker(slice)
+	defer tick.Stop()
+	every := time.Second
+	if !f.cfg.ProgressTTY {
+		every = 10 * time.Second
+	}
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			h := f.held.Load()
+			f.rec.setHeld(now, h)
+			if proc != nil {
+				proc.sample()
+			}
+			if f.cfg.Progress != nil && now.Sub(last) >= every {
+				last = now
+				f.progress(now)
+			}
+		}
+	}
+}
+
+func (f *fleet) progress(now time.Time) {
+	req, errs, p99 := f.rec.totals()
+	el := now.Sub(f.start).Seconds()
+	line := fmt.Sprintf("t=%4.0fs devices=%d/%d set-up=%d requests=%d (%.0f/s) errors=%d held-pings=%d p99=%.1fms",
+		el, f.active.Load(), f.cfg.Devices, f.setUp.Load(), req, float64(req)/max(el, 0.001), errs, f.held.Load(), p99)
+	if f.cfg.ProgressTTY {
+		fmt.Fprintf(f.cfg.Progress, "\r\x1b[2K%s", line)
+	} else {
+		fmt.Fprintln(f.cfg.Progress, line)
+	}
+}
+
+// fail counts an error that its Sample did not already count (protocol
+// errors found while interpreting an answer) and keeps the first message of
+// each kind for the report.
+func (f *fleet) fail(cmd string, err error) {
+	if IsCanceled(err) {
+		return
+	}
+	kind := ErrorKind(err)
+	var pe *ProtocolError
+	if errors.As(err, &pe) && !pe.recorded {
+		f.rec.RecordError(cmd, kind, err.Error())
+	}
+	f.rec.noteError(kind, err.Error())
+}
+
+// pause backs off after an error: Retry-After for a 503, otherwise one
+// second, both divided by the time scale and at least 10 ms. It returns
+// false when the run ended meanwhile.
+func (f *fleet) pause(err error) bool {
+	d := time.Second
+	var he *HTTPError
+	if errors.As(err, &he) && he.RetryAfter > 0 {
+		d = he.RetryAfter
+	}
+	d = time.Duration(float64(d) / f.cfg.TimeScale)
+	if d < 10*time.Millisecond {
+		d = 10 * time.Millisecond
+	}
+	return f.sleepUntil(time.Now().Add(d))
+}
+
+func (f *fleet) device(i int, p Profile) {
+	f.active.Add(1)
+	defer f.active.Add(-1)
+	rng := rand.New(rand.NewPCG(f.cfg.Seed+1, uint64(i)))
+	d := NewDevice(DeviceConfig{
+		Target:        f.cfg.Target,
+		User:          fmt.Sprintf("%s%04d", f.cfg.UserPrefix, i+1),
+		Password:      f.cfg.Password,
+		DeviceID:      p.deviceID(i),
+		Profile:       p,
+		Client:        f.client,
+		Timeout:       f.cfg.Timeout,
+		TimeScale:     f.cfg.TimeScale,
+		Record:        f.rec.Record,
+		NotAfter:      f.end,
+		VerifyContent: f.cfg.VerifyContent,
+	})
+	d.held, d.maxHeld = &f.held, &f.maxHeld
+	for time.Now().Before(f.end) {
+		if err := d.Setup(); err != nil {
+			f.fail("Setup", err)
+			if !f.pause(err) {
+				return
+			}
+			continue
+		}
+		f.setUp.Add(1)
+		f.pingLoop(d, rng)
+	}
+}
+
+// pingLoop runs Direct Push until the run ends or an error calls for a
+// new life cycle.
+func (f *fleet) pingLoop(d *Device, rng *rand.Rand) {
+	hb := int(f.cfg.Heartbeat / time.Second)
+	for time.Now().Before(f.end) {
+		st, _, err := d.Ping(hb)
+		if err != nil {
+			f.fail("Ping", err)
+			if IsCanceled(err) || !f.pause(err) {
+				return
+			}
+			if ErrorKind(err) == "protocol" {
+				return
+			}
+			continue
+		}
+		switch st {
+		case 5:
+			hb = d.HeartbeatLimit
+		case 7:
+			if err := d.FolderSync(); err != nil {
+				f.fail("FolderSync", err)
+				return
+			}
+		case 2:
+			seen := len(d.Attachments)
+			if _, err := d.SyncAll(d.InboxID); err != nil {
+				f.fail("Sync", err)
+				if IsCanceled(err) || !f.pause(err) || ErrorKind(err) == "protocol" {
+					return
+				}
+				continue
+			}
+			if len(d.Attachments) > seen && rng.Float64() < f.cfg.AttachmentRate {
+				if _, err := d.FetchAttachment(d.Attachments[len(d.Attachments)-1]); err != nil {
+					f.fail("ItemOperations", err)
+					if IsCanceled(err) || !f.pause(err) {
+						return
+					}
+				}
+			}
+		}
+		if rng.Float64() < f.cfg.SendMailRate && time.Now().Before(f.end) {
+			if err := d.SendMail(f.cfg.SendAttachmentSize); err != nil {
+				f.fail("SendMail", err)
+				if IsCanceled(err) || !f.pause(err) {
+					return
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"strings"
+
+	"github.com/easgate/easgate/bench"
+)
+
+func cmdCompare(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("easbench compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var rf runFlags
+	rf.register(fs)
+	var cc bench.CompareConfig
+	var users string
+	casFlags(fs, &cc.CAS, &users)
+	fs.StringVar(&cc.CASListen, "cas-listen", "127.0.0.1:0", "fake CAS address (fix it when --easgate-url's config points at it)")
+	fs.StringVar(&cc.EasgateURL, "easgate-url", "", "a running easgate in front of --cas-listen")
+	fs.IntVar(&cc.EasgatePID, "easgate-pid", 0, "PID of the running easgate (RSS/CPU)")
+	fs.StringVar(&cc.EasgateBin, "easgate-bin", "", "easgate binary to start as a subprocess")
+	easgateArgs := fs.String("easgate-args", "serve --config {config}", "arguments for --easgate-bin; {config} is the config path")
+	fs.StringVar(&cc.EasgateConfig, "easgate-config", "", "config template for --easgate-bin with {listen} and {upstream} (default: generated)")
+	fs.StringVar(&cc.NginxBin, "nginx", "", `nginx binary ("" = look up, "-" = skip)`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return exitError{2, "compare: unexpected argument " + fs.Arg(0)}
+	}
+	if err := rf.finish(); err != nil {
+		return err
+	}
+	var err error
+	if cc.CAS.Users, err = parseUsers(users); err != nil {
+		return exitError{2, err.Error()}
+	}
+	// The fleet and the fake CAS must share the time scale.
+	cc.CAS.TimeScale = rf.cfg.TimeScale
+	cc.EasgateArgs = strings.Fields(*easgateArgs)
+	cc.Run = rf.cfg
+	cc.Log = stderr
+	res, err := bench.Compare(cc)
+	if res != nil {
+		if werr := res.WriteText(stdout); werr != nil {
+			return werr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if rf.jsonOut != "" || rf.htmlOut != "" {
+		for _, l := range res.Legs {
+			lf := rf
+			lf.failOnErr = false
+			if lf.jsonOut != "" {
+				lf.jsonOut = legPath(lf.jsonOut, l.Name)
+			}
+			if lf.htmlOut != "" {
+				lf.htmlOut = legPath(lf.htmlOut, l.Name)
+			}
+			if err := writeReports(l.Report, &lf, io.Discard); err != nil {
+				return err
+			}
+		}
+	}
+	if rf.failOnErr {
+		for _, l := range res.Legs {
+			if l.Report.Errors > 0 {
+				return exitError{3, "errors in leg " + l.Name}
+			}
+		}
+	}
+	return nil
+}
+
+// legPath inserts the leg name before the extension: report.json →
+// report-easgate.json.
+func legPath(path, leg string) string {
+	if i := strings.LastIndexByte(path, '.'); i > strings.LastIndexByte(path, '/') {
+		return path[:i] + "-" + leg + path[i:]
+	}
+	return path + "-" + leg
+}

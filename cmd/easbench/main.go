@@ -1,0 +1,140 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/easgate/easgate/bench"
+)
+
+const usage = `usage: easbench <command> [flags]
+
+commands:
+  upstream   run a fake Exchange CAS:  easbench upstream --listen 127.0.0.1:8081 [flags]
+  run        drive a fleet of simulated phones at a target URL
+  compare    run one scenario direct, through easgate and through nginx
+
+Run "easbench <command> -h" for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "upstream":
+		err = cmdUpstream(args[1:], stderr)
+	case "run":
+		err = cmdRun(args[1:], stdout, stderr)
+	case "compare":
+		err = cmdCompare(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "easbench: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		fmt.Fprintln(stderr, "easbench:", ee.msg)
+		return ee.code
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "easbench:", err)
+		return 1
+	}
+	return 0
+}
+
+// exitError carries a specific exit code (2 = usage, 3 = errors seen with
+// --fail-on-error).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
+
+// casFlags registers the FakeCASConfig flags on fs.
+func casFlags(fs *flag.FlagSet, cfg *bench.FakeCASConfig, users *string) {
+	fs.DurationVar(&cfg.Latency, "latency", 0, "latency added to every non-held answer")
+	fs.Float64Var(&cfg.FailRate, "fail-rate", 0, "fraction of requests answered 503 + Retry-After")
+	fs.Float64Var(&cfg.ResetRate, "reset-rate", 0, "fraction of connections reset")
+	fs.Float64Var(&cfg.SlowRate, "slow-rate", 0, "fraction of requests delayed by --slow-delay")
+	fs.DurationVar(&cfg.SlowDelay, "slow-delay", 2*time.Second, "delay of a slow request")
+	fs.IntVar(&cfg.Messages, "messages", 50, "initial Inbox messages per mailbox")
+	fs.IntVar(&cfg.MessageSize, "message-size", 2048, "body bytes per message")
+	fs.IntVar(&cfg.AttachmentSize, "attachment-size", 64<<10, "bytes per attachment (every third message has one; -1 none)")
+	fs.DurationVar(&cfg.PingChangeEvery, "ping-change-every", 0, "deliver one message to every mailbox at this period (protocol time)")
+	fs.DurationVar(&cfg.MaxHeartbeat, "max-heartbeat", 3540*time.Second, "largest Ping/Sync heartbeat accepted")
+	fs.StringVar(users, "users", "", "user:password,... for Basic auth (empty: accept any)")
+}
+
+func parseUsers(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, up := range strings.Split(s, ",") {
+		u, p, ok := strings.Cut(up, ":")
+		if !ok || u == "" {
+			return nil, fmt.Errorf("--users: %q is not user:password", u)
+		}
+		m[u] = p
+	}
+	return m, nil
+}
+
+func cmdUpstream(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("easbench upstream", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8081", "address to listen on (plain HTTP)")
+	var cfg bench.FakeCASConfig
+	var users string
+	casFlags(fs, &cfg, &users)
+	fs.Float64Var(&cfg.TimeScale, "time-scale", 1, "divide held durations by this factor")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return exitError{2, "upstream: unexpected argument " + fs.Arg(0)}
+	}
+	var err error
+	if cfg.Users, err = parseUsers(users); err != nil {
+		return exitError{2, err.Error()}
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	cas := bench.NewFakeCAS(cfg)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		_ = cas.Close()
+	}()
+	fmt.Fprintf(stderr, "easbench: fake Exchange CAS on http://%s/Microsoft-Server-ActiveSync (time scale %g)\n", ln.Addr(), cfg.TimeScale)
+	err = cas.Serve(ln)
+	s := cas.Stats()
+	fmt.Fprintf(stderr, "easbench: served %v; SendMail %d; Provisioned %d; max held Pings %d\n", s.Requests, s.SendMail, s.Provisioned, s.MaxHeldPings)
+	return err
+}
