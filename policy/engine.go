@@ -66,16 +66,15 @@ type ComplianceConfig struct {
 // Engine evaluates a compiled policy. It is immutable and safe for
 // concurrent use; reloading the config builds a new Engine.
 type Engine struct {
-	mode       Mode
-	def        Action
-	discovery  time.Duration
-	users      map[string]*compiledUser // lower-cased user part -> entries
-	rules      []compiledRule
-	require    *userSet
-	exclude    *userSet
-	onUnavail  Action
-	cache      *Cache
-	needsCheck bool
+	mode      Mode
+	def       Action
+	discovery time.Duration
+	users     map[string]*compiledUser // lower-cased user part -> entries
+	rules     []compiledRule
+	require   *userSet
+	exclude   *userSet
+	onUnavail Action
+	cache     *Cache
 }
 
 type compiledUser struct {
@@ -525,7 +524,7 @@ func (r *compiledRule) matches(s *Subject, t *tracer) bool {
 		}
 		// An unknown version never matches "below": a rule must not block
 		// on a guess. Discovery or the default catches those devices.
-		if r.hasBelow && (!s.Client.OSVersion.Known || !s.Client.OSVersion.Less(r.below)) {
+		if r.hasBelow && !versionBelow(s.Client.OSVersion, r.below) {
 			if t != nil {
 				r.fail(t, "os version %s (below %s)", s.Client.OSVersion, r.below)
 			}
@@ -557,6 +556,19 @@ func (r *compiledRule) fail(t *tracer, format string, args ...any) bool {
 		}
 	}
 	return false
+}
+
+// versionBelow reports whether v is known to be lower than below. A version
+// known only by its major number (an iOS build missing from the table) is
+// below only when its major is.
+func versionBelow(v, below eas.OSVersion) bool {
+	if !v.Known {
+		return false
+	}
+	if v.Approx {
+		return v.Major < below.Major
+	}
+	return v.Less(below)
 }
 
 func containsFamily(list []eas.Family, f eas.Family) bool {

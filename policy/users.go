@@ -34,8 +34,6 @@ func newUserSet(entries []string) *userSet {
 	return s
 }
 
-func (s *userSet) empty() bool { return s == nil || (!s.all && len(s.exact) == 0 && len(s.globs) == 0) }
-
 // contains reports whether user is in the set. user is as sent by the phone.
 func (s *userSet) contains(user []byte) bool {
 	if s == nil {

@@ -58,11 +58,11 @@ func (g *fakeGraph) token(w http.ResponseWriter, r *http.Request) {
 	if g.cert != nil {
 		if err := verifyAssertion(r.Form.Get("client_assertion"), g.cert); err != nil {
 			g.t.Errorf("client assertion: %v", err)
-			http.Error(w, `{"error":"invalid_client"}`, 401)
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
 			return
 		}
 	} else if r.Form.Get("client_secret") != "shh" {
-		http.Error(w, `{"error":"invalid_client"}`, 401)
+		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
 		return
 	}
 	g.mu.Lock()
