@@ -1,0 +1,126 @@
+package access
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/policy"
+	"github.com/easgate/easgate/proxy/config"
+)
+
+func writeConfig(t *testing.T, dir, policyYAML string) *config.Config {
+	t.Helper()
+	path := filepath.Join(dir, "easgate.yaml")
+	text := "listen:\n  address: \"127.0.0.1:0\"\n  plain_http: true\nupstreams:\n  servers:\n    - url: http://127.0.0.1:9\n" +
+		"state:\n  path: " + filepath.Join(dir, "state.db") + "\n" + policyYAML
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func subj(user, dev, ua string) *policy.Subject {
+	info := &eas.DeviceInfo{Model: "iPhone15C2", OS: "iOS 17.5.1 21F90"}
+	s := &policy.Subject{User: []byte(user), DeviceID: []byte(dev), DeviceType: []byte("iPhone"), UserAgent: []byte(ua), Info: info}
+	s.Client = eas.Identify(s.UserAgent, s.DeviceType, info)
+	return s
+}
+
+func TestBuildFromConfigAndReload(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "c.csv")
+	os.WriteFile(csv, []byte("alice@corp.example.com,ApplDMPL69PZF18P,compliant\n"), 0o600)
+	pol := `policy:
+  default_access: block
+  rules:
+    - name: tb
+      match: {user_agent: "Thunderbird*"}
+      access: quarantine
+      mode: report
+  compliance:
+    require_for: [all]
+    source: {type: file, path: ` + csv + `}
+    cache: {on_unavailable: block}
+`
+	cfg := writeConfig(t, dir, pol)
+	a, err := Build(cfg, zerolog.Nop(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Run()
+	ctx := context.Background()
+	d := a.Engine.Decide(ctx, subj("alice@corp.example.com", "ApplDMPL69PZF18P", "iOS/17.5.1 (21F90) dataaccessd/1.0"))
+	if d.Action != policy.Allow || !d.HasReason(policy.ReasonCompliant) {
+		t.Fatalf("compliant device: %s %v", d.Action, d.Reasons())
+	}
+	d = a.Engine.Decide(ctx, subj("bob@corp.example.com", "X1", "Thunderbird ActiveSync"))
+	if d.Action != policy.Quarantine || d.ReportedRule != "tb" {
+		t.Fatalf("unknown device: %s %v reported %q", d.Action, d.Reasons(), d.ReportedRule)
+	}
+	a.Devices.Touch([]byte("alice@corp.example.com"), []byte("ApplDMPL69PZF18P"), []byte("iPhone"), nil, time.Now())
+
+	// A reload with the same source keeps the cache (no second lookup) and
+	// the device table; a new rule applies at once.
+	cfg2 := writeConfig(t, dir, strings.Replace(pol, "mode: report", "mode: enforce", 1))
+	b, err := Build(cfg2, zerolog.Nop(), Options{Prev: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Cache != a.Cache && a.Cache != nil {
+		t.Fatal("cache not handed over")
+	}
+	if b.Devices != a.Devices {
+		t.Fatal("device table not kept across the reload")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.Run()
+	d = b.Engine.Decide(ctx, subj("bob@corp.example.com", "X1", "Thunderbird ActiveSync"))
+	if d.Rule != "tb" || d.Action != policy.Quarantine {
+		t.Fatalf("after reload: %s rule %q", d.Action, d.Rule)
+	}
+	if st := b.Cache.Stats(); st.Entries == 0 {
+		t.Fatal("handed-over cache lost its entries")
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Read-only, as explain beside a running gateway: the device recorded
+	// above is in the store.
+	ro, err := Build(cfg2, zerolog.Nop(), Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	rec, ok, err := policy.LoadDevice(ro.Store, "alice@corp.example.com", "ApplDMPL69PZF18P")
+	if err != nil || !ok || rec.DeviceType != "iPhone" {
+		t.Fatalf("device not persisted: %+v %v %v", rec, ok, err)
+	}
+}
+
+func TestPolicyConfigErrors(t *testing.T) {
+	p := &config.Policy{Mode: "sometimes", DefaultAccess: "maybe", Rules: []config.Rule{{Name: "r", Access: "perhaps", Match: config.Match{DeviceType: config.Patterns{"x"}}}},
+		Compliance: config.Compliance{RequireFor: []string{"all"}}}
+	_, err := PolicyConfig(p)
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{`unknown mode "sometimes"`, `unknown access "maybe"`, `unknown access "perhaps"`, "needs policy.compliance.source"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+}
