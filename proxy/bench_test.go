@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"net"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// BenchmarkProxySmallRequest sends a small FolderSync through easgate and,
+// in the same run, straight to the fake CAS; it reports the ratio.
+func BenchmarkProxySmallRequest(b *testing.B) {
+	cas := newFakeCAS(b)
+	cas.record = false
+	p := startProxy(b, mustParse(b, testYAML([]string{cas.url()}, map[string]string{"health_interval": "10s"})))
+	body := []byte{0x03, 0x01, 0x6A, 0x00, 0x00, 0x07, 0x56, 0x52, 0x03, 0x30, 0x00, 0x01, 0x01}
+	run := func(b *testing.B, addr string) time.Duration {
+		hc := &fasthttp.HostClient{Addr: addr, MaxConns: 64}
+		req := fasthttp.AcquireRequest()
+		resp := fasthttp.AcquireResponse()
+		req.SetRequestURI("http://" + addr + easURI("FolderSync", "jdoe", "ApplDMPL69PZF18P"))
+		req.Header.SetMethod("POST")
+		req.Header.Set("MS-ASProtocolVersion", "14.1")
+		req.Header.Set("User-Agent", "Apple-iPhone9C1/1402.100")
+		req.SetBody(body)
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+				b.Fatalf("%v %d", err, resp.StatusCode())
+			}
+		}
+		return time.Since(start)
+	}
+	var direct, proxied time.Duration
+	b.Run("direct", func(b *testing.B) { b.ReportAllocs(); direct = run(b, cas.addr) / time.Duration(max(b.N, 1)) })
+	b.Run("easgate", func(b *testing.B) {
+		b.ReportAllocs()
+		proxied = run(b, p.addr) / time.Duration(max(b.N, 1))
+		if direct > 0 {
+			b.ReportMetric(float64(proxied)/float64(direct), "x-direct")
+		}
+	})
+}
+
+// TestHeldPingMemory measures the resident memory each held Ping costs in
+// the gateway (its side only: client and CAS live in this process too, so
+// their share is measured separately and subtracted). Run with
+// EASGATE_MEMTEST=9000 (number of Pings).
+func TestHeldPingMemory(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("EASGATE_MEMTEST"))
+	if n <= 0 {
+		t.Skip("set EASGATE_MEMTEST=<pings> to measure memory per held Ping")
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		// Both sets stay held together: the direct set needs 2 fds per Ping
+		// (client, CAS), the proxied set 4 (client, easgate ×2, CAS).
+		if need := uint64(6*n + 1000); lim.Cur < need {
+			n = int(lim.Cur-1000) / 6
+			t.Logf("open-file limit %d: measuring %d pings", lim.Cur, n)
+		}
+	}
+	cas := newFakeCAS(t)
+	cas.record = false
+	cas.gate = make(chan struct{})
+	extra := map[string]string{"health_interval": "10s", "max_header_bytes": os.Getenv("EASGATE_MEMTEST_HEADER")}
+	p := startProxy(t, mustParse(t, testYAML([]string{cas.url()}, extra)))
+	ping := pingBody(t, 480)
+
+	hold := func(addr string, k int, counter func() int64) (rss int64, release func()) {
+		var wg sync.WaitGroup
+		conns := make([]net.Conn, 0, k)
+		var mu sync.Mutex
+		req := "POST " + easURI("Ping", "jdoe", "DEV") + " HTTP/1.1\r\nHost: x\r\nMS-ASProtocolVersion: 14.1\r\nX-Test-Gate: 1\r\nContent-Type: application/vnd.ms-sync.wbxml\r\nContent-Length: " + strconv.Itoa(len(ping)) + "\r\n\r\n" + string(ping)
+		for i := 0; i < k; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = c.Write([]byte(req))
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		waitFor(t, "requests held", func() bool { return counter() >= int64(k) })
+		// Return freed pages to the OS so that RSS counts what is live.
+		runtime.GC()
+		time.Sleep(500 * time.Millisecond)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		t.Logf("%s: heap in use %d MiB, stacks %d MiB, goroutines %d", addr, ms.HeapInuse>>20, ms.StackInuse>>20, runtime.NumGoroutine())
+		return vmRSS(t), func() {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+		}
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	base := vmRSS(t)
+	// Direct to the CAS: client + CAS cost.
+	startGated := cas.gated.Load()
+	rssDirect, rel1 := hold(cas.addr, n, func() int64 { return cas.gated.Load() - startGated })
+	directPer := float64(rssDirect-base) / float64(n)
+	startGated = cas.gated.Load()
+	// Through easgate: client + easgate + CAS.
+	rssProxy, rel2 := hold(p.addr, n, func() int64 { return min(cas.gated.Load()-startGated, p.s.HeldLongPolls()) })
+	// The second set costs client + easgate + CAS per Ping; subtract the
+	// client + CAS share measured by the first set.
+	proxyPer := float64(rssProxy-rssDirect)/float64(n) - directPer
+	if path := os.Getenv("EASGATE_MEMTEST_PROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			_ = f.Close()
+		}
+	}
+	cas.openGate()
+	rel1()
+	rel2()
+	t.Logf("%d held Pings: client+CAS %.1f KiB each; easgate %.1f KiB per held Ping (target < 12 KiB, nginx 9.7 KiB)",
+		n, directPer/1024, proxyPer/1024)
+	if proxyPer > 12*1024 {
+		t.Errorf("easgate costs %.1f KiB per held Ping, want < 12 KiB", proxyPer/1024)
+	}
+}

@@ -1,0 +1,174 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// dialError says that a connection to a CAS could not be set up (TCP connect
+// or TLS handshake failed). Nothing of the request was sent, so the request
+// may be retried on another server.
+type dialError struct {
+	addr string
+	err  error
+}
+
+func (e *dialError) Error() string { return "dial " + e.addr + ": " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// errStaleConn is returned by the first write of a request on a pooled
+// connection that the CAS has already closed (a keep-alive race). The check
+// runs before any byte of the request is written, so the request may be
+// retried.
+var errStaleConn = errors.New("proxy: pooled upstream connection was closed by the server")
+
+// nothingSent reports whether err proves that no byte of the request reached
+// the CAS, which is the only case in which a request may be sent again.
+func nothingSent(err error) bool {
+	var de *dialError
+	return errors.As(err, &de) || errors.Is(err, errStaleConn)
+}
+
+// connSet tracks the open upstream connections of one backend so that a
+// drained state can cut the requests it still holds.
+type connSet struct {
+	mu    sync.Mutex
+	conns map[*liveConn]struct{}
+	n     atomic.Int64
+}
+
+func (s *connSet) add(c *liveConn) {
+	s.mu.Lock()
+	if s.conns == nil {
+		s.conns = make(map[*liveConn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.n.Add(1)
+}
+
+func (s *connSet) remove(c *liveConn) {
+	s.mu.Lock()
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.n.Add(-1)
+	}
+	s.mu.Unlock()
+}
+
+// closeWaiting closes every tracked connection on which a request was sent
+// and no byte of the answer has come back yet: the held long polls (and any
+// request the CAS is still working on). Responses already streaming are
+// left to finish. The requests waiting on the closed connections fail at
+// once.
+func (s *connSet) closeWaiting() {
+	s.mu.Lock()
+	list := make([]*liveConn, 0, len(s.conns))
+	for c := range s.conns {
+		if c.awaiting.Load() {
+			list = append(list, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range list {
+		_ = c.Close()
+	}
+}
+
+// liveConn wraps a TCP connection to a CAS. Before the first write that
+// follows a read (the start of a request on a reused keep-alive connection)
+// it asks the kernel whether the peer has already closed the connection and,
+// if so, fails that write with errStaleConn without writing anything.
+type liveConn struct {
+	net.Conn
+	raw      syscall.RawConn  // nil when the check is not available
+	check    func(fd uintptr) // built once: RawConn.Control without a closure per request
+	gone     bool             // result of the last check
+	set      *connSet
+	readSeen atomic.Bool
+	awaiting atomic.Bool // request bytes written, no answer byte read since
+	closed   atomic.Bool
+}
+
+func (c *liveConn) Read(p []byte) (int, error) {
+	c.readSeen.Store(true)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.awaiting.Store(false)
+	}
+	return n, err
+}
+
+func (c *liveConn) Write(p []byte) (int, error) {
+	if c.readSeen.Swap(false) && c.peerClosed() {
+		return 0, errStaleConn
+	}
+	c.awaiting.Store(true)
+	return c.Conn.Write(p)
+}
+
+// peerClosed reports whether the CAS has already closed this connection.
+// Only the goroutine writing a request calls it.
+func (c *liveConn) peerClosed() bool {
+	if c.raw == nil {
+		return false
+	}
+	c.gone = false
+	if err := c.raw.Control(c.check); err != nil {
+		return true
+	}
+	return c.gone
+}
+
+func (c *liveConn) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	c.set.remove(c)
+	return c.Conn.Close()
+}
+
+// dialer opens connections to one CAS address: TCP with the connect timeout,
+// then (for https) a TLS handshake under the same timeout. Any failure is a
+// *dialError.
+type dialer struct {
+	timeout time.Duration
+	tls     *tls.Config // nil for http
+	set     *connSet
+}
+
+func (d *dialer) dial(addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+	defer cancel()
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &dialError{addr: addr, err: err}
+	}
+	lc := &liveConn{Conn: c, set: d.set}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			lc.raw = raw
+			lc.check = func(fd uintptr) { lc.gone = fdPeerClosed(fd) }
+		}
+	}
+	d.set.add(lc)
+	if d.tls == nil {
+		return lc, nil
+	}
+	tc := tls.Client(lc, d.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = lc.Close()
+		return nil, &dialError{addr: addr, err: err}
+	}
+	// The handshake's last write followed a read; clear the flag so the
+	// first request is not checked against a connection that just opened.
+	lc.readSeen.Store(false)
+	return tc, nil
+}

@@ -1,0 +1,23 @@
+// Package proxy is easgate's gateway: a fasthttp reverse proxy that stands in
+// front of one or more Exchange Client Access Servers (CAS) and carries
+// Exchange ActiveSync (EAS) traffic to them.
+//
+// For each request it routes (only the EAS and Autodiscover paths are served;
+// everything else is 404, so it is never an open proxy), refuses ambiguous
+// message framing, parses the EAS request, identifies the client, decides,
+// and streams the request to a healthy CAS and the answer back. Ping and Sync
+// long polls are held for as long as the phone asked (plus a margin, capped),
+// and tens of thousands of them may be held at once. It writes one access-log
+// line per request and exports Prometheus metrics on a separate admin
+// listener. Its running state (upstream pool, limits, TLS) sits behind an
+// atomic pointer: Reload builds a new state and swaps it in without failing an
+// in-flight request.
+//
+// The per-request work before the upstream call (parse, identify, decide)
+// allocates nothing; tests prove it with testing.AllocsPerRun.
+//
+// Imports: the standard library, fasthttp, zerolog, prometheus/client_golang,
+// and the easgate packages eas, eas/wbxml, certs and proxy/config. It must
+// never import cmd/... or bench (they sit above it), and proxy/config must
+// never import proxy.
+package proxy

@@ -1,0 +1,111 @@
+package proxy
+
+import "bytes"
+
+// framingError describes a request whose message framing is ambiguous, the
+// raw material of request smuggling. Such requests get 400 and the
+// connection is closed.
+type framingError string
+
+func (e framingError) Error() string { return "proxy: " + string(e) }
+
+const (
+	errBothLengths   = framingError("both Content-Length and Transfer-Encoding")
+	errDupLength     = framingError("more than one Content-Length")
+	errBadLength     = framingError("invalid Content-Length")
+	errDupEncoding   = framingError("more than one Transfer-Encoding")
+	errBadEncoding   = framingError("Transfer-Encoding other than chunked")
+	errEncodingHTTP1 = framingError("Transfer-Encoding in an HTTP/1.0 request")
+	errBadHeaderLine = framingError("malformed header line")
+)
+
+// checkFraming inspects the request's header block exactly as received
+// (fasthttp normalises some of these headers away before the handler sees
+// them) and refuses anything a front end and a back end could read
+// differently: Content-Length together with Transfer-Encoding, repeated or
+// non-numeric Content-Length, repeated Transfer-Encoding, any coding other
+// than a lone "chunked", Transfer-Encoding on HTTP/1.0, and header names with
+// whitespace before the colon. It does not allocate.
+func checkFraming(raw []byte, http11 bool) error {
+	var nCL, nTE int
+	for len(raw) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			line, raw = raw, nil
+		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) == 0 {
+			continue
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			// The request line, or an obs-fold continuation (fasthttp
+			// refuses folding itself); anything else here is malformed.
+			if line[0] == ' ' || line[0] == '\t' {
+				return errBadHeaderLine
+			}
+			continue
+		}
+		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
+		if c := name[len(name)-1]; c == ' ' || c == '\t' {
+			return errBadHeaderLine
+		}
+		switch {
+		case asciiEqualFold(name, "Content-Length"):
+			nCL++
+			if nCL > 1 {
+				return errDupLength
+			}
+			if len(value) == 0 || len(value) > 18 {
+				return errBadLength
+			}
+			for _, c := range value {
+				if c < '0' || c > '9' {
+					return errBadLength
+				}
+			}
+		case asciiEqualFold(name, "Transfer-Encoding"):
+			nTE++
+			if nTE > 1 {
+				return errDupEncoding
+			}
+			if !asciiEqualFold(value, "chunked") {
+				return errBadEncoding
+			}
+		}
+	}
+	if nTE > 0 && nCL > 0 {
+		return errBothLengths
+	}
+	if nTE > 0 && !http11 {
+		return errEncodingHTTP1
+	}
+	return nil
+}
+
+// asciiEqualFold reports whether b equals s ignoring ASCII case.
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// hasPrefixFold reports whether b starts with s ignoring ASCII case.
+func hasPrefixFold(b []byte, s string) bool {
+	return len(b) >= len(s) && asciiEqualFold(b[:len(s)], s)
+}

@@ -1,0 +1,652 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/easgate/easgate/eas"
+	"github.com/valyala/fasthttp"
+)
+
+// route is what a request path is served as.
+type route uint8
+
+const (
+	routeNone         route = iota // 404: easgate is never an open proxy
+	routeEAS                       // the ActiveSync pipeline
+	routeAutodiscover              // forwarded as is
+)
+
+// routeOf classifies a (decoded, normalised) request path. Matching is
+// ASCII case-insensitive, as in IIS.
+func routeOf(path []byte) route {
+	const eas = "/Microsoft-Server-ActiveSync"
+	if hasPrefixFold(path, eas) {
+		rest := path[len(eas):]
+		if len(rest) == 0 || asciiEqualFold(rest, "/") || asciiEqualFold(rest, "/default.eas") ||
+			asciiEqualFold(rest, "/Proxy/default.eas") {
+			return routeEAS
+		}
+		return routeNone
+	}
+	if asciiEqualFold(path, "/autodiscover/autodiscover.xml") {
+		return routeAutodiscover
+	}
+	return routeNone
+}
+
+// decision is what the access policy says about a request. The policy
+// engine fills it; until one is configured every request is allowed.
+type decision struct {
+	allow   bool
+	reasons []string
+}
+
+// decide applies the access policy to the inspected request. It is the one
+// place where the policy engine plugs into the pipeline; with no policy
+// engine configured, every request is allowed. It must not allocate.
+func (st *state) decide(*exchange) decision {
+	return decision{allow: true}
+}
+
+// exchange is the small per-request record kept from the start of a request
+// to the end of its response (which may be after the handler returned, while
+// the body streams). It holds copies of the few request fields the access log
+// needs, so the big eas.Request can go back to its pool before the request
+// is held at the CAS.
+type exchange struct {
+	s     *Server
+	st    *state
+	start time.Time
+
+	remote  net.Addr
+	route   route
+	cmd     eas.Command
+	version eas.Version
+	parsed  bool
+	client  eas.Client // Model cleared: it would alias the request
+	dec     decision
+
+	// user, device id and device type, copied into buf.
+	buf                  [256]byte
+	user, device, devTyp [2]uint16 // offset, length in buf
+
+	hold       int // seconds asked for (-1 unknown), 0 for ordinary requests
+	held       bool
+	backend    *backend
+	upStart    time.Time
+	upDur      time.Duration
+	status     int
+	bytesIn    int64
+	bytesOut   int64
+	errText    string
+	reason     string // why easgate answered itself
+	finishOnce bool
+	body       upstreamBody // the streamed answer; lives in the pooled exchange
+}
+
+var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
+
+var easRequestPool = sync.Pool{New: func() any { return new(eas.Request) }}
+
+func acquireExchange(s *Server, st *state, ctx *fasthttp.RequestCtx) *exchange {
+	x := exchangePool.Get().(*exchange)
+	*x = exchange{s: s, st: st, start: time.Now(), remote: ctx.RemoteAddr()}
+	return x
+}
+
+func (x *exchange) setField(dst *[2]uint16, v []byte, used *int) {
+	n := copy(x.buf[*used:], v)
+	dst[0], dst[1] = uint16(*used), uint16(n)
+	*used += n
+}
+
+func (x *exchange) field(f [2]uint16) []byte { return x.buf[f[0] : f[0]+f[1]] }
+
+// record copies what the log needs from a parsed request.
+func (x *exchange) record(r *eas.Request) {
+	x.cmd, x.version, x.parsed = r.Command, r.Version, true
+	used := 0
+	x.setField(&x.user, r.EffectiveUser(), &used)
+	x.setField(&x.device, r.DeviceID, &used)
+	x.setField(&x.devTyp, r.DeviceType, &used)
+}
+
+// handle is the fasthttp handler of the client-facing listener.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	st := s.enter()
+	x := acquireExchange(s, st, ctx)
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error().Interface("panic", p).Str("path", string(ctx.Path())).Msg("handler panic")
+			ctx.Response.Reset()
+			ctx.SetConnectionClose()
+			x.answer(ctx, fasthttp.StatusInternalServerError, "panic")
+			x.finish()
+		}
+	}()
+	if s.serve(ctx, x) {
+		x.finish()
+	}
+}
+
+// serve runs the pipeline. It reports whether the exchange is complete
+// (false when a streamed response body will finish it).
+func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
+	h := &ctx.Request.Header
+	if h.IsConnect() {
+		ctx.SetConnectionClose()
+		return x.answer(ctx, fasthttp.StatusMethodNotAllowed, "connect")
+	}
+	if uri := h.RequestURI(); len(uri) == 0 || uri[0] != '/' {
+		// absolute-form ("GET http://elsewhere/ HTTP/1.1") or "*"
+		ctx.SetConnectionClose()
+		return x.answer(ctx, fasthttp.StatusBadRequest, "absolute_uri")
+	}
+	if err := checkFraming(h.RawHeaders(), h.IsHTTP11()); err != nil {
+		ctx.SetConnectionClose()
+		x.errText = err.Error()
+		return x.answer(ctx, fasthttp.StatusBadRequest, "framing")
+	}
+	x.route = routeOf(ctx.Path())
+	if x.route == routeNone {
+		return x.answer(ctx, fasthttp.StatusNotFound, "not_found")
+	}
+	if cl := h.ContentLength(); cl > 0 && int64(cl) > x.st.maxRequestBody {
+		ctx.SetConnectionClose()
+		return x.answer(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large")
+	}
+	if h.ContentLength() == -1 {
+		// Chunked: fasthttp would hand the chunks over unparsed while the
+		// request is already being written to the CAS. Read and check them
+		// first (bounded by limits.max_policy_body), so a malformed chunked
+		// body is a 400 that never reaches a CAS.
+		if code := readChunked(ctx, x.st.maxPolicyBody); code != 0 {
+			ctx.SetConnectionClose()
+			return x.answer(ctx, code, "framing")
+		}
+		x.bytesIn = int64(len(ctx.Request.Body()))
+	} else {
+		x.bytesIn = int64(max(h.ContentLength(), 0))
+	}
+	if x.route == routeAutodiscover {
+		return s.forward(ctx, x)
+	}
+	r := easRequestPool.Get().(*eas.Request)
+	done, ok := s.inspect(ctx, x, r)
+	easRequestPool.Put(r)
+	if done {
+		return ok
+	}
+	return s.forward(ctx, x)
+}
+
+// inspect is the per-request EAS work before the upstream call: parse,
+// read the small body the pipeline needs, work out the hold, identify the
+// client and decide. It allocates nothing for an ordinary Ping or Sync. It
+// returns done=true when it answered the request itself.
+func (s *Server) inspect(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) (done, complete bool) {
+	st := x.st
+	err := r.Parse(ctx.Method(), ctx.Path(), ctx.URI().QueryString(), parserHeaders{&ctx.Request.Header})
+	if err != nil {
+		if r.Command == eas.CmdOptions || ctx.IsOptions() {
+			// OPTIONS is always forwarded (Exchange never blocks it).
+			x.cmd = eas.CmdOptions
+			return false, false
+		}
+		return true, x.answerParseError(ctx, r, err)
+	}
+	x.record(r)
+
+	var info *eas.DeviceInfo
+	var infoBuf eas.DeviceInfo
+	switch r.Command {
+	case eas.CmdPing, eas.CmdSync, eas.CmdSettings, eas.CmdProvision:
+		body, ok := policyBody(ctx, st.maxPolicyBody)
+		if !ok {
+			break
+		}
+		switch r.Command {
+		case eas.CmdPing, eas.CmdSync:
+			x.hold = s.holds.holdFor(r.Command, body, r.EffectiveUser(), r.DeviceID)
+		default:
+			if found, _ := eas.ReadDeviceInfo(body, &infoBuf); found {
+				info = &infoBuf
+			}
+		}
+	}
+	x.client = eas.Identify(r.UserAgent, r.DeviceType, info)
+	x.client.Model = nil
+	x.dec = st.decide(x)
+	return false, false
+}
+
+// policyBody returns the whole request body when it is small enough for the
+// pipeline to read (limits.max_policy_body), reading a streamed body into
+// the request's own buffer. ok is false for bodies that are too big or of
+// unknown length: those are streamed to the CAS unread.
+func policyBody(ctx *fasthttp.RequestCtx, limit int64) ([]byte, bool) {
+	cl := ctx.Request.Header.ContentLength()
+	if cl < 0 || int64(cl) > limit {
+		return nil, false
+	}
+	if cl == 0 {
+		return nil, true
+	}
+	return ctx.Request.Body(), true
+}
+
+// answerParseError gives a request easgate could not parse the answer
+// Exchange gives: the common status (108/109) in the command's namespace for
+// 14.0 and later, else the bare HTTP status.
+func (x *exchange) answerParseError(ctx *fasthttp.RequestCtx, r *eas.Request, err error) bool {
+	x.errText = err.Error()
+	x.cmd, x.version = r.Command, r.Version
+	if x.version == 0 {
+		// The parser stopped before the version header; Exchange still
+		// answers in the client's protocol version.
+		x.version, _ = eas.ParseVersion(ctx.Request.Header.Peek("MS-ASProtocolVersion"))
+	}
+	if x.cmd == 0 && len(r.CommandName) == 0 {
+		x.cmd = eas.CmdUnknown
+	}
+	var pe *eas.ParseError
+	if !errors.As(err, &pe) {
+		return x.answer(ctx, fasthttp.StatusBadRequest, "parse")
+	}
+	code := pe.HTTPStatus
+	if code == 0 {
+		code = fasthttp.StatusBadRequest
+	}
+	if pe.Status != 0 && x.version >= eas.V140 && x.cmd != eas.CmdUnknown {
+		status, body := eas.AppendErrorAnswer(ctx.Response.Body()[:0], x.version, x.cmd, pe.Status, code)
+		ctx.SetStatusCode(status)
+		if len(body) > 0 {
+			ctx.SetContentType("application/vnd.ms-sync.wbxml")
+			ctx.Response.SetBodyRaw(body)
+		}
+		x.status, x.reason, x.bytesOut = status, "parse", int64(len(body))
+		return true
+	}
+	return x.answer(ctx, code, "parse")
+}
+
+// answer sends an empty-bodied status answered by easgate itself.
+func (x *exchange) answer(ctx *fasthttp.RequestCtx, code int, reason string) bool {
+	ctx.SetStatusCode(code)
+	ctx.Response.Header.SetNoDefaultContentType(true)
+	if code == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.Set("Retry-After", retryAfter)
+	}
+	x.status, x.reason = code, reason
+	return true
+}
+
+// retryAfter is the Retry-After easgate sends with its own 503s, in seconds.
+const retryAfter = "30"
+
+// hopHeaders are removed in both directions (RFC 9110 §7.6.1), as are the
+// headers named in Connection.
+var hopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+	"TE", "Trailer", "Upgrade", "Transfer-Encoding"}
+
+// stripRequestHops removes hop-by-hop request headers and adds the
+// X-Forwarded-* headers.
+func stripRequestHops(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	if conn := h.Peek("Connection"); len(conn) > 0 {
+		forEachToken(conn, func(tok []byte) {
+			if !asciiEqualFold(tok, "close") && !asciiEqualFold(tok, "keep-alive") {
+				h.DelBytes(tok)
+			}
+		})
+	}
+	h.Del("Connection")
+	h.ResetConnectionClose()
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	h.Del("Expect")
+	var buf [512]byte
+	ip := ctx.RemoteIP()
+	if prev := h.Peek("X-Forwarded-For"); len(prev) > 0 && len(prev) < len(buf)-64 {
+		v := append(append(buf[:0], prev...), ", "...)
+		h.SetBytesV("X-Forwarded-For", appendIP(v, ip))
+	} else {
+		h.SetBytesV("X-Forwarded-For", appendIP(buf[:0], ip))
+	}
+	proto := "http"
+	if ctx.IsTLS() {
+		proto = "https"
+	}
+	if prev := h.Peek("X-Forwarded-Proto"); len(prev) > 0 && len(prev) < len(buf)-8 {
+		h.SetBytesV("X-Forwarded-Proto", append(append(append(buf[:0], prev...), ", "...), proto...))
+	} else {
+		h.Set("X-Forwarded-Proto", proto)
+	}
+}
+
+// appendIP appends the textual form of ip (IPv4-mapped addresses as IPv4)
+// without allocating.
+func appendIP(dst []byte, ip net.IP) []byte {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return dst
+	}
+	return a.Unmap().AppendTo(dst)
+}
+
+// stripResponseHops removes hop-by-hop headers from the CAS's answer.
+func stripResponseHops(h *fasthttp.ResponseHeader) {
+	if conn := h.Peek("Connection"); len(conn) > 0 {
+		forEachToken(conn, func(tok []byte) {
+			if !asciiEqualFold(tok, "close") && !asciiEqualFold(tok, "keep-alive") {
+				h.DelBytes(tok)
+			}
+		})
+	}
+	h.Del("Connection")
+	h.ResetConnectionClose()
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
+
+func forEachToken(v []byte, f func([]byte)) {
+	for len(v) > 0 {
+		i := 0
+		for i < len(v) && v[i] != ',' {
+			i++
+		}
+		tok := trimSpace(v[:i])
+		if len(tok) > 0 {
+			f(tok)
+		}
+		if i == len(v) {
+			return
+		}
+		v = v[i+1:]
+	}
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// forward sends the request to a CAS and streams the answer back. A request
+// goes to another CAS only when nothing of it was sent (the connection could
+// not be opened, or a pooled one turned out closed before the first byte).
+func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
+	st := x.st
+	timeout := upstreamTimeout(x.hold, st.requestTimeout, st.longPollMargin, st.longPollMax)
+	if x.hold != 0 {
+		if n := s.held.Add(1); st.maxHeld > 0 && n > st.maxHeld {
+			s.held.Add(-1)
+			return x.answer(ctx, fasthttp.StatusServiceUnavailable, "too_many_long_polls")
+		}
+		x.held = true
+		s.metrics.held.Inc()
+	}
+	phoneClose := ctx.Request.Header.ConnectionClose()
+	stripRequestHops(ctx)
+	bodyStreamed := ctx.Request.IsBodyStream()
+
+	deadline := time.Now().Add(timeout)
+	var (
+		tried   uint64
+		lastErr error
+		resp    *fasthttp.Response
+		b       *backend
+	)
+	for attempt := 0; ; attempt++ {
+		i := st.pool.pick(tried)
+		if i < 0 {
+			break
+		}
+		tried |= 1 << uint(i)
+		b = st.pool.backends[i]
+		uri := ctx.Request.URI()
+		if b.https {
+			uri.SetScheme("https")
+		} else {
+			uri.SetScheme("http")
+		}
+		uri.SetHostBytes(b.hostHeader)
+		ctx.Request.Header.SetHostBytes(b.hostHeader)
+
+		resp = fasthttp.AcquireResponse()
+		b.inflight.Add(1)
+		x.upStart = time.Now()
+		err := b.hc.DoDeadline(&ctx.Request, resp, deadline)
+		x.upDur = time.Since(x.upStart)
+		if err == nil {
+			break
+		}
+		b.inflight.Add(-1)
+		fasthttp.ReleaseResponse(resp)
+		resp = nil
+		lastErr = err
+		var de *dialError
+		if errors.As(err, &de) {
+			if b.eject(st.activeChecks, st.hcInterval+10*time.Second) {
+				s.metrics.healthy.WithLabelValues(b.name).Set(0)
+				s.log.Warn().Str("upstream", b.name).Err(err).Msg("upstream ejected after connect failure")
+			}
+		}
+		if !nothingSent(err) || (bodyStreamed && !errors.As(err, &de)) {
+			break
+		}
+	}
+	if x.held {
+		s.held.Add(-1)
+		s.metrics.held.Dec()
+	}
+	if phoneClose {
+		ctx.SetConnectionClose()
+	}
+	if resp == nil {
+		x.backend = nil
+		if lastErr == nil {
+			return x.answer(ctx, fasthttp.StatusServiceUnavailable, "no_healthy_upstream")
+		}
+		x.backend = b
+		x.errText = lastErr.Error()
+		if x.held && st.draining.Load() {
+			return x.answerCutLongPoll(ctx)
+		}
+		code := statusFor(lastErr)
+		if code == fasthttp.StatusBadRequest {
+			ctx.SetConnectionClose()
+			return x.answer(ctx, code, "framing")
+		}
+		return x.answer(ctx, code, "upstream_error")
+	}
+	x.backend = b
+	s.metrics.upstream.WithLabelValues(x.cmd.String()).Observe(x.upDur.Seconds())
+
+	// The CAS's answer goes back unchanged apart from hop-by-hop headers.
+	resp.Header.CopyTo(&ctx.Response.Header)
+	ctx.Response.Header.SetNoDefaultContentType(true)
+	stripResponseHops(&ctx.Response.Header)
+	if phoneClose {
+		ctx.SetConnectionClose()
+	}
+	x.status = resp.StatusCode()
+	cl := resp.Header.ContentLength()
+	if cl < 0 {
+		cl = -1
+	}
+	x.body = upstreamBody{x: x, resp: resp, r: resp.BodyStream()}
+	ctx.Response.SetBodyStream(&x.body, cl)
+	return false
+}
+
+// answerCutLongPoll answers a held Ping or Sync whose CAS connection easgate
+// closed itself while draining an old configuration or shutting down. It
+// gives the answer the CAS gives when the interval ends without changes, so
+// the phone re-issues the request at once (to the new configuration) instead
+// of backing off after a 5xx.
+func (x *exchange) answerCutLongPoll(ctx *fasthttp.RequestCtx) bool {
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	if x.cmd == eas.CmdPing {
+		body, ok := eas.AppendStatusBody(ctx.Response.Body()[:0], eas.CmdPing, 1)
+		if ok {
+			ctx.SetContentType("application/vnd.ms-sync.wbxml")
+			ctx.Response.SetBodyRaw(body)
+			x.bytesOut = int64(len(body))
+		}
+	}
+	// Sync: an empty 200 is the "empty Sync response", no changes
+	// (MS-ASCMD §2.2.1.21.2).
+	x.status, x.reason = fasthttp.StatusOK, "long_poll_cut"
+	return true
+}
+
+// statusFor is the one place that turns an upstream error into the HTTP
+// status the phone gets.
+func statusFor(err error) int {
+	var (
+		de *dialError
+		bc fasthttp.ErrBrokenChunk
+	)
+	switch {
+	case errors.As(err, &bc):
+		// The phone's chunked body was malformed; the CAS connection was
+		// closed mid-body, so it never saw a complete request.
+		return fasthttp.StatusBadRequest
+	case errors.As(err, &de):
+		return fasthttp.StatusServiceUnavailable
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return fasthttp.StatusGatewayTimeout
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fasthttp.StatusGatewayTimeout
+	}
+	return fasthttp.StatusBadGateway
+}
+
+// upstreamBody streams the CAS's response body to the phone. fasthttp
+// closes it when the response is written (or the phone went away); Close
+// hands the upstream connection back and completes the exchange.
+type upstreamBody struct {
+	x      *exchange
+	resp   *fasthttp.Response
+	r      io.Reader
+	closed bool
+}
+
+func (u *upstreamBody) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	u.x.bytesOut += int64(n)
+	return n, err
+}
+
+func (u *upstreamBody) Close() error {
+	if u.closed {
+		return nil
+	}
+	u.closed = true
+	err := u.resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(u.resp)
+	u.x.backend.inflight.Add(-1)
+	u.x.finish()
+	return err
+}
+
+// finish writes the access-log line and the metrics and returns the
+// exchange and the state reference.
+func (x *exchange) finish() {
+	if x.finishOnce {
+		return
+	}
+	x.finishOnce = true
+	s := x.s
+	total := time.Since(x.start)
+	cmd := commandLabel(x)
+	decision := "allow"
+	if x.reason != "" && x.reason != "long_poll_cut" {
+		decision = "none"
+		s.metrics.rejected.WithLabelValues(x.reason).Inc()
+	}
+	s.metrics.requests.WithLabelValues(cmd, decision, s.metrics.status(x.status)).Inc()
+	if x.hold == 0 {
+		s.metrics.duration.WithLabelValues(cmd).Observe(total.Seconds())
+	}
+	x.st.writeAccess(x, cmd, decision, total)
+	st := x.st
+	*x = exchange{}
+	exchangePool.Put(x)
+	s.leave(st)
+}
+
+func commandLabel(x *exchange) string {
+	switch x.route {
+	case routeAutodiscover:
+		return "Autodiscover"
+	case routeNone:
+		return "none"
+	}
+	if !x.parsed && x.cmd != eas.CmdOptions {
+		return "invalid"
+	}
+	return x.cmd.String()
+}
+
+// parserHeaders hands the request headers to eas.Request.Parse. An
+// Authorization header of another scheme than Basic (Negotiate, Bearer) can
+// legitimately be many kilobytes (a Kerberos ticket with many groups); the
+// parser only needs its scheme, so a long one is cut to its scheme and the
+// full header still goes to the CAS. It is one pointer wide, so passing it as
+// an eas.Headers does not allocate.
+type parserHeaders struct{ h *fasthttp.RequestHeader }
+
+func (p parserHeaders) Peek(key string) []byte {
+	v := p.h.Peek(key)
+	if len(v) > eas.MaxAuthorizationLen && key == "Authorization" && !hasPrefixFold(v, "Basic ") {
+		if i := indexByte(v, ' '); i > 0 {
+			return v[:i]
+		}
+	}
+	return v
+}
+
+func indexByte(b []byte, c byte) int {
+	for i := range b {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// readChunked reads a chunked request body whole, up to limit bytes, and
+// makes it the request's fixed-length body. It returns 0, 400 for broken
+// chunking or 413 for a body over limit.
+func readChunked(ctx *fasthttp.RequestCtx, limit int64) int {
+	bs := ctx.RequestBodyStream()
+	if bs == nil {
+		return 0
+	}
+	body, err := io.ReadAll(io.LimitReader(bs, limit+1))
+	if err != nil {
+		return fasthttp.StatusBadRequest
+	}
+	if int64(len(body)) > limit {
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	ctx.Request.SetBodyRaw(body)
+	return 0
+}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package proxy
+
+// fdPeerClosed cannot ask the kernel on this platform without extra
+// dependencies; stale keep-alive connections then surface as upstream
+// errors (and are never retried for requests whose bytes were written).
+func fdPeerClosed(uintptr) bool { return false }

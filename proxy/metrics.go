@@ -1,0 +1,74 @@
+package proxy
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// metrics are the Prometheus series of one Server. Each Server has its own
+// registry, so several servers (tests) never collide.
+type metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec   // command, decision, status
+	duration  *prometheus.HistogramVec // command: whole request, long polls excluded
+	upstream  *prometheus.HistogramVec // command: time to the CAS's response header
+	held      prometheus.Gauge
+	healthy   *prometheus.GaugeVec // upstream
+	reloads   *prometheus.CounterVec
+	rejected  *prometheus.CounterVec // reason
+	handler   fasthttp.RequestHandler
+	statusStr [600]string
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "easgate_requests_total",
+		Help: "Requests answered, by EAS command, policy decision and HTTP status.",
+	}, []string{"command", "decision", "status"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "easgate_request_duration_seconds",
+		Help:    "Time from request to the end of the response, for requests that are not long polls.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+	}, []string{"command"})
+	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "easgate_upstream_duration_seconds",
+		Help:    "Time the CAS took to send its response header (long polls included).",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600},
+	}, []string{"command"})
+	m.held = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "easgate_held_long_polls",
+		Help: "Ping and Sync requests currently held open at a CAS.",
+	})
+	m.healthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "easgate_upstream_healthy",
+		Help: "1 when the CAS is in rotation, 0 when it is not.",
+	}, []string{"upstream"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "easgate_config_reloads_total",
+		Help: "Configuration reloads, by result (ok, error).",
+	}, []string{"result"})
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "easgate_rejected_requests_total",
+		Help: "Requests refused before reaching a CAS, by reason.",
+	}, []string{"reason"})
+	m.reg.MustRegister(m.requests, m.duration, m.upstream, m.held, m.healthy, m.reloads, m.rejected,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	for i := range m.statusStr {
+		m.statusStr[i] = strconv.Itoa(i)
+	}
+	return m
+}
+
+func (m *metrics) status(code int) string {
+	if code >= 0 && code < len(m.statusStr) {
+		return m.statusStr[code]
+	}
+	return "other"
+}

@@ -1,0 +1,462 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/easgate/easgate/proxy/config"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+)
+
+// Server is the gateway. Create it with New, run it with Serve or
+// ListenAndServe, change its configuration with Reload and stop it with
+// Shutdown. All methods are safe for concurrent use.
+type Server struct {
+	log     zerolog.Logger
+	stdout  io.Writer
+	cur     atomic.Pointer[state]
+	srv     *fasthttp.Server
+	admin   *fasthttp.Server
+	metrics *metrics
+	holds   *holdMemory
+	held    atomic.Int64
+
+	reloadMu sync.Mutex
+	plain    bool   // listen.plain_http at start (fixed for the process)
+	address  string // listen.address at start
+
+	closing  atomic.Bool
+	retiring sync.WaitGroup // old states still draining
+}
+
+// Process-wide sizing that does not come from the config file.
+const (
+	// idleTimeout closes keep-alive connections with no request in flight.
+	idleTimeout = 5 * time.Minute
+	// headerReadTimeout bounds the time a phone may take to send the request
+	// header (slow-header attacks). The body gets the long-poll ceiling.
+	headerReadTimeout = 60 * time.Second
+	// holdMemorySize bounds the remembered Ping/Sync intervals.
+	holdMemorySize = 200_000
+)
+
+// New builds a Server from a validated configuration. log receives
+// operational messages (errors, reloads, health changes); the access log
+// goes where cfg.Log.AccessLog says. It loads certificates and opens the
+// access log, so it fails on unreadable files; it starts the upstream health
+// checks but does not listen.
+func New(cfg *config.Config, log zerolog.Logger) (*Server, error) {
+	return newServer(cfg, log, os.Stdout)
+}
+
+func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Server, error) {
+	if cfg == nil {
+		return nil, errors.New("proxy: nil config")
+	}
+	if lvl, err := zerolog.ParseLevel(strings.ToLower(cfg.Log.Level)); err == nil && cfg.Log.Level != "" {
+		log = log.Level(lvl)
+	}
+	s := &Server{
+		log:     log,
+		stdout:  stdout,
+		metrics: newMetrics(),
+		holds:   newHoldMemory(holdMemorySize),
+		plain:   cfg.Listen.PlainHTTP,
+		address: cfg.Listen.Address,
+	}
+	st, err := buildState(cfg, stdout)
+	if err != nil {
+		return nil, err
+	}
+	s.start(st)
+	s.cur.Store(st)
+
+	maxHeader := int(cfg.Limits.MaxHeaderBytes)
+	if maxHeader < 4096 {
+		maxHeader = 4096
+	}
+	s.srv = &fasthttp.Server{
+		Handler:        s.handle,
+		HeaderReceived: s.headerReceived,
+		ExpectHandler:  s.expectHandler,
+		ErrorHandler:   s.errorHandler,
+		Logger:         fasthttpLogger{s},
+		// Every held long poll is a running handler: the concurrency limit
+		// must sit far above limits.max_held_long_polls.
+		Concurrency: max(256*1024, 2*cfg.Limits.MaxHeldLongPolls+65536),
+		// The read buffer is also fasthttp's header limit: a 3.9 KB Negotiate
+		// or Bearer header must fit (limits.max_header_bytes).
+		ReadBufferSize:                     maxHeader,
+		WriteBufferSize:                    4096,
+		ReduceMemoryUsage:                  true,
+		ReadTimeout:                        headerReadTimeout,
+		IdleTimeout:                        idleTimeout,
+		MaxRequestBodySize:                 int(st.streamThreshold),
+		StreamRequestBody:                  true,
+		DisablePreParseMultipartForm:       true,
+		NoDefaultServerHeader:              true,
+		NoDefaultDate:                      true,
+		NoDefaultContentType:               true,
+		CloseOnShutdown:                    true,
+		SecureErrorLogMessage:              true,
+		TCPKeepalive:                       true,
+		SleepWhenConcurrencyLimitsExceeded: 100 * time.Millisecond,
+	}
+	s.admin = &fasthttp.Server{
+		Handler:               s.AdminHandler(),
+		NoDefaultServerHeader: true,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           time.Minute,
+	}
+	return s, nil
+}
+
+// headerReceived runs after each request header: bodies above
+// limits.stream_threshold are streamed, and the read deadline moves from the
+// header timeout to the long-poll ceiling so that a slow upload is not cut.
+//
+// A body over limits.max_request_body is refused before it is read: fasthttp
+// then reads at most one byte of it before the handler answers 413 and
+// closes the connection.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	st := s.cur.Load()
+	limit := int(st.streamThreshold)
+	if cl := h.ContentLength(); cl > 0 && int64(cl) > st.maxRequestBody {
+		limit = 1
+	}
+	return fasthttp.RequestConfig{
+		MaxRequestBodySize: limit,
+		ReadTimeout:        st.longPollMax,
+	}
+}
+
+// expectHandler answers "Expect: 100-continue": 413 at once for a body over
+// limits.max_request_body, else 100 Continue.
+func (s *Server) expectHandler(ctx *fasthttp.RequestCtx) int {
+	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > s.cur.Load().maxRequestBody {
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	return fasthttp.StatusContinue
+}
+
+// errorHandler answers requests fasthttp could not read (bad chunking, a
+// header over the buffer, a malformed request line).
+func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
+	code := fasthttp.StatusBadRequest
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small):
+		code = fasthttp.StatusRequestHeaderFieldsTooLarge
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		code = fasthttp.StatusRequestEntityTooLarge
+	}
+	ctx.SetStatusCode(code)
+	ctx.SetConnectionClose()
+	s.metrics.rejected.WithLabelValues("unreadable").Inc()
+	s.log.Debug().Err(err).Stringer("client", ctx.RemoteAddr()).Int("status", code).Msg("unreadable request")
+}
+
+// fasthttpLogger sends fasthttp's own messages to the operational log.
+type fasthttpLogger struct{ s *Server }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.s.log.Debug().Msgf(format, args...)
+}
+
+// enter returns the current state with a reference held for the request.
+func (s *Server) enter() *state {
+	for {
+		st := s.cur.Load()
+		st.refs.Add(1)
+		if s.cur.Load() == st {
+			return st
+		}
+		st.refs.Add(-1) // swapped meanwhile: use the new one
+	}
+}
+
+func (s *Server) leave(st *state) { st.refs.Add(-1) }
+
+// start launches a state's background work: health checks and certificate
+// reloads.
+func (s *Server) start(st *state) {
+	for _, b := range st.pool.backends {
+		s.metrics.healthy.WithLabelValues(b.name).Set(1)
+		if st.activeChecks {
+			go s.healthLoop(st, b)
+		}
+	}
+	if st.store != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-st.stop; cancel() }()
+		go st.store.Watch(ctx, 30*time.Second, func(err error) {
+			s.log.Error().Err(err).Msg("server certificate reload failed; keeping the old one")
+		})
+		if st.verifier != nil {
+			go st.verifier.Watch(ctx, 30*time.Second, func(err error) {
+				s.log.Error().Err(err).Msg("client CA/CRL reload failed; keeping the old ones")
+			})
+		}
+	}
+}
+
+// healthLoop probes one CAS every interval until the state stops.
+func (s *Server) healthLoop(st *state, b *backend) {
+	t := time.NewTicker(st.hcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-st.stop:
+			return
+		case <-t.C:
+		}
+		ok := s.probe(st, b)
+		if b.recordProbe(ok, st.healthyAfter, st.unhealthyAfter) {
+			v := 0.0
+			if b.healthy.Load() {
+				v = 1
+			}
+			if s.cur.Load() == st {
+				s.metrics.healthy.WithLabelValues(b.name).Set(v)
+			}
+			s.log.Warn().Str("upstream", b.name).Bool("healthy", v == 1).Msg("upstream health changed")
+		}
+	}
+}
+
+// probe sends one GET health_check.path; 2xx and 3xx count as healthy.
+func (s *Server) probe(st *state, b *backend) bool {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(string(b.uriPrefix) + st.hcPath)
+	req.Header.SetMethod(fasthttp.MethodGet)
+	req.Header.SetHostBytes(b.hostHeader)
+	err := b.hc.DoTimeout(req, resp, st.hcTimeout)
+	if err != nil {
+		return false
+	}
+	if bs := resp.BodyStream(); bs != nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(bs, 64<<10))
+	}
+	_ = resp.CloseBodyStream()
+	code := resp.StatusCode()
+	return code >= 200 && code < 400
+}
+
+// tlsConfig returns the listener's TLS configuration: it consults the
+// current state on every handshake, so a reload changes certificates and
+// client-certificate settings for new connections.
+func (s *Server) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			c := s.cur.Load().tls
+			if c == nil {
+				return nil, errors.New("proxy: TLS is not configured")
+			}
+			if c.GetConfigForClient != nil {
+				return c.GetConfigForClient(hello)
+			}
+			return c, nil
+		},
+	}
+}
+
+// Serve accepts phones on ln until Shutdown. Connections are TLS (certs.Store)
+// unless listen.plain_http is set.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.plain {
+		ln = tls.NewListener(ln, s.tlsConfig())
+	}
+	return s.srv.Serve(ln)
+}
+
+// ListenAndServe listens on listen.address, and on admin.address for the
+// admin handler when one is configured, and serves until Shutdown.
+func (s *Server) ListenAndServe() error {
+	cfg := s.cur.Load().cfg
+	ln, err := net.Listen("tcp", cfg.Listen.Address)
+	if err != nil {
+		return fmt.Errorf("proxy: listen: %w", err)
+	}
+	errc := make(chan error, 2)
+	if cfg.Admin.Address != "" {
+		aln, err := net.Listen("tcp", cfg.Admin.Address)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("proxy: admin listen: %w", err)
+		}
+		go func() { errc <- s.admin.Serve(aln) }()
+	}
+	go func() { errc <- s.Serve(ln) }()
+	return <-errc
+}
+
+// Reload swaps in a new configuration. The new state is built completely
+// first; when that fails the running configuration stays and the error is
+// returned. Requests already running finish on the old state, which is
+// drained for at most upstreams.timeouts.drain; long polls still held then
+// are answered as if their interval had ended. listen.address and
+// listen.plain_http need a restart and are refused here.
+func (s *Server) Reload(cfg *config.Config) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if s.closing.Load() {
+		return errors.New("proxy: server is shutting down")
+	}
+	if err := s.reload(cfg); err != nil {
+		s.metrics.reloads.WithLabelValues("error").Inc()
+		return err
+	}
+	s.metrics.reloads.WithLabelValues("ok").Inc()
+	return nil
+}
+
+func (s *Server) reload(cfg *config.Config) error {
+	if cfg == nil {
+		return errors.New("proxy: nil config")
+	}
+	if cfg.Listen.PlainHTTP != s.plain || cfg.Listen.Address != s.address {
+		return errors.New("proxy: listen.address and listen.plain_http cannot change without a restart")
+	}
+	st, err := buildState(cfg, s.stdout)
+	if err != nil {
+		return err
+	}
+	old := s.cur.Load()
+	// Keep upstream health across a reload for servers that stay.
+	for _, nb := range st.pool.backends {
+		for _, ob := range old.pool.backends {
+			if ob.addr == nb.addr && ob.https == nb.https {
+				nb.healthy.Store(ob.healthy.Load())
+			}
+		}
+	}
+	s.start(st)
+	for _, b := range old.pool.backends {
+		s.metrics.healthy.DeleteLabelValues(b.name)
+	}
+	for _, b := range st.pool.backends {
+		v := 0.0
+		if b.healthy.Load() {
+			v = 1
+		}
+		s.metrics.healthy.WithLabelValues(b.name).Set(v)
+	}
+	s.cur.Store(st)
+	s.retiring.Add(1)
+	go func() {
+		defer s.retiring.Done()
+		s.retire(old, old.drain)
+	}()
+	s.log.Info().Str("source", cfg.Source).Msg("configuration reloaded")
+	return nil
+}
+
+// retire drains a swapped-out state: it waits for its requests for up to
+// drain, then cuts the requests still waiting at a CAS (held long polls get
+// the "interval ended" answer), lets answers that are streaming finish, and
+// closes what is left.
+func (s *Server) retire(st *state, drain time.Duration) {
+	st.close()
+	deadline := time.Now().Add(drain)
+	for st.refs.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.refs.Load() > 0 {
+		st.draining.Store(true)
+		st.pool.cut()
+		for st.refs.Load() > 0 {
+			time.Sleep(20 * time.Millisecond)
+			st.pool.cut() // connections opened by late retries
+		}
+	}
+	st.pool.closeIdle()
+	st.access.close()
+}
+
+// Shutdown stops accepting connections, lets running requests finish for
+// up to upstreams.timeouts.drain (or until ctx ends), then answers the long
+// polls still held as if their interval had ended, and returns when every
+// connection is closed or ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.reloadMu.Lock()
+	s.closing.Store(true)
+	s.reloadMu.Unlock()
+	st := s.cur.Load()
+	done := make(chan error, 1)
+	go func() { done <- s.srv.ShutdownWithContext(ctx) }()
+	_ = s.admin.Shutdown()
+	timer := time.NewTimer(st.drain)
+	defer timer.Stop()
+	var err error
+	finished := false
+	select {
+	case err = <-done:
+		finished = true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	st.close()
+	if !finished {
+		st.draining.Store(true)
+		st.pool.cut()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	s.retiring.Wait()
+	st.pool.closeIdle()
+	st.access.close()
+	return err
+}
+
+// Ready reports whether the gateway can serve: a configuration is loaded
+// and at least one CAS is in rotation.
+func (s *Server) Ready() bool {
+	st := s.cur.Load()
+	return st != nil && st.pool.healthyCount() > 0 && !s.closing.Load()
+}
+
+// HeldLongPolls is the number of Ping/Sync requests currently held at a CAS.
+func (s *Server) HeldLongPolls() int64 { return s.held.Load() }
+
+// AdminHandler serves the admin listener: /metrics (Prometheus text format),
+// /healthz (the process is alive) and /readyz (a configuration is loaded and
+// at least one CAS is healthy). Bind it to a loopback or management address.
+func (s *Server) AdminHandler() fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Path()) {
+		case "/metrics":
+			s.metrics.handler(ctx)
+		case "/healthz":
+			ctx.SetContentType("text/plain; charset=utf-8")
+			ctx.SetBodyString("ok\n")
+		case "/readyz":
+			ctx.SetContentType("text/plain; charset=utf-8")
+			if s.Ready() {
+				ctx.SetBodyString("ready\n")
+				return
+			}
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.SetBodyString("not ready: no healthy upstream\n")
+		default:
+			ctx.SetStatusCode(fasthttp.StatusNotFound)
+		}
+	}
+}

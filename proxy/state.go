@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/easgate/easgate/certs"
+	"github.com/easgate/easgate/proxy/config"
+)
+
+// state is everything a request needs from one configuration: limits,
+// timeouts, the upstream pool and the TLS set-up. It never changes after it
+// is built; Reload builds a new one and swaps the pointer. Requests keep the
+// state they started with (refs) until they finish, so a reload never
+// changes the rules under a running request.
+type state struct {
+	cfg  *config.Config
+	pool *pool
+
+	requestTimeout  time.Duration
+	longPollMax     time.Duration
+	longPollMargin  time.Duration
+	drain           time.Duration
+	maxRequestBody  int64
+	maxPolicyBody   int64
+	streamThreshold int64
+	maxHeld         int64
+	activeChecks    bool
+	hcPath          string
+	hcInterval      time.Duration
+	hcTimeout       time.Duration
+	healthyAfter    int
+	unhealthyAfter  int
+
+	access   *accessLog
+	tls      *tls.Config // nil with listen.plain_http
+	store    *certs.Store
+	verifier *certs.Verifier
+
+	refs     atomic.Int64  // requests running on this state
+	draining atomic.Bool   // swapped out; held requests may be cut
+	stop     chan struct{} // closes health checks and certificate watches
+	stopOnce sync.Once
+}
+
+// buildState turns a validated config into a running state. Nothing is
+// started: start launches the health checks.
+func buildState(cfg *config.Config, stdout io.Writer) (*state, error) {
+	st := &state{
+		cfg:             cfg,
+		requestTimeout:  cfg.Upstreams.Timeouts.Request.D(),
+		longPollMax:     cfg.Upstreams.Timeouts.LongPollMax.D(),
+		longPollMargin:  cfg.Upstreams.Timeouts.LongPollMargin.D(),
+		drain:           cfg.Upstreams.Timeouts.Drain.D(),
+		maxRequestBody:  int64(cfg.Limits.MaxRequestBody),
+		maxPolicyBody:   int64(cfg.Limits.MaxPolicyBody),
+		streamThreshold: int64(cfg.Limits.StreamThreshold),
+		maxHeld:         int64(cfg.Limits.MaxHeldLongPolls),
+		hcPath:          cfg.Upstreams.HealthCheck.Path,
+		hcInterval:      cfg.Upstreams.HealthCheck.Interval.D(),
+		hcTimeout:       cfg.Upstreams.HealthCheck.Timeout.D(),
+		healthyAfter:    max(cfg.Upstreams.HealthCheck.HealthyAfter, 1),
+		unhealthyAfter:  max(cfg.Upstreams.HealthCheck.UnhealthyAfter, 1),
+		stop:            make(chan struct{}),
+	}
+	st.activeChecks = st.hcPath != "" && st.hcInterval > 0
+	if st.hcTimeout <= 0 {
+		st.hcTimeout = 5 * time.Second
+	}
+	if st.requestTimeout <= 0 {
+		st.requestTimeout = 120 * time.Second
+	}
+	if st.longPollMax < st.requestTimeout {
+		st.longPollMax = st.requestTimeout
+	}
+	if st.streamThreshold <= 0 {
+		st.streamThreshold = 64 << 10
+	}
+	if st.maxPolicyBody <= 0 {
+		st.maxPolicyBody = 1 << 20
+	}
+	if len(cfg.Upstreams.Servers) == 0 {
+		return nil, fmt.Errorf("proxy: no upstream server configured")
+	}
+	if len(cfg.Upstreams.Servers) > 64 {
+		return nil, fmt.Errorf("proxy: at most 64 upstream servers are supported, got %d", len(cfg.Upstreams.Servers))
+	}
+
+	ut := cfg.Upstreams.TLS
+	opts := backendOptions{
+		serverName: ut.ServerName,
+		connect:    cfg.Upstreams.Timeouts.Connect.D(),
+	}
+	if opts.connect <= 0 {
+		opts.connect = 5 * time.Second
+	}
+	for _, s := range cfg.Upstreams.Servers {
+		if len(s.URL) >= 8 && s.URL[:8] == "https://" && opts.tls == nil {
+			tc, err := certs.UpstreamTLS(ut.TrustedCAs, ut.ServerName, ut.ClientCertificate, ut.ClientKey, ut.InsecureSkipVerify)
+			if err != nil {
+				return nil, fmt.Errorf("proxy: upstream TLS: %w", err)
+			}
+			opts.tls = tc
+		}
+	}
+	st.pool = &pool{mode: balanceLeastInflight}
+	for _, s := range cfg.Upstreams.Servers {
+		b, err := newBackend(s.URL, s.Name, opts)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+		st.pool.backends = append(st.pool.backends, b)
+	}
+
+	if !cfg.Listen.PlainHTTP {
+		lt := cfg.Listen.TLS
+		sc := certs.ServerConfig{
+			Certificate:     lt.Certificate,
+			Key:             lt.Key,
+			PFX:             lt.PFX,
+			PFXPasswordFile: lt.PFXPasswordFile,
+			MinVersion:      lt.MinVersion,
+		}
+		for _, e := range lt.ExtraCertificates {
+			sc.Extra = append(sc.Extra, certs.CertFiles{Certificate: e.Certificate, Key: e.Key, PFX: e.PFX, PFXPasswordFile: e.PFXPasswordFile})
+		}
+		store, err := certs.NewStore(sc)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: server certificate: %w", err)
+		}
+		st.store = store
+		cc := lt.ClientCertificates
+		if cc.Mode != "" && cc.Mode != config.ClientCertOff {
+			v, err := certs.NewVerifier(certs.ClientConfig{
+				Mode:         cc.Mode,
+				TrustedCAs:   cc.TrustedCAs,
+				CRLFiles:     cc.Revocation.CRLFiles,
+				OCSP:         cc.Revocation.OCSP,
+				OCSPTimeout:  cc.Revocation.OCSPTimeout.D(),
+				IdentityFrom: cfg.Auth.CertificateIdentity,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("proxy: client certificates: %w", err)
+			}
+			st.verifier = v
+		}
+		st.tls = store.TLSConfig(st.verifier)
+	}
+	al, err := openAccessLog(cfg.Log, stdout)
+	if err != nil {
+		return nil, err
+	}
+	st.access = al
+	return st, nil
+}
+
+// close stops the state's background work. It is safe to call twice.
+func (st *state) close() {
+	st.stopOnce.Do(func() { close(st.stop) })
+}
