@@ -12,16 +12,19 @@ package eas
 // not transcode it.
 func (r *Request) parseAuthorization(v []byte) error {
 	const field = HeaderAuthorization
-	if len(v) > MaxAuthorizationLen {
-		return r.fail(ErrOversize, field, MaxAuthorizationLen, "header too long")
-	}
 	sp := 0
 	for sp < len(v) && v[sp] != ' ' && v[sp] != '\t' {
 		sp++
 	}
 	r.AuthScheme = v[:sp]
 	if !equalFoldASCII(r.AuthScheme, "Basic") {
+		// Negotiate and Bearer values can be many kilobytes (a Kerberos
+		// ticket with many groups); only their scheme matters here and the
+		// header's size is bounded by the server's header limit.
 		return nil
+	}
+	if len(v) > MaxAuthorizationLen {
+		return r.fail(ErrOversize, field, MaxAuthorizationLen, "Basic credentials too long")
 	}
 	start := sp
 	for start < len(v) && (v[start] == ' ' || v[start] == '\t') {

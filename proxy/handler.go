@@ -191,7 +191,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 // returns done=true when it answered the request itself.
 func (s *Server) inspect(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) (done, complete bool) {
 	st := x.st
-	err := r.Parse(ctx.Method(), ctx.Path(), ctx.URI().QueryString(), parserHeaders{&ctx.Request.Header})
+	err := r.Parse(ctx.Method(), ctx.Path(), ctx.URI().QueryString(), &ctx.Request.Header)
 	if err != nil {
 		if r.Command == eas.CmdOptions || ctx.IsOptions() {
 			// OPTIONS is always forwarded (Exchange never blocks it).
@@ -603,33 +603,6 @@ func commandLabel(x *exchange) string {
 		return "invalid"
 	}
 	return x.cmd.String()
-}
-
-// parserHeaders hands the request headers to eas.Request.Parse. An
-// Authorization header of another scheme than Basic (Negotiate, Bearer) can
-// legitimately be many kilobytes (a Kerberos ticket with many groups); the
-// parser only needs its scheme, so a long one is cut to its scheme and the
-// full header still goes to the CAS. It is one pointer wide, so passing it as
-// an eas.Headers does not allocate.
-type parserHeaders struct{ h *fasthttp.RequestHeader }
-
-func (p parserHeaders) Peek(key string) []byte {
-	v := p.h.Peek(key)
-	if len(v) > eas.MaxAuthorizationLen && key == "Authorization" && !hasPrefixFold(v, "Basic ") {
-		if i := indexByte(v, ' '); i > 0 {
-			return v[:i]
-		}
-	}
-	return v
-}
-
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // readChunked reads a chunked request body whole, up to limit bytes, and
