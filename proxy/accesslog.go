@@ -76,7 +76,8 @@ func (st *state) writeAccess(x *exchange, cmd, decision string, total time.Durat
 	if x.version != 0 {
 		e = e.Str("protocol", x.version.String())
 	}
-	e = e.Str("decision", decision).Strs("reasons", x.dec.reasons)
+	e = x.logPolicy(e.Str("decision", decision)) // enforce.go
+	e = x.logAuth(e)                             // authn.go
 	if x.reason != "" {
 		e = e.Str("answered_by", "easgate").Str("why", x.reason)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/policy"
 	"github.com/valyala/fasthttp"
 )
 
@@ -39,20 +40,6 @@ func routeOf(path []byte) route {
 	return routeNone
 }
 
-// decision is what the access policy says about a request. The policy
-// engine fills it; until one is configured every request is allowed.
-type decision struct {
-	allow   bool
-	reasons []string
-}
-
-// decide applies the access policy to the inspected request. It is the one
-// place where the policy engine plugs into the pipeline; with no policy
-// engine configured, every request is allowed. It must not allocate.
-func (st *state) decide(*exchange) decision {
-	return decision{allow: true}
-}
-
 // exchange is the small per-request record kept from the start of a request
 // to the end of its response (which may be after the handler returned, while
 // the body streams). It holds copies of the few request fields the access log
@@ -68,8 +55,10 @@ type exchange struct {
 	cmd     eas.Command
 	version eas.Version
 	parsed  bool
-	client  eas.Client // Model cleared: it would alias the request
-	dec     decision
+	client  eas.Client      // Model cleared: it would alias the request
+	dec     policy.Decision // the access policy's decision (enforce.go)
+	en      exEnforce       // enforcement state of the request (enforce.go)
+	auth    exAuth          // authentication state of the request (authn.go)
 
 	// user, device id and device type, copied into buf.
 	buf                  [256]byte
@@ -174,6 +163,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		x.bytesIn = int64(max(h.ContentLength(), 0))
 	}
 	if x.route == routeAutodiscover {
+		if s.authenticateAutodiscover(ctx, x) { // authn.go: auth.mode and the lockout shield
+			return true
+		}
 		return s.forward(ctx, x)
 	}
 	r := easRequestPool.Get().(*eas.Request)
@@ -201,6 +193,9 @@ func (s *Server) inspect(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) 
 		return true, x.answerParseError(ctx, r, err)
 	}
 	x.record(r)
+	if done, complete := s.authenticate(ctx, x, r); done { // authn.go: auth.mode, lockout, device binding
+		return true, complete
+	}
 
 	var info *eas.DeviceInfo
 	var infoBuf eas.DeviceInfo
@@ -221,7 +216,10 @@ func (s *Server) inspect(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) 
 	}
 	x.client = eas.Identify(r.UserAgent, r.DeviceType, info)
 	x.client.Model = nil
-	x.dec = st.decide(x)
+	x.dec = st.decide(x, r, info)
+	if done, complete := s.enforce(ctx, x, r); done { // enforce.go: block or quarantine
+		return true, complete
+	}
 	return false, false
 }
 
@@ -398,6 +396,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		s.metrics.held.Inc()
 	}
 	phoneClose := ctx.Request.Header.ConnectionClose()
+	x.applyUpstreamIdentity(&ctx.Request.Header) // authn.go
 	stripRequestHops(ctx)
 	bodyStreamed := ctx.Request.IsBodyStream()
 
@@ -407,6 +406,8 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		lastErr error
 		resp    *fasthttp.Response
 		b       *backend
+
+		answeredEarly bool // enforce.go: the decision changed during a long poll
 	)
 	for attempt := 0; ; attempt++ {
 		i := st.pool.pick(tried)
@@ -427,9 +428,13 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		resp = fasthttp.AcquireResponse()
 		b.inflight.Add(1)
 		x.upStart = time.Now()
-		err := b.hc.DoDeadline(&ctx.Request, resp, deadline)
+		err := s.doUpstream(ctx, x, b, resp, deadline) // enforce.go: may answer a long poll early
 		x.upDur = time.Since(x.upStart)
 		if err == nil {
+			break
+		}
+		if err == errAnsweredEarly { // resp now belongs to the background CAS call
+			resp, answeredEarly = nil, true
 			break
 		}
 		b.inflight.Add(-1)
@@ -453,6 +458,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	}
 	if phoneClose {
 		ctx.SetConnectionClose()
+	}
+	if answeredEarly {
+		x.backend = b
+		return true
 	}
 	if resp == nil {
 		x.backend = nil
@@ -482,11 +491,15 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		ctx.SetConnectionClose()
 	}
 	x.status = resp.StatusCode()
+	s.authnRecord(x, x.status) // authn.go: the lockout shield counts the CAS's 401s
 	cl := resp.Header.ContentLength()
 	if cl < 0 {
 		cl = -1
 	}
 	x.body = upstreamBody{x: x, resp: resp, r: resp.BodyStream()}
+	if x.en.learnInbox { // enforce.go: a quarantined device's FolderSync teaches the Inbox
+		x.body.r = s.learnFolderSync(x, resp, x.body.r)
+	}
 	ctx.Response.SetBodyStream(&x.body, cl)
 	return false
 }
@@ -576,9 +589,8 @@ func (x *exchange) finish() {
 	s := x.s
 	total := time.Since(x.start)
 	cmd := commandLabel(x)
-	decision := "allow"
+	decision := x.decisionLabel() // enforce.go
 	if x.reason != "" && x.reason != "long_poll_cut" {
-		decision = "none"
 		s.metrics.rejected.WithLabelValues(x.reason).Inc()
 	}
 	s.metrics.requests.WithLabelValues(cmd, decision, s.metrics.status(x.status)).Inc()

@@ -260,7 +260,7 @@ func testYAML(urls []string, extra map[string]string) string {
 	if drain == "" {
 		drain = "2s"
 	}
-	fmt.Fprintf(&b, "  timeouts:\n    connect: 1s\n    request: 30s\n    long_poll_max: 120s\n    long_poll_margin: 5s\n    drain: %s\n", drain)
+	fmt.Fprintf(&b, "  timeouts:\n    connect: 5s\n    request: 30s\n    long_poll_max: 120s\n    long_poll_margin: 5s\n    drain: %s\n", drain)
 	held := extra["max_held"]
 	if held == "" {
 		held = "50000"
@@ -330,6 +330,7 @@ func (p *testProxy) do(t testing.TB, cmd, device string, body []byte, hdr map[st
 	req.Header.Set("MS-ASProtocolVersion", "14.1")
 	req.Header.Set("User-Agent", "Apple-iPhone9C1/1402.100")
 	req.Header.SetContentType("application/vnd.ms-sync.wbxml")
+	req.Header.Set("Authorization", testBasicAuth) // authn: phones authenticate (auth.mode credentials); hdr may override
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}

@@ -470,6 +470,7 @@ func ExampleServer() {
 	req.SetRequestURI("http://" + ln.Addr().String() + "/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=jdoe&DeviceId=ApplDMPL69PZF18P&DeviceType=iPhone")
 	req.Header.SetMethod("POST")
 	req.Header.Set("MS-ASProtocolVersion", "14.1")
+	req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(`CORP\jdoe:s3cret`))) // the CAS checks the password
 	resp := fasthttp.AcquireResponse()
 	if err := fasthttp.Do(req, resp); err != nil {
 		fmt.Println(err)

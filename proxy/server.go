@@ -30,6 +30,8 @@ type Server struct {
 	metrics *metrics
 	holds   *holdMemory
 	held    atomic.Int64
+	enf     *enforcer    // access policy, quarantine emulation, held registry (enforce.go)
+	authrt  *authRuntime // lockout shield flushing and auth metrics (authn.go)
 
 	reloadMu sync.Mutex
 	plain    bool   // listen.plain_http at start (fixed for the process)
@@ -76,6 +78,15 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 	}
 	st, err := buildState(cfg, stdout)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.initEnforcement(st); err != nil { // enforce.go
+		st.access.close()
+		return nil, err
+	}
+	if err := s.initAuthn(st); err != nil { // authn.go
+		s.closeEnforcement(st)
+		st.access.close()
 		return nil, err
 	}
 	s.start(st)
@@ -345,6 +356,14 @@ func (s *Server) reload(cfg *config.Config) error {
 			}
 		}
 	}
+	if err := s.attachAuthn(st, old); err != nil { // authn.go
+		st.access.close()
+		return err
+	}
+	if err := s.attachEnforcement(st, old); err != nil { // enforce.go
+		st.access.close()
+		return err
+	}
 	s.start(st)
 	for _, b := range old.pool.backends {
 		s.metrics.healthy.DeleteLabelValues(b.name)
@@ -357,6 +376,7 @@ func (s *Server) reload(cfg *config.Config) error {
 		s.metrics.healthy.WithLabelValues(b.name).Set(v)
 	}
 	s.cur.Store(st)
+	s.enforcementSwapped() // enforce.go: held requests re-decide under the new config
 	s.retiring.Add(1)
 	go func() {
 		defer s.retiring.Done()
@@ -386,6 +406,7 @@ func (s *Server) retire(st *state, drain time.Duration) {
 	}
 	st.pool.closeIdle()
 	st.access.close()
+	st.enf.close() // enforce.go: the new state took over the device table
 }
 
 // Shutdown stops accepting connections, lets running requests finish for
@@ -423,6 +444,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.retiring.Wait()
 	st.pool.closeIdle()
 	st.access.close()
+	s.closeAuthn()         // authn.go: flush the lockout counters
+	s.closeEnforcement(st) // enforce.go: flush devices, verdicts and quarantine records
 	return err
 }
 

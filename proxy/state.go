@@ -37,7 +37,9 @@ type state struct {
 	unhealthyAfter  int
 
 	access   *accessLog
-	tls      *tls.Config // nil with listen.plain_http
+	enf      *enforcement // the access policy of this config (enforce.go)
+	authn    *authn       // authentication of this config (authn.go)
+	tls      *tls.Config  // nil with listen.plain_http
 	store    *certs.Store
 	verifier *certs.Verifier
 

@@ -108,6 +108,7 @@ func TestTLSBothSides(t *testing.T) {
 	defer fasthttp.ReleaseRequest(req)
 	req.SetRequestURI("https://" + p.addr + easURI("FolderSync", "jdoe", "d1"))
 	req.Header.SetMethod("POST")
+	req.Header.Set("Authorization", testBasicAuth) // authn
 	req.Header.Set("MS-ASProtocolVersion", "14.1")
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)

@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"reflect"
 	"strings"
@@ -56,6 +57,9 @@ type Options struct {
 	// table and store are kept, and so are its source and cache when the
 	// compliance source and cache settings did not change.
 	Prev *Access
+	// HTTPClient, when set, is the HTTP client of the http and graph
+	// compliance sources (tests use it to trust a local TLS fake).
+	HTTPClient *http.Client
 }
 
 // Build turns cfg into an Access. It reports every policy error at once.
@@ -66,11 +70,11 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 	}
 	a := &Access{log: log, readOnly: opts.ReadOnly, srcCfg: cfg.Policy.Compliance, stop: make(chan struct{})}
 	a.owned = true
+	handOver := false // Prev's source and cache are reused
 	if opts.Prev != nil {
 		// The device table and store outlive reloads; the new Access takes
 		// over flushing them.
 		a.Devices, a.Store = opts.Prev.Devices, opts.Prev.Store
-		opts.Prev.owned = false
 	} else {
 		if _, err := os.Stat(cfg.State.Path); cfg.State.Path != "" && opts.ReadOnly && err != nil {
 			// Nothing recorded yet (the gateway never ran with this
@@ -93,9 +97,9 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 	if src := cfg.Policy.Compliance.Source; src.Type != "" {
 		if p := opts.Prev; p != nil && p.Cache != nil && reflect.DeepEqual(p.srcCfg.Source, src) && reflect.DeepEqual(p.srcCfg.Cache, cfg.Policy.Compliance.Cache) {
 			a.Source, a.Cache = p.Source, p.Cache
-			p.Source, p.Cache = nil, nil // handed over: the old Access must not close them
+			handOver = true
 		} else {
-			s, err := newSource(src, log, opts.ReadOnly)
+			s, err := newSource(src, log, opts.ReadOnly, opts.HTTPClient)
 			if err != nil {
 				return nil, err
 			}
@@ -120,9 +124,22 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 	}
 	eng, err := policy.NewEngine(pc, a.Cache)
 	if err != nil {
+		if a.Source != nil && !handOver {
+			if c, ok := a.Source.(policy.Closer); ok {
+				_ = c.Close()
+			}
+		}
 		return nil, err
 	}
 	a.Engine = eng
+	// Take over from Prev only now that nothing can fail: a failed reload
+	// leaves the running Access as it was.
+	if p := opts.Prev; p != nil {
+		p.owned = false
+		if handOver {
+			p.Source, p.Cache = nil, nil // handed over: the old Access must not close them
+		}
+	}
 	return a, nil
 }
 
@@ -198,7 +215,7 @@ func readSecret(path, what string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-func newSource(s config.Source, log zerolog.Logger, readOnly bool) (policy.Source, error) {
+func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.Client) (policy.Source, error) {
 	switch s.Type {
 	case config.SourceFile:
 		f, err := sources.NewFile(s.Path)
@@ -219,7 +236,7 @@ func newSource(s config.Source, log zerolog.Logger, readOnly bool) (policy.Sourc
 		}
 		return f, nil
 	case config.SourceHTTP:
-		hc := sources.HTTPConfig{URL: s.URL, Timeout: s.Timeout.D(), Retries: s.Retries}
+		hc := sources.HTTPConfig{URL: s.URL, Timeout: s.Timeout.D(), Retries: s.Retries, Client: client}
 		if s.TokenFile != "" {
 			tok, err := readSecret(s.TokenFile, "policy.compliance.source.token_file")
 			if err != nil {
@@ -237,7 +254,7 @@ func newSource(s config.Source, log zerolog.Logger, readOnly bool) (policy.Sourc
 		return sources.NewHTTP(hc)
 	case config.SourceGraph:
 		gc := sources.GraphConfig{TenantID: s.TenantID, ClientID: s.ClientID, AuthorityURL: s.AuthorityURL, GraphURL: s.GraphURL,
-			FullSync: s.FullSync.D(), QuickSync: s.QuickSync.D(), Timeout: s.Timeout.D(),
+			FullSync: s.FullSync.D(), QuickSync: s.QuickSync.D(), Timeout: s.Timeout.D(), Client: client,
 			OnSync: func(full bool, n int, err error) {
 				if err != nil {
 					log.Warn().Err(err).Bool("full", full).Msg("graph: sync failed")

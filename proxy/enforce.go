@@ -1,0 +1,699 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/policy"
+	"github.com/easgate/easgate/proxy/access"
+	"github.com/easgate/easgate/proxy/config"
+	"github.com/easgate/easgate/proxy/quarantine"
+)
+
+// Enforcement: the access policy in the request pipeline (issue 4 item 6).
+//
+// Per configuration (state) there is an enforcement: the access.Access
+// (policy engine, verdict cache, device table, store), the notice template
+// and the admin webhook. For the whole process there is one enforcer: the
+// quarantine emulator (its records outlive reloads and restarts), the
+// registry of held requests per device, and the decision metrics.
+//
+// The pipeline calls (*state).decide for every parsed EAS request: it
+// touches the device table, captures DeviceInformation from Settings and
+// Provision bodies, builds a policy.Subject and asks the engine. Then
+// (*Server).enforce acts: Allow forwards (and ends a quarantine), Block
+// answers as Exchange does for the protocol version, Quarantine runs the
+// emulation in proxy/quarantine. In report mode everything is forwarded.
+
+// enforcement is the access-control part of one state.
+type enforcement struct {
+	acc      *access.Access
+	notice   *quarantine.Notice
+	notifier *quarantine.Notifier // nil without policy.quarantine.admin_webhook
+	// watchHeld is false when no decision of this config can ever be
+	// anything but Allow (report mode, or no rule, list, default or
+	// compliance requirement that refuses): forwarded long polls then need
+	// no watching.
+	watchHeld bool
+}
+
+// enforcer is the process-wide part.
+type enforcer struct {
+	log       zerolog.Logger
+	quar      *quarantine.Emulator
+	held      heldRegistry
+	recheck   atomic.Int64 // nanoseconds: how often held requests re-decide (verdict changes)
+	decisions *prometheus.CounterVec
+	entered   *prometheus.CounterVec
+	quarGauge prometheus.GaugeFunc
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// heldRecheck is how often a held request re-runs the decision, so that a
+// verdict change (compliance source) reaches a held Ping within this time.
+const heldRecheck = 15 * time.Second
+
+// sourceClient, when set, is the HTTP client of the http and graph
+// compliance sources (tests point them at local TLS fakes); nil in
+// production.
+var sourceClient *http.Client
+
+func newEnforcement(cfg *config.Config, log zerolog.Logger, prev *enforcement) (*enforcement, error) {
+	// Everything that can fail comes before access.Build, which takes the
+	// device table and the compliance source over from prev.
+	q := cfg.Policy.Quarantine
+	notice, err := quarantine.LoadNotice(quarantine.NoticeConfig{From: q.Notice.From, Subject: q.Notice.Subject,
+		Template: q.Notice.Template, EnrollURL: q.Notice.EnrollURL})
+	if err != nil {
+		return nil, err
+	}
+	opts := access.Options{HTTPClient: sourceClient}
+	if prev != nil {
+		opts.Prev = prev.acc
+	}
+	acc, err := access.Build(cfg, log, opts)
+	if err != nil {
+		return nil, err
+	}
+	e := &enforcement{acc: acc, notice: notice}
+	p := &cfg.Policy
+	e.watchHeld = p.Mode != config.ModeReport && (len(p.Rules) > 0 || len(p.Users) > 0 ||
+		(p.DefaultAccess != "" && p.DefaultAccess != config.AccessAllow) || p.Compliance.Source.Type != "")
+	if q.AdminWebhook != "" {
+		// NewNotifier fails only for an empty URL.
+		e.notifier, _ = quarantine.NewNotifier(quarantine.NotifierConfig{URL: q.AdminWebhook, Timeout: 10 * time.Second,
+			OnError: func(ev quarantine.Event, err error) {
+				log.Warn().Err(err).Str("event", ev.Event).Str("user", ev.User).Str("device_id", ev.DeviceID).Msg("admin webhook failed")
+			}})
+	}
+	return e, nil
+}
+
+func (e *enforcement) close() {
+	if e == nil {
+		return
+	}
+	if e.notifier != nil {
+		e.notifier.Close()
+	}
+	_ = e.acc.Close()
+}
+
+func newEnforcer(log zerolog.Logger, reg *prometheus.Registry, st policy.Store) (*enforcer, error) {
+	q, err := quarantine.New(quarantine.Options{Store: st})
+	if err != nil {
+		return nil, err
+	}
+	if err := q.Load(); err != nil {
+		log.Warn().Err(err).Msg("state store: some quarantine records were skipped")
+	}
+	en := &enforcer{log: log, quar: q, stop: make(chan struct{})}
+	en.recheck.Store(int64(heldRecheck))
+	en.held.m = map[string]map[*waiter]struct{}{}
+	en.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "easgate_policy_decisions_total",
+		Help: "Policy decisions for EAS requests, by action, first reason and mode (enforce, report).",
+	}, []string{"action", "reason", "mode"})
+	en.entered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "easgate_device_state_changes_total",
+		Help: "Devices entering a policy action (allow, quarantine, block), by mode.",
+	}, []string{"action", "mode"})
+	en.quarGauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "easgate_quarantined_devices",
+		Help: "Devices with an emulated quarantine in progress.",
+	}, func() float64 { return float64(q.Len()) })
+	reg.MustRegister(en.decisions, en.entered, en.quarGauge)
+	en.wg.Add(1)
+	go en.flushLoop()
+	return en, nil
+}
+
+// flushLoop persists quarantine records about once a second.
+func (en *enforcer) flushLoop() {
+	defer en.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-en.stop:
+			if err := en.quar.Flush(); err != nil {
+				en.log.Warn().Err(err).Msg("state store: quarantine flush failed")
+			}
+			return
+		case <-t.C:
+			if err := en.quar.Flush(); err != nil {
+				en.log.Warn().Err(err).Msg("state store: quarantine flush failed; will retry")
+			}
+		}
+	}
+}
+
+func (en *enforcer) close() {
+	en.once.Do(func() { close(en.stop) })
+	en.wg.Wait()
+}
+
+// decide applies the access policy to the inspected request: it records the
+// device (Touch; DeviceInformation from a Settings or Provision body), and
+// asks the policy engine. It allocates nothing for a device already known
+// whose verdict is cached.
+func (st *state) decide(x *exchange, r *eas.Request, info *eas.DeviceInfo) policy.Decision {
+	e := st.enf
+	if e == nil || r.Command == eas.CmdOptions || len(r.DeviceID) == 0 {
+		return policy.Decision{Action: policy.Allow}
+	}
+	now := time.Now()
+	user := r.EffectiveUser()
+	rec := e.acc.Devices.Touch(user, r.DeviceID, r.DeviceType, r.UserAgent, now)
+	if info != nil && !info.IsZero() && rec.Info != *info {
+		captured := *info
+		rec = e.acc.Devices.Update(user, r.DeviceID, now, func(d *policy.DeviceRecord) { d.Info = captured })
+	}
+	// The record is copied into the (pooled) exchange so that pointing the
+	// Subject at it does not move a local to the heap.
+	x.en.info, x.en.lastAction = rec.Info, rec.LastAction
+	if info == nil && !x.en.info.IsZero() {
+		x.client = eas.Identify(r.UserAgent, r.DeviceType, &x.en.info)
+		x.client.Model = nil
+	}
+	subj := policy.Subject{User: user, DeviceID: r.DeviceID, DeviceType: r.DeviceType, UserAgent: r.UserAgent,
+		Client: x.client, Info: &x.en.info, FirstSeen: rec.FirstSeen, Auth: x.authMethodOf(r), CertIdentity: x.certIdentity(), Now: now} // authn.go: Auth, CertIdentity
+	return e.acc.Engine.Decide(context.Background(), &subj)
+}
+
+func authMethod(r *eas.Request) policy.AuthMethod {
+	if len(r.AuthUser) > 0 {
+		return policy.AuthBasic
+	}
+	return policy.AuthNone
+}
+
+// exEnforce is the enforcement part of an exchange (pooled with it).
+type exEnforce struct {
+	lastAction string         // the device's last action before this request
+	info       eas.DeviceInfo // the device's last DeviceInformation
+	decided    bool           // the policy was consulted
+	learnInbox bool           // a quarantined device's FolderSync: read the CAS's answer
+	taken      string         // what easgate did: allow, block, quarantine
+}
+
+// enforce acts on the decision x.dec made for r. It reports done=true when
+// easgate answered the request itself (complete as for inspect).
+func (s *Server) enforce(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) (done, complete bool) {
+	st, en := x.st, s.enf
+	e := st.enf
+	if e == nil || en == nil || r.Command == eas.CmdOptions || len(r.DeviceID) == 0 {
+		return false, false
+	}
+	d := &x.dec
+	x.en.decided = true
+	mode := "enforce"
+	if !d.Enforced {
+		mode = "report"
+	}
+	reason := "none"
+	if rs := d.Reasons(); len(rs) > 0 {
+		reason = rs[0].String()
+	}
+	en.decisions.WithLabelValues(d.Action.String(), reason, mode).Inc()
+	user := r.EffectiveUser()
+	if d.Action.String() != x.en.lastAction {
+		s.transition(x, r, mode)
+	}
+	if !d.Enforced || d.Action == policy.Allow {
+		x.en.taken = "allow"
+		if en.quar.Active(user, r.DeviceID) {
+			en.quar.Release(user, r.DeviceID)
+			s.log.Info().Bytes("user", user).Bytes("device_id", r.DeviceID).Str("mode", mode).
+				Msg("device released from quarantine: its next Sync reaches Exchange and starts over")
+		}
+		return false, false
+	}
+	if d.Action == policy.Block {
+		x.en.taken, x.hold = "block", 0
+		return true, x.sendAnswer(ctx, quarantine.Block(r.Command, r.Version))
+	}
+	x.en.taken = "quarantine"
+	body, ok := policyBody(ctx, st.maxPolicyBody)
+	if !ok {
+		switch r.Command {
+		case eas.CmdSync, eas.CmdPing, eas.CmdGetItemEstimate:
+			// Too big to read (a Sync carrying large drafts): nothing of it
+			// may be acknowledged.
+			x.hold = 0
+			return true, x.sendAnswer(ctx, quarantine.Deny(r.Command, r.Version))
+		}
+		body = nil
+	}
+	dev := quarantine.Device{User: string(user), DeviceID: string(r.DeviceID), DeviceType: string(r.DeviceType),
+		Model: x.en.info.Model, Client: x.client.Family.String(), OS: osString(&x.client)}
+	if !en.quar.Active(user, r.DeviceID) {
+		if _, entered, err := en.quar.Enter(dev, reasonText(d)); err != nil {
+			s.log.Warn().Err(err).Msg("quarantine notice template failed; the built-in notice is used")
+		} else if entered {
+			s.log.Debug().Bytes("user", user).Bytes("device_id", r.DeviceID).Msg("quarantine emulation started")
+		}
+	}
+	a := en.quar.Answer(dev, quarantine.Request{Command: r.Command, Version: r.Version, Body: body})
+	switch {
+	case a.Forward:
+		x.en.learnInbox = r.Command == eas.CmdFolderSync
+		return false, false
+	case a.Hold > 0:
+		return true, s.holdQuarantined(ctx, x, a, r.UserAgent)
+	}
+	x.hold = 0 // answered at once
+	return true, x.sendAnswer(ctx, a)
+}
+
+func osString(c *eas.Client) string {
+	s := c.OS.String()
+	if c.OSVersion.Known {
+		s += " " + c.OSVersion.String()
+	}
+	return s
+}
+
+// reasonText says in words why a device is quarantined, for the notice.
+func reasonText(d *policy.Decision) string {
+	for _, r := range d.Reasons() {
+		switch r {
+		case policy.ReasonNotEnrolled:
+			return "it is not enrolled in device management"
+		case policy.ReasonNoncompliant:
+			return "it does not meet the organisation's compliance policy"
+		case policy.ReasonComplianceUnavailable:
+			return "its compliance status cannot be checked right now"
+		case policy.ReasonDiscovery:
+			return "it is new and is being identified"
+		case policy.ReasonDeviceRule:
+			return "the device access rule " + d.Rule + " applies to it"
+		case policy.ReasonIndividualBlock:
+			return "it is on your blocked devices list"
+		case policy.ReasonDefault:
+			return "new devices need an administrator's approval"
+		}
+	}
+	return "it is waiting for approval"
+}
+
+// transition records a device's new action: the device table's LastAction,
+// a structured log event and, for quarantine and block, the admin webhook;
+// requests the device has held re-decide.
+func (s *Server) transition(x *exchange, r *eas.Request, mode string) {
+	st, en := x.st, s.enf
+	d := &x.dec
+	action := d.Action.String()
+	user := r.EffectiveUser()
+	st.enf.acc.Devices.Update(user, r.DeviceID, time.Now(), func(rec *policy.DeviceRecord) { rec.LastAction = action })
+	en.entered.WithLabelValues(action, mode).Inc()
+	en.held.wake(user, r.DeviceID)
+	if d.Action == policy.Allow {
+		return
+	}
+	reasons := make([]string, 0, len(d.Reasons()))
+	for _, rs := range d.Reasons() {
+		reasons = append(reasons, rs.String())
+	}
+	ev := quarantine.Event{Event: action, Time: time.Now().UTC(), User: string(user), DeviceID: string(r.DeviceID),
+		DeviceType: string(r.DeviceType), Model: x.en.info.Model, OS: osString(&x.client), Client: x.client.Family.String(),
+		UserAgent: string(r.UserAgent), Reasons: reasons, Rule: d.Rule, Enforced: d.Enforced}
+	s.log.Warn().Str("event", "device_"+action).Str("mode", mode).Str("user", ev.User).Str("device_id", ev.DeviceID).
+		Str("device_type", ev.DeviceType).Str("model", ev.Model).Str("os", ev.OS).Str("client", ev.Client).
+		Str("user_agent", ev.UserAgent).Strs("reasons", reasons).Str("rule", d.Rule).Str("previous", x.en.lastAction).
+		Msg("device " + action + " (admin notice)")
+	if d.Enforced && st.enf.notifier != nil {
+		st.enf.notifier.Notify(ev)
+	}
+}
+
+// sendAnswer writes easgate's own answer.
+func (x *exchange) sendAnswer(ctx *fasthttp.RequestCtx, a quarantine.Answer) bool {
+	ctx.SetStatusCode(a.HTTPStatus)
+	ctx.Response.Header.SetNoDefaultContentType(true)
+	if len(a.Body) > 0 {
+		ctx.SetContentType(quarantine.ContentTypeWBXML)
+		ctx.Response.SetBodyRaw(a.Body)
+	}
+	x.status, x.reason, x.bytesOut = a.HTTPStatus, a.Outcome, int64(len(a.Body))
+	return true
+}
+
+// holdQuarantined holds a quarantined device's Ping or Sync for its
+// interval, as Exchange would, then answers a.Body. It answers at once when
+// the device's decision changes (released: a.ReleaseBody; blocked: the
+// block answer) and when the configuration is replaced or the server stops
+// (a.Body: "no changes", so the phone asks again at once).
+func (s *Server) holdQuarantined(ctx *fasthttp.RequestCtx, x *exchange, a quarantine.Answer, userAgent []byte) bool {
+	st, en := x.st, s.enf
+	if n := s.held.Add(1); st.maxHeld > 0 && n > st.maxHeld {
+		s.held.Add(-1)
+		return x.answer(ctx, fasthttp.StatusServiceUnavailable, "too_many_long_polls")
+	}
+	s.metrics.held.Inc()
+	x.hold = int(a.Hold / time.Second)
+	ua := append([]byte(nil), userAgent...)
+	user, device := x.field(x.user), x.field(x.device)
+	w := en.held.add(user, device)
+	start := time.Now()
+	defer func() {
+		en.held.remove(w)
+		s.held.Add(-1)
+		s.metrics.held.Dec()
+		x.upDur = time.Since(start)
+	}()
+	timer := time.NewTimer(a.Hold)
+	defer timer.Stop()
+	recheck := time.NewTicker(time.Duration(en.recheck.Load()))
+	defer recheck.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return x.sendAnswer(ctx, a)
+		case <-st.stop:
+			return x.sendAnswer(ctx, a)
+		case <-en.stop:
+			return x.sendAnswer(ctx, a)
+		case <-w.wake:
+		case <-recheck.C:
+		}
+		d := s.redecide(x, ua)
+		switch {
+		case !d.Enforced || d.Action == policy.Allow:
+			en.quar.Release(user, device)
+			out := a
+			if a.ReleaseBody != nil {
+				out.Body = a.ReleaseBody
+			}
+			out.Outcome = "released"
+			x.dec, x.en.taken = d, "allow"
+			return x.sendAnswer(ctx, out)
+		case d.Action == policy.Block:
+			x.dec, x.en.taken = d, "block"
+			return x.sendAnswer(ctx, quarantine.Block(x.cmd, x.version))
+		}
+	}
+}
+
+// redecide runs the policy again for a held request's device, with the
+// newest configuration.
+func (s *Server) redecide(x *exchange, userAgent []byte) policy.Decision {
+	e := x.st.enf
+	if cur := s.cur.Load(); cur != nil && cur.enf != nil {
+		e = cur.enf
+	}
+	user, device := x.field(x.user), x.field(x.device)
+	rec, _ := e.acc.Devices.Get(user, device)
+	subj := policy.Subject{User: user, DeviceID: device, DeviceType: x.field(x.devTyp), UserAgent: userAgent,
+		Client: x.client, Info: &rec.Info, FirstSeen: rec.FirstSeen, Now: time.Now()}
+	return e.acc.Engine.Decide(context.Background(), &subj)
+}
+
+// waiter is one held request in the registry.
+type waiter struct {
+	key  string
+	wake chan struct{}
+}
+
+// heldRegistry lists the requests each device has held (by easgate or at a
+// CAS), so that a decision change answers them at once.
+type heldRegistry struct {
+	mu sync.Mutex
+	m  map[string]map[*waiter]struct{}
+}
+
+func deviceKey(dst, user, device []byte) []byte {
+	for _, b := range user {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		dst = append(dst, b)
+	}
+	dst = append(dst, 0)
+	return append(dst, device...)
+}
+
+func (h *heldRegistry) add(user, device []byte) *waiter {
+	w := &waiter{key: string(deviceKey(nil, user, device)), wake: make(chan struct{}, 1)}
+	h.mu.Lock()
+	set := h.m[w.key]
+	if set == nil {
+		set = map[*waiter]struct{}{}
+		h.m[w.key] = set
+	}
+	set[w] = struct{}{}
+	h.mu.Unlock()
+	return w
+}
+
+func (h *heldRegistry) remove(w *waiter) {
+	h.mu.Lock()
+	if set := h.m[w.key]; set != nil {
+		delete(set, w)
+		if len(set) == 0 {
+			delete(h.m, w.key)
+		}
+	}
+	h.mu.Unlock()
+}
+
+// wake tells every request the device holds to re-decide.
+func (h *heldRegistry) wake(user, device []byte) {
+	var buf [256]byte
+	k := deviceKey(buf[:0], user, device)
+	h.mu.Lock()
+	for w := range h.m[string(k)] {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+	h.mu.Unlock()
+}
+
+func (h *heldRegistry) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, set := range h.m {
+		n += len(set)
+	}
+	return n
+}
+
+// learnFolderSync reads the CAS's answer to a quarantined device's
+// FolderSync (at most limits.max_policy_body, gunzipped when compressed) to
+// learn the Inbox, and returns a reader that still yields the whole answer.
+func (s *Server) learnFolderSync(x *exchange, resp *fasthttp.Response, r io.Reader) io.Reader {
+	if resp.StatusCode() != fasthttp.StatusOK || r == nil {
+		return r
+	}
+	limit := x.st.maxPolicyBody
+	buf, err := io.ReadAll(io.LimitReader(r, limit+1))
+	rest := io.MultiReader(bytes.NewReader(buf), r)
+	if err != nil || int64(len(buf)) > limit {
+		return rest
+	}
+	body := buf
+	if bytes.EqualFold(resp.Header.ContentEncoding(), []byte("gzip")) {
+		if body, err = fasthttp.AppendGunzipBytes(nil, buf); err != nil {
+			return rest
+		}
+	}
+	known, err := s.enf.quar.LearnFolderSync(x.field(x.user), x.field(x.device), body)
+	if err != nil {
+		s.log.Debug().Err(err).Msg("quarantine: FolderSync answer not understood")
+	} else if !known {
+		s.log.Debug().Bytes("device_id", x.field(x.device)).Msg("quarantine: no Inbox in the FolderSync answer")
+	}
+	return rest
+}
+
+// decisionLabel is the metrics label of what easgate did with the request:
+// allow, block, quarantine, or none (answered before any decision).
+func (x *exchange) decisionLabel() string {
+	if x.en.taken != "" {
+		return x.en.taken
+	}
+	if x.reason != "" && x.reason != "long_poll_cut" {
+		return "none"
+	}
+	return "allow"
+}
+
+// logPolicy adds the decision to an access-log line: what easgate did
+// (decision, set by the caller), what the policy said (policy_action,
+// enforced), reasons, rule, and the verdict used (state, source, age).
+func (x *exchange) logPolicy(e *zerolog.Event) *zerolog.Event {
+	if !x.en.decided {
+		return e
+	}
+	d := &x.dec
+	e = e.Str("policy_action", d.Action.String()).Bool("enforced", d.Enforced).Array("reasons", reasonList{d})
+	if d.Rule != "" {
+		e = e.Str("rule", d.Rule)
+	}
+	if d.ReportedRule != "" {
+		e = e.Str("reported_rule", d.ReportedRule).Str("reported_action", d.ReportedAction.String())
+	}
+	if v := &d.Verdict; v.Valid {
+		e = e.Str("verdict_state", v.State.String()).Str("verdict_source", v.Source).
+			Float64("verdict_age_s", d.VerdictAge.Seconds()).Bool("verdict_stale", v.Stale)
+	}
+	return e
+}
+
+// reasonList logs a decision's reasons as a JSON array.
+type reasonList struct{ d *policy.Decision }
+
+func (r reasonList) MarshalZerologArray(a *zerolog.Array) {
+	for _, x := range r.d.Reasons() {
+		a.Str(x.String())
+	}
+}
+
+// errAnsweredEarly means a long poll held at a CAS was answered by easgate
+// because the device's decision changed; the CAS call finishes in the
+// background and its answer is dropped.
+var errAnsweredEarly = errors.New("proxy: long poll answered by easgate after a decision change")
+
+// doUpstream sends the request to b. A long poll (Ping or Sync with an
+// interval) of a device the policy decided about runs in its own goroutine
+// while the handler watches the device: when the device becomes blocked
+// (or quarantined) the phone is answered at once — the block answer, or
+// "re-sync" (Ping Status 7, an empty Sync) so that its next request meets
+// the quarantine — and errAnsweredEarly is returned; resp then belongs to
+// the background call, which releases it.
+func (s *Server) doUpstream(ctx *fasthttp.RequestCtx, x *exchange, b *backend, resp *fasthttp.Response, deadline time.Time) error {
+	en := s.enf
+	if x.hold == 0 || en == nil || !x.en.decided || x.st.enf == nil || !x.st.enf.watchHeld || ctx.Request.IsBodyStream() {
+		return b.hc.DoDeadline(&ctx.Request, resp, deadline)
+	}
+	req := fasthttp.AcquireRequest()
+	ctx.Request.CopyTo(req)
+	done := make(chan error, 1)
+	go func() { done <- b.hc.DoDeadline(req, resp, deadline) }()
+	ua := append([]byte(nil), ctx.Request.Header.UserAgent()...)
+	w := en.held.add(x.field(x.user), x.field(x.device))
+	defer en.held.remove(w)
+	recheck := time.NewTicker(time.Duration(en.recheck.Load()))
+	defer recheck.Stop()
+	for {
+		select {
+		case err := <-done:
+			fasthttp.ReleaseRequest(req)
+			return err
+		case <-w.wake:
+		case <-recheck.C:
+		}
+		d := s.redecide(x, ua)
+		if !d.Enforced || d.Action == policy.Allow {
+			continue
+		}
+		go func() {
+			if err := <-done; err == nil {
+				_ = resp.CloseBodyStream()
+			}
+			fasthttp.ReleaseResponse(resp)
+			fasthttp.ReleaseRequest(req)
+			b.inflight.Add(-1)
+		}()
+		x.dec = d
+		if d.Action == policy.Block {
+			x.en.taken = "block"
+			x.sendAnswer(ctx, quarantine.Block(x.cmd, x.version))
+		} else {
+			x.en.taken = "quarantine"
+			a := quarantine.Answer{HTTPStatus: fasthttp.StatusOK, Outcome: "resync"}
+			if x.cmd == eas.CmdPing {
+				a.Body, _ = eas.AppendStatusBody(nil, eas.CmdPing, eas.PingStatusHierarchyChange)
+			}
+			x.sendAnswer(ctx, a)
+		}
+		return errAnsweredEarly
+	}
+}
+
+// initEnforcement builds the first configuration's enforcement and the
+// process-wide enforcer, whose quarantine records live in the same store as
+// the device table.
+func (s *Server) initEnforcement(st *state) error {
+	e, err := newEnforcement(st.cfg, s.log, nil)
+	if err != nil {
+		return err
+	}
+	en, err := newEnforcer(s.log, s.metrics.reg, e.acc.Store)
+	if err != nil {
+		e.close()
+		return err
+	}
+	en.quar.SetNotice(e.notice)
+	st.enf, s.enf = e, en
+	e.acc.Run()
+	return nil
+}
+
+// attachEnforcement builds a new configuration's enforcement on reload. It
+// takes over the old one's device table and store, and its compliance
+// source and verdict cache when their settings did not change
+// (access.Options.Prev). Held requests of the old configuration are
+// answered when it is retired (state.stop) and re-decided by the new one.
+func (s *Server) attachEnforcement(st, old *state) error {
+	var prev *enforcement
+	if old != nil {
+		prev = old.enf
+	}
+	e, err := newEnforcement(st.cfg, s.log, prev)
+	if err != nil {
+		return err
+	}
+	st.enf = e
+	s.enf.quar.SetNotice(e.notice)
+	e.acc.Run()
+	return nil
+}
+
+// enforcementSwapped runs after a reload made st current: every held
+// request re-decides under the new configuration, so a device the new
+// rules block gets the block answer at once.
+func (s *Server) enforcementSwapped() {
+	if s.enf != nil {
+		s.enf.held.wakeAll()
+	}
+}
+
+// wakeAll makes every held request re-decide.
+func (h *heldRegistry) wakeAll() {
+	h.mu.Lock()
+	for _, set := range h.m {
+		for w := range set {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	h.mu.Unlock()
+}
+
+// closeEnforcement flushes and stops everything at shutdown.
+func (s *Server) closeEnforcement(st *state) {
+	if s.enf != nil {
+		s.enf.close()
+	}
+	st.enf.close()
+}
