@@ -228,10 +228,12 @@ func compileRule(r Rule, expand func(string, []string) []string) (compiledRule, 
 			cr.auth = append(cr.auth, AuthCertificate, AuthBoth)
 		case "basic":
 			cr.auth = append(cr.auth, AuthBasic, AuthBoth)
+		case "passthrough":
+			cr.auth = append(cr.auth, AuthPassthrough)
 		case "none":
 			cr.auth = append(cr.auth, AuthNone)
 		default:
-			return cr, fmt.Errorf("auth_method: unknown method %q (want certificate, basic or none)", a)
+			return cr, fmt.Errorf("auth_method: unknown method %q (want certificate, basic, passthrough or none)", a)
 		}
 	}
 	if len(cr.deviceType)+len(cr.deviceModel)+len(cr.deviceOS)+len(cr.agents)+len(cr.clients)+len(cr.auth) == 0 &&

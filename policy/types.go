@@ -169,9 +169,12 @@ const (
 	AuthBasic
 	AuthCertificate
 	AuthBoth
+	// AuthPassthrough is an Authorization scheme easgate forwards without
+	// reading it (auth.pass_schemes: Bearer, Negotiate, NTLM).
+	AuthPassthrough
 )
 
-var authNames = [...]string{AuthNone: "none", AuthBasic: "basic", AuthCertificate: "certificate", AuthBoth: "certificate+basic"}
+var authNames = [...]string{AuthNone: "none", AuthBasic: "basic", AuthCertificate: "certificate", AuthBoth: "certificate+basic", AuthPassthrough: "passthrough"}
 
 func (a AuthMethod) String() string {
 	if int(a) < len(authNames) {

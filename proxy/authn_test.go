@@ -291,3 +291,33 @@ func FuzzParseBasic(f *testing.F) {
 		}
 	})
 }
+
+// TestAuthnPassSchemes: with auth.pass_schemes, Outlook's Bearer token (hybrid
+// modern authentication) reaches the CAS unchanged and the CAS's answer
+// comes back; an unlisted scheme is still refused locally.
+func TestAuthnPassSchemes(t *testing.T) {
+	cas := newFakeCAS(t)
+	p := startProxy(t, mustParse(t, authYAML([]string{cas.url()}, nil,
+		"auth:\n  mode: credentials\n  pass_schemes: [Bearer]\n")))
+	before := cas.count.Load()
+	resp, err := p.do(t, "FolderSync", "BF36923991ADFBA9", nil, map[string]string{"Authorization": "Bearer eyJ0eXAiOiJKV1Qi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 200 || cas.count.Load() != before+1 {
+		t.Fatalf("Bearer: status %d, reached CAS %v", resp.StatusCode(), cas.count.Load() > before)
+	}
+	fasthttp.ReleaseResponse(resp)
+	reqs := cas.requests()
+	if got := reqs[len(reqs)-1].header["authorization"]; got != "Bearer eyJ0eXAiOiJKV1Qi" {
+		t.Fatalf("the CAS got Authorization %q, want the phone's Bearer token unchanged", got)
+	}
+	resp, err = p.do(t, "FolderSync", "BF36923991ADFBA9", nil, map[string]string{"Authorization": "Negotiate YIIFyw=="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fasthttp.ReleaseResponse(resp)
+	if resp.StatusCode() != 401 || cas.count.Load() != before+1 {
+		t.Fatalf("Negotiate (not listed): status %d, CAS count %d", resp.StatusCode(), cas.count.Load()-before)
+	}
+}

@@ -3,6 +3,7 @@ package auth
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"unsafe"
 
 	"github.com/easgate/easgate/certs"
@@ -119,6 +120,7 @@ type Options struct {
 type Authenticator struct {
 	mode  Mode
 	realm string
+	pass  []string // auth.pass_schemes
 }
 
 // New builds an Authenticator from the auth section of the configuration.
@@ -132,7 +134,34 @@ func New(cfg config.Auth, opts Options) (*Authenticator, error) {
 			return nil, fmt.Errorf("auth: realm %q: byte %d is not printable ASCII or is a quote or backslash", opts.Realm, i)
 		}
 	}
-	return &Authenticator{mode: m, realm: opts.Realm}, nil
+	for _, s := range cfg.PassSchemes {
+		if s == "" || strings.EqualFold(s, "Basic") {
+			return nil, fmt.Errorf("auth: pass_schemes: %q is not a pass-through scheme", s)
+		}
+	}
+	return &Authenticator{mode: m, realm: opts.Realm, pass: cfg.PassSchemes}, nil
+}
+
+// passes reports whether scheme is listed in auth.pass_schemes (ASCII case
+// ignored). It does not allocate.
+func (a *Authenticator) passes(scheme []byte) bool {
+	for _, s := range a.pass {
+		if len(s) != len(scheme) {
+			continue
+		}
+		same := true
+		for i := 0; i < len(s); i++ {
+			x, y := s[i]|0x20, scheme[i]|0x20
+			if x != y {
+				same = false
+				break
+			}
+		}
+		if same {
+			return true
+		}
+	}
+	return false
 }
 
 // Mode returns the configured mode.
@@ -204,6 +233,11 @@ func (a *Authenticator) Check(in Input) Result {
 	missing := ReasonNoCredentials
 	if !basic && len(in.AuthScheme) > 0 {
 		missing = ReasonUnsupportedScheme
+		if !certOK && (a.mode == ModeCredentials || a.mode == ModeEither) && a.passes(in.AuthScheme) {
+			// auth.pass_schemes: the CAS authenticates this scheme; there
+			// is no identity easgate could bind to the EAS User.
+			return Result{OK: true, Method: policy.AuthPassthrough}
+		}
 	}
 
 	switch a.mode {

@@ -247,3 +247,49 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 }
+
+// auth.pass_schemes: a listed scheme is forwarded for the CAS to judge in
+// modes credentials and either; unlisted schemes, and modes that need a
+// certificate, still refuse.
+func TestCheckPassSchemes(t *testing.T) {
+	mk := func(mode string) *Authenticator {
+		a, err := New(config.Auth{Mode: mode, PassSchemes: []string{"Bearer", "negotiate"}}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	user := []byte("jdoe@corp.example.com")
+	cases := []struct {
+		mode, scheme string
+		ok           bool
+		status       int
+	}{
+		{"credentials", "Bearer", true, 0},
+		{"credentials", "BEARER", true, 0},
+		{"credentials", "Negotiate", true, 0},
+		{"either", "Bearer", true, 0},
+		{"credentials", "NTLM", false, 401},
+		{"certificate", "Bearer", false, 403},
+		{"both", "Bearer", false, 403},
+	}
+	for _, c := range cases {
+		res := mk(c.mode).Check(Input{AuthScheme: []byte(c.scheme), User: user})
+		if res.OK != c.ok || (!c.ok && res.Status != c.status) {
+			t.Errorf("%s/%s: %+v", c.mode, c.scheme, res)
+			continue
+		}
+		if c.ok {
+			if res.Method != policy.AuthPassthrough || len(res.Identity) != 0 {
+				t.Errorf("%s/%s: method %s identity %q", c.mode, c.scheme, res.Method, res.Identity)
+			}
+			up, _ := NewUpstreamIdentity("X-EASGate-User")
+			if f := up.Plan(Input{AuthScheme: []byte(c.scheme), User: user}, res); !f.KeepAuthorization || f.IdentityValue != nil {
+				t.Errorf("%s/%s: plan %+v: a pass-through Authorization must reach the CAS, with no identity header", c.mode, c.scheme, f)
+			}
+		}
+	}
+	if _, err := New(config.Auth{Mode: "credentials", PassSchemes: []string{"Basic"}}, Options{}); err == nil {
+		t.Fatal("Basic accepted as a pass-through scheme")
+	}
+}

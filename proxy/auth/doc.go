@@ -30,9 +30,10 @@
 //     headers the proxy sends to the CAS.
 //
 // Kerberos constrained delegation (KCD) is not supported yet: easgate never
-// obtains Kerberos tickets on a user's behalf, and Negotiate/NTLM/Bearer
-// Authorization headers from phones are neither accepted nor forwarded
-// (their identity cannot be bound to the EAS User without validating them).
+// obtains Kerberos tickets on a user's behalf. Negotiate, NTLM and Bearer
+// Authorization headers are refused with a Basic challenge unless
+// auth.pass_schemes lists them; listed schemes are forwarded unchanged and
+// the CAS authenticates them (easgate cannot bind them to the EAS User).
 // Certificate-only users reach the CAS through easgate's own client
 // certificate plus a configured identity header, which the Exchange side
 // must be set up to trust.

@@ -3,6 +3,8 @@ package auth
 import (
 	"fmt"
 	"net/textproto"
+
+	"github.com/easgate/easgate/policy"
 )
 
 // UpstreamIdentity decides which identity headers go to the CAS.
@@ -17,9 +19,10 @@ import (
 // trust that certificate and header. An incoming copy of the identity header
 // is always removed, so a phone can never choose its own identity.
 //
-// Kerberos constrained delegation (easgate obtaining a ticket for the user
-// from the certificate identity) is not supported yet; nor are Negotiate,
-// NTLM or Bearer headers forwarded.
+// Negotiate, NTLM and Bearer headers are forwarded unchanged only when
+// auth.pass_schemes lists their scheme. Kerberos constrained delegation
+// (easgate obtaining a ticket for the user from the certificate identity) is
+// not supported yet.
 type UpstreamIdentity struct {
 	header string // canonical MIME header name; "" when none is configured
 }
@@ -79,7 +82,7 @@ func (u UpstreamIdentity) Plan(in Input, res Result) Forward {
 	if !res.OK {
 		return f
 	}
-	if len(in.AuthLogin) > 0 {
+	if len(in.AuthLogin) > 0 || res.Method == policy.AuthPassthrough {
 		f.KeepAuthorization = true
 		return f
 	}

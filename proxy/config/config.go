@@ -139,6 +139,11 @@ type Auth struct {
 	CertificateIdentity string  `yaml:"certificate_identity" json:"certificate_identity"` // upn | email | subject_cn
 	Lockout             Lockout `yaml:"lockout" json:"lockout"`
 	DeviceBinding       string  `yaml:"device_binding" json:"device_binding"` // off | report | enforce
+	// PassSchemes lists Authorization schemes other than Basic (Bearer for
+	// Outlook with hybrid modern authentication, Negotiate, NTLM) that are
+	// forwarded to the CAS unchanged in modes credentials and either; the
+	// CAS authenticates them and easgate cannot bind them to the EAS User.
+	PassSchemes []string `yaml:"pass_schemes" json:"pass_schemes"`
 }
 
 // Lockout is the failed-login shield in front of the CAS.

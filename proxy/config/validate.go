@@ -385,6 +385,14 @@ func (c *checker) validateAuth(cfg *Config) {
 	}
 	c.enum("auth.certificate_identity", a.CertificateIdentity, "upn", "email", "subject_cn")
 	c.enum("auth.device_binding", a.DeviceBinding, "off", "report", "enforce")
+	for i, s := range a.PassSchemes {
+		p := listPath("auth.pass_schemes", i, len(a.PassSchemes))
+		if strings.EqualFold(s, "Basic") {
+			c.errf(p, "Basic is always accepted; list only other schemes such as Bearer or Negotiate", "Basic is not a pass-through scheme")
+		} else {
+			c.enum(p, s, "Bearer", "Negotiate", "NTLM")
+		}
+	}
 	lo := &a.Lockout
 	c.atLeast("auth.lockout.failures", lo.Failures, 0)
 	if lo.Failures > 0 {
@@ -549,7 +557,7 @@ func (c *checker) validateRule(p *Policy, i int, names map[string]int, groups []
 		}
 	}
 	for j, v := range m.AuthMethod {
-		c.enum(listPath(mp+".auth_method", j, len(m.AuthMethod)), v, "certificate", "basic", "none")
+		c.enum(listPath(mp+".auth_method", j, len(m.AuthMethod)), v, "certificate", "basic", "passthrough", "none")
 	}
 	for j, v := range m.Users {
 		if strings.TrimSpace(v) == "" {
