@@ -17,7 +17,7 @@
 // allocates nothing; tests prove it with testing.AllocsPerRun.
 //
 // Imports: the standard library, fasthttp, zerolog, prometheus/client_golang,
-// and the easgate packages eas, eas/wbxml, certs and proxy/config. It must
-// never import cmd/... or bench (they sit above it), and proxy/config must
-// never import proxy.
+// and the easgate packages eas, eas/wbxml, certs, policy, proxy/config,
+// proxy/access, proxy/auth and proxy/quarantine. It must never import cmd/...
+// or bench (they sit above it), and none of its sub-packages may import it.
 package proxy
