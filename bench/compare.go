@@ -206,8 +206,24 @@ upstreams:
 admin:
   address: ""
 policy:
+  # Report mode: every request is parsed, authenticated, identified and
+  # decided (rules plus a cached compliance verdict), and then forwarded
+  # whatever the decision, so all three legs carry the same traffic.
   mode: report
-  default_access: allow
+  default_access: quarantine
+  discovery_period: 0s
+  rules:
+    - name: block-old-ios
+      match: {os_family: iOS, os_version_below: "16.0"}
+      access: block
+    - name: outlook-mobile
+      match: {client: outlook-mobile}
+      access: allow
+  compliance:
+    require_for: [all]
+    source: {type: file, path: "{dir}/compliance.csv"}
+log:
+  access_log: "{dir}/access.log"
 `
 
 func startEasgate(cfg CompareConfig, casURL string, logw io.Writer) (c *child, err error) {
@@ -232,7 +248,10 @@ func startEasgate(cfg CompareConfig, casURL string, logw io.Writer) (c *child, e
 		}
 		tmpl = string(b)
 	}
-	conf := strings.NewReplacer("{listen}", addr, "{upstream}", casURL).Replace(tmpl)
+	if err := os.WriteFile(filepath.Join(dir, "compliance.csv"), []byte("user,device_id,state\n"), 0o600); err != nil {
+		return nil, err
+	}
+	conf := strings.NewReplacer("{listen}", addr, "{upstream}", casURL, "{dir}", dir).Replace(tmpl)
 	path := filepath.Join(dir, "easgate.yaml")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return nil, err

@@ -48,7 +48,19 @@ type RunConfig struct {
 	VerifyContent bool
 	// Seed makes device behaviour reproducible (0: fixed default).
 	Seed uint64
+	// Scenario is what devices do after their life-cycle set-up:
+	// "lifecycle" (default) runs Direct Push (the Ping loop with syncs,
+	// mail and downloads); "small" sends back-to-back small Sync requests on
+	// the Inbox (the current sync key, no changes: a few hundred bytes each
+	// way), a closed loop that measures small-request throughput and latency.
+	Scenario string
 }
+
+// Scenarios accepted in RunConfig.Scenario.
+const (
+	ScenarioLifecycle = "lifecycle"
+	ScenarioSmall     = "small"
+)
 
 func (c *RunConfig) defaults() error {
 	if c.Target == "" {
@@ -59,6 +71,13 @@ func (c *RunConfig) defaults() error {
 	}
 	if c.Duration <= 0 {
 		return errors.New("run: --duration must be positive")
+	}
+	switch c.Scenario {
+	case "":
+		c.Scenario = ScenarioLifecycle
+	case ScenarioLifecycle, ScenarioSmall:
+	default:
+		return fmt.Errorf("run: unknown --scenario %q (want lifecycle or small)", c.Scenario)
 	}
 	if c.Mix == nil {
 		c.Mix = DefaultMix
@@ -265,7 +284,24 @@ func (f *fleet) device(i int, p Profile) {
 			continue
 		}
 		f.setUp.Add(1)
+		if f.cfg.Scenario == ScenarioSmall {
+			f.smallLoop(d)
+			continue
+		}
 		f.pingLoop(d, rng)
+	}
+}
+
+// smallLoop sends small Sync requests back to back until the run ends or
+// an error calls for a new life cycle.
+func (f *fleet) smallLoop(d *Device) {
+	for time.Now().Before(f.end) {
+		if _, _, err := d.Sync(d.InboxID); err != nil {
+			f.fail("Sync", err)
+			if IsCanceled(err) || !f.pause(err) || ErrorKind(err) == "protocol" {
+				return
+			}
+		}
 	}
 }
 

@@ -29,6 +29,7 @@ func BenchmarkProxySmallRequest(b *testing.B) {
 		req.SetRequestURI("http://" + addr + easURI("FolderSync", "jdoe", "ApplDMPL69PZF18P"))
 		req.Header.SetMethod("POST")
 		req.Header.Set("MS-ASProtocolVersion", "14.1")
+		req.Header.Set("Authorization", testBasicAuth)
 		req.Header.Set("User-Agent", "Apple-iPhone9C1/1402.100")
 		req.SetBody(body)
 		start := time.Now()

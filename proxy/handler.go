@@ -500,8 +500,44 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	if x.en.learnInbox { // enforce.go: a quarantined device's FolderSync teaches the Inbox
 		x.body.r = s.learnFolderSync(x, resp, x.body.r)
 	}
+	if cl >= 0 && cl <= smallResponse {
+		// Most EAS answers are a few hundred bytes: copy them into the
+		// phone's response so header and body leave in one write, and give
+		// the CAS connection back at once.
+		return x.copySmallBody(ctx, cl)
+	}
 	ctx.Response.SetBodyStream(&x.body, cl)
 	return false
+}
+
+// smallResponse is the largest CAS answer copied whole instead of streamed.
+const smallResponse = 16 << 10
+
+// copySmallBody reads a CAS answer of known, small length into the phone's
+// response. A CAS that sends fewer bytes than it announced gets the
+// connection closed, as a streamed body would.
+func (x *exchange) copySmallBody(ctx *fasthttp.RequestCtx, cl int) bool {
+	ctx.Response.ResetBody()
+	w := ctx.Response.BodyWriter()
+	var buf [4096]byte
+	var err error
+	for left := cl; left > 0 && err == nil; {
+		var n int
+		n, err = x.body.Read(buf[:min(left, len(buf))])
+		if n > 0 {
+			_, _ = w.Write(buf[:n])
+			left -= n
+		}
+		if err == io.EOF && left == 0 {
+			err = nil
+		}
+	}
+	if err != nil {
+		x.errText = err.Error()
+		ctx.SetConnectionClose()
+	}
+	_ = x.body.closeStream()
+	return true
 }
 
 // answerCutLongPoll answers a held Ping or Sync whose CAS connection easgate
@@ -571,11 +607,21 @@ func (u *upstreamBody) Close() error {
 	if u.closed {
 		return nil
 	}
+	err := u.closeStream()
+	u.x.finish()
+	return err
+}
+
+// closeStream hands the CAS connection back without completing the
+// exchange (the small-body path completes it when the handler returns).
+func (u *upstreamBody) closeStream() error {
+	if u.closed {
+		return nil
+	}
 	u.closed = true
 	err := u.resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(u.resp)
 	u.x.backend.inflight.Add(-1)
-	u.x.finish()
 	return err
 }
 

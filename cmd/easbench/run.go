@@ -24,6 +24,7 @@ func (rf *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&rf.cfg.Devices, "devices", 10, "number of simulated devices")
 	fs.DurationVar(&rf.cfg.Duration, "duration", 30*time.Second, "run length (wall time)")
 	fs.DurationVar(&rf.cfg.Ramp, "ramp", 0, "start devices evenly over this period")
+	fs.StringVar(&rf.cfg.Scenario, "scenario", bench.ScenarioLifecycle, "after set-up: lifecycle (the Ping loop with syncs, mail, downloads) or small (back-to-back small Syncs: throughput)")
 	fs.StringVar(&rf.mix, "mix", "ios=40,outlook=30,gmail=10,samsung=10,windows=10", "client mix: name=weight,...")
 	fs.DurationVar(&rf.cfg.Heartbeat, "heartbeat", 295*time.Second, "Ping HeartbeatInterval sent by devices (protocol time)")
 	fs.Float64Var(&rf.cfg.TimeScale, "time-scale", 1, "server time scale (must match the fake CAS's --time-scale)")

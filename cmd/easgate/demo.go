@@ -173,7 +173,7 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 
 	// 4. What the gateway decided, from its access log.
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // the access log is flushed every 200 ms
 	fmt.Fprintln(stdout, "== gateway decisions (from the access log)")
 	return printDecisions(stdout, accessPath)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -68,6 +69,18 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) error {
 		return &exitError{code: 1, err: fmt.Errorf("%s: %d missing or unreadable file(s); nothing started", *cfgPath, len(errs))}
 	}
 	log := newLogger(cfg.Log, stderr)
+	// EASGATE_CPUPROFILE=FILE writes a CPU profile of the whole run (for
+	// performance work with easbench; see the README's Performance section).
+	if path := os.Getenv("EASGATE_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	for _, w := range cfg.Warnings() {
 		log.Warn().Msg(w.Error())
 	}
