@@ -3,7 +3,7 @@ package config
 import "time"
 
 // Config is one decoded, validated configuration file. Field comments give
-// the YAML key; REFERENCE.md documents every key with its default.
+// the YAML key; the README's configuration reference documents every key with its default.
 //
 // Struct tags: `yaml` names the key; `check:"file"` marks a path that must
 // name a readable file and `check:"dir"` a path whose directory must exist

@@ -43,19 +43,22 @@ func TestForbiddenImports(t *testing.T) {
 	}
 }
 
-// TestReferenceDocumentsEveryKey: REFERENCE.md names every key of the format
-// and no key that does not exist.
+// TestReferenceDocumentsEveryKey: the README's configuration reference
+// names every key of the format and no key that does not exist.
 func TestReferenceDocumentsEveryKey(t *testing.T) {
-	ref, err := os.ReadFile("REFERENCE.md")
+	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := string(ref)
+	doc, ok := referenceSection(string(readme))
+	if !ok {
+		t.Fatal("README.md has no \"## Configuration reference\" section")
+	}
 	known := map[string]bool{}
 	for _, k := range KeyPaths() {
 		known[k] = true
 		if !strings.Contains(doc, "`"+k+"`") {
-			t.Errorf("REFERENCE.md does not document `%s`", k)
+			t.Errorf("the README reference does not document `%s`", k)
 		}
 	}
 	// Every table row's key must exist.
@@ -66,7 +69,22 @@ func TestReferenceDocumentsEveryKey(t *testing.T) {
 		k := strings.TrimPrefix(line, "| `")
 		k = k[:strings.IndexByte(k, '`')]
 		if !known[k] {
-			t.Errorf("REFERENCE.md documents `%s`, which is not a key", k)
+			t.Errorf("the README reference documents `%s`, which is not a key", k)
 		}
 	}
+}
+
+// referenceSection returns the README's "## Configuration reference"
+// section, up to the next level-2 heading.
+func referenceSection(readme string) (string, bool) {
+	const head = "## Configuration reference"
+	i := strings.Index(readme, head)
+	if i < 0 {
+		return "", false
+	}
+	rest := readme[i+len(head):]
+	if j := strings.Index(rest, "\n## "); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest, true
 }

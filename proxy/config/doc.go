@@ -1,5 +1,5 @@
 // Package config reads and validates the administrator's easgate configuration
-// file (see examples/easgate.yaml and REFERENCE.md).
+// file (see examples/easgate.yaml and the README's configuration reference).
 //
 // Decoding is strict: unknown keys, duplicate keys, wrong types and invalid
 // values are all errors, and every problem in a file is reported at once as an

@@ -43,7 +43,7 @@ func schemaOf(t reflect.Type) *structSchema {
 
 // KeyPaths lists every leaf key of the file format in schema order, e.g.
 // "listen.tls.extra_certificates[].pfx", "policy.groups.<name>",
-// "policy.users.<user>.allowed_devices". REFERENCE.md documents each one.
+// "policy.users.<user>.allowed_devices". The README's configuration reference documents each one.
 func KeyPaths() []string {
 	var out []string
 	var walk func(t reflect.Type, path string)
