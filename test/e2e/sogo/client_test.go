@@ -3,6 +3,7 @@ package sogo_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -31,7 +32,8 @@ type easClient struct {
 
 	policyKey    uint32
 	hasPolicyKey bool
-	noAuth       bool // send no Authorization header
+	noAuth       bool   // send no Authorization header
+	easUser      string // the query's User when it differs from the Basic user
 
 	hc *http.Client
 }
@@ -56,6 +58,32 @@ func newClient(url, user, pass string, version eas.Version, base64 bool, tag str
 }
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// withTLS gives c its own connection pool for a TLS listener: base trusts
+// the gateway's certificate, cert (nil: none) is the phone's client
+// certificate. Connections are kept alive as phones do.
+func (c *easClient) withTLS(base *tls.Config, cert *tls.Certificate) *easClient {
+	cfg := base.Clone()
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	c.hc = &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		TLSClientConfig:     cfg,
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}, CheckRedirect: noRedirect}
+	return c
+}
+
+// close drops the idle connections of a client's own pool.
+func (c *easClient) close() {
+	if c.hc.Transport != sharedTransport {
+		c.hc.CloseIdleConnections()
+	}
+}
 
 type easResponse struct {
 	code   int
@@ -96,6 +124,9 @@ func (c *easClient) query(cmd eas.Command) (string, error) {
 	r.Version = c.version
 	r.Locale = 0x0409
 	r.User = []byte(c.user)
+	if c.easUser != "" {
+		r.User = []byte(c.easUser)
+	}
 	r.DeviceID = []byte(c.deviceID)
 	r.DeviceType = []byte(c.deviceType)
 	r.PolicyKey, r.HasPolicyKey = c.policyKey, c.hasPolicyKey

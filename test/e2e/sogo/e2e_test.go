@@ -11,7 +11,9 @@ import (
 )
 
 // Users: each protocol/query-form variant owns one user, so the variants run
-// in parallel without seeing each other's deliveries; erin is the long Ping's.
+// in parallel without seeing each other's deliveries; erin is the long Ping's,
+// frank and grace are quarantined (quarantine_test.go), heidi and ivan
+// authenticate with client certificates (certauth_test.go).
 var (
 	variants = []struct {
 		name    string
@@ -25,7 +27,7 @@ var (
 		{"12.1-base64", eas.V121, true, "dave"},
 	}
 	longPingUser = "erin"
-	allUsers     = []string{"alice", "bob", "carol", "dave", longPingUser}
+	allUsers     = []string{"alice", "bob", "carol", "dave", longPingUser, "frank", "grace", "heidi", "ivan"}
 )
 
 // route is where the phone connects: SOGo (through its nginx) or easgate in
@@ -193,9 +195,10 @@ func TestPingHeldAtLeast60s(t *testing.T) {
 
 // TestBasicAuthFailure checks that a wrong password and an unknown user get
 // SOGo's own 401 and Basic challenge (realm "SOGo") through easgate as
-// directly, and that a request without Authorization is refused the same
-// way on both routes. (SOGo answers an EAS POST without Authorization with
-// 403, and OPTIONS or a POST without a WBXML body with 401.)
+// directly. A request without Authorization is refused by SOGo directly
+// (an EAS POST with 403, OPTIONS or a POST without a WBXML body with 401),
+// and by easgate itself (auth.mode credentials): 401 with its own Basic
+// challenge, without asking SOGo.
 func TestBasicAuthFailure(t *testing.T) {
 	e := requireSOGo(t)
 	cases := []struct {
@@ -209,7 +212,7 @@ func TestBasicAuthFailure(t *testing.T) {
 		{"no Authorization FolderSync", "alice", "", eas.CmdFolderSync},
 		{"no Authorization OPTIONS", "alice", "", eas.CmdOptions},
 	}
-	send := func(t *testing.T, url, user, pass string, cmd eas.Command) *easResponse {
+	send := func(t *testing.T, url, user, pass string, cmd eas.Command) (*easResponse, string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
@@ -234,12 +237,12 @@ func TestBasicAuthFailure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp
+		return resp, c.deviceID
 	}
 	rs := routes(t, e)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			direct := send(t, rs[0].url, tc.user, tc.pass, tc.cmd)
+			direct, _ := send(t, rs[0].url, tc.user, tc.pass, tc.cmd)
 			want := http.StatusUnauthorized
 			if tc.pass == "" && direct.code == http.StatusForbidden {
 				want = http.StatusForbidden
@@ -254,11 +257,27 @@ func TestBasicAuthFailure(t *testing.T) {
 			if rs[1].skip != "" {
 				t.Skip(rs[1].skip)
 			}
-			via := send(t, rs[1].url, tc.user, tc.pass, tc.cmd)
+			via, device := send(t, rs[1].url, tc.user, tc.pass, tc.cmd)
+			got := via.header.Get("WWW-Authenticate")
+			if tc.pass == "" {
+				// easgate's own refusal: 401 and a Basic challenge (realm:
+				// the request's host, as IIS does), never SOGo's.
+				if via.code != http.StatusUnauthorized || !strings.HasPrefix(strings.ToLower(got), "basic") || got == challenge {
+					t.Fatalf("via easgate: want easgate's 401 with its own Basic challenge, got %s", via.dump())
+				}
+				if tc.cmd != eas.CmdOptions { // OPTIONS names no device
+					ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+					defer cancel()
+					if cmds, err := e.upstreamCommandsAfter(ctx, device, 0); err != nil || len(cmds) > 0 {
+						t.Errorf("via easgate: a request without Authorization reached SOGo (%v, err %v)", cmds, err)
+					}
+				}
+				return
+			}
 			if via.code != direct.code {
 				t.Fatalf("via easgate: HTTP %d, SOGo directly answers %d\n%s", via.code, direct.code, via.dump())
 			}
-			if got := via.header.Get("WWW-Authenticate"); got != challenge {
+			if got != challenge {
 				t.Errorf("via easgate: WWW-Authenticate %q, SOGo's is %q", got, challenge)
 			}
 		})

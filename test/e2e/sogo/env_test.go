@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,18 +29,23 @@ type sogoEnv struct {
 	Doveadm     string
 	DovecotConf string
 	Seed        int
+	AccessLog   string // nginx's access log: which requests reached SOGo
 }
 
 var (
-	sogo       *sogoEnv // nil when the suite is off or SOGo is unreachable
-	sogoErr    error    // why sogo is nil when the switch is on
-	gw         *gateway // nil when easgate could not be started
-	gwSkip     string   // why the via-easgate variants skip
-	gwErr      error    // easgate exists but failed to start: a failure, not a skip
-	suiteOn    = os.Getenv("EASGATE_E2E_SOGO") == "1"
-	inCI       = os.Getenv("CI") == "true"
-	deviceSeq  atomic.Uint32
-	runDevices = strconv.FormatInt(time.Now().Unix()%1000000, 36)
+	sogo    *sogoEnv // nil when the suite is off or SOGo is unreachable
+	sogoErr error    // why sogo is nil when the switch is on
+	gwSkip  string   // why every test through easgate skips (easgate cannot be built or has no serve)
+	// The gateways: plain (Basic, allow-all), quarantine (compliance file,
+	// default quarantine) and certificate (TLS, client certificates, auth
+	// both). A nil gateway with its error set failed to start: its tests
+	// fail.
+	gw, qgw, cgw          *gateway
+	gwErr, qgwErr, cgwErr error
+	suiteOn               = os.Getenv("EASGATE_E2E_SOGO") == "1"
+	inCI                  = os.Getenv("CI") == "true"
+	deviceSeq             atomic.Uint32
+	runDevices            = strconv.FormatInt(time.Now().Unix()%1000000, 36)
 )
 
 func TestMain(m *testing.M) {
@@ -58,17 +64,80 @@ func runMain(m *testing.M) int {
 		sogo = nil
 		return m.Run()
 	}
-	var stop func() error
-	gw, gwSkip, stop, gwErr = startGateway(sogo)
+	stop := startGateways(sogo)
 	code := m.Run()
-	if code != 0 && gw != nil {
-		fmt.Fprintf(os.Stderr, "--- end of the easgate log (%s):\n%s\n", gw.dir, gw.logTail())
+	if code != 0 {
+		for _, g := range []*gateway{gw, qgw, cgw} {
+			if g != nil {
+				fmt.Fprintf(os.Stderr, "--- end of the easgate %s log (%s):\n%s\n", g.name, g.dir, g.logTail())
+			}
+		}
 	}
-	if err := stop(); err != nil && gw != nil {
+	if err := stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
 		code = 1
 	}
 	return code
+}
+
+// startGateways builds easgate once and starts the three gateways in
+// parallel. The returned function stops them and removes their directory;
+// it reports any gateway that did not exit cleanly (the race detector's
+// exit status 66, for one).
+func startGateways(e *sogoEnv) (stop func() error) {
+	dir, err := os.MkdirTemp("", "easgate-e2e-sogo-")
+	if err != nil {
+		gwErr, qgwErr, cgwErr = err, err, err
+		return func() error { return nil }
+	}
+	bin, skip, err := buildGateway(dir)
+	if err != nil || skip != "" {
+		gwSkip, gwErr, qgwErr, cgwErr = skip, err, err, err
+		return func() error { return os.RemoveAll(dir) }
+	}
+	setups := []struct {
+		s   gwSetup
+		g   **gateway
+		err *error
+	}{
+		{plainSetup(e), &gw, &gwErr},
+		{quarantineSetup(e), &qgw, &qgwErr},
+		{certSetup(e), &cgw, &cgwErr},
+	}
+	stops := make([]func() error, len(setups))
+	var wg sync.WaitGroup
+	for i, x := range setups {
+		wg.Go(func() {
+			*x.g, stops[i], *x.err = startGateway(bin, dir, x.s)
+		})
+	}
+	wg.Wait()
+	return func() error {
+		var errs []error
+		for _, s := range stops {
+			errs = append(errs, s())
+		}
+		if os.Getenv("EASGATE_E2E_KEEP") == "" {
+			os.RemoveAll(dir)
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// needGateway returns the gateway g for a test through easgate: it skips
+// when easgate cannot be built, and fails when g did not start (err).
+func needGateway(t *testing.T, g *gateway, err error) *gateway {
+	t.Helper()
+	if gwSkip != "" {
+		t.Skip(gwSkip)
+	}
+	if err != nil {
+		t.Fatalf("easgate could not be started: %v", err)
+	}
+	if g == nil {
+		t.Fatal("easgate was not started")
+	}
+	return g
 }
 
 // requireSOGo skips the test unless the suite is switched on, and fails it
@@ -123,6 +192,8 @@ func loadEnv() (*sogoEnv, error) {
 			e.Doveadm = v
 		case k == "EASGATE_SOGO_DOVECOT_CONF":
 			e.DovecotConf = v
+		case k == "EASGATE_SOGO_ACCESS_LOG":
+			e.AccessLog = v
 		case k == "EASGATE_SOGO_SEED":
 			if e.Seed, err = strconv.Atoi(v); err != nil {
 				return nil, fmt.Errorf("%s:%d: EASGATE_SOGO_SEED: %v", path, line, err)
@@ -131,6 +202,9 @@ func loadEnv() (*sogoEnv, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if e.AccessLog == "" { // env written by an older setup.sh
+		e.AccessLog = filepath.Join(runDir(), "nginx", "access.log")
 	}
 	var missing []string
 	for k, v := range map[string]string{"EASGATE_SOGO_URL": e.URL, "EASGATE_SOGO_UPSTREAM": e.Upstream,
@@ -149,7 +223,7 @@ func loadEnv() (*sogoEnv, error) {
 	}
 	for _, u := range allUsers {
 		if e.Passwords[u] == "" {
-			return nil, fmt.Errorf("%s: the tests need user %s (users: %v)", path, u, e.Users)
+			return nil, fmt.Errorf("%s: the tests need user %s (users: %v); run `test/e2e/sogo/setup.sh start` again to add it", path, u, e.Users)
 		}
 	}
 	return e, nil

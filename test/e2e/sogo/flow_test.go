@@ -137,25 +137,36 @@ func (c *easClient) settings(ctx context.Context) error {
 
 // folderSync fetches the hierarchy and returns the Inbox.
 func (c *easClient) folderSync(ctx context.Context) (eas.Folder, error) {
-	resp, err := c.post(ctx, eas.CmdFolderSync, folderSyncBody("0"))
+	fs, err := c.folderSyncAll(ctx)
 	if err != nil {
-		return eas.Folder{}, fmt.Errorf("FolderSync: %w", err)
-	}
-	if err := expectWBXML("FolderSync", resp); err != nil {
 		return eas.Folder{}, err
 	}
-	var fs eas.FolderSyncInfo
-	if err := eas.ReadFolderSync(resp.body, &fs); err != nil {
-		return eas.Folder{}, fmt.Errorf("FolderSync: %v\n%s", err, resp.dump())
+	inbox, _ := fs.Inbox()
+	return inbox, nil
+}
+
+// folderSyncAll fetches the whole hierarchy (SyncKey 0) and checks that it
+// names an Inbox (Type 2).
+func (c *easClient) folderSyncAll(ctx context.Context) (*eas.FolderSyncInfo, error) {
+	resp, err := c.post(ctx, eas.CmdFolderSync, folderSyncBody("0"))
+	if err != nil {
+		return nil, fmt.Errorf("FolderSync: %w", err)
+	}
+	if err := expectWBXML("FolderSync", resp); err != nil {
+		return nil, err
+	}
+	fs := new(eas.FolderSyncInfo)
+	if err := eas.ReadFolderSync(resp.body, fs); err != nil {
+		return nil, fmt.Errorf("FolderSync: %v\n%s", err, resp.dump())
 	}
 	if fs.Status != 1 || fs.SyncKey == "" || fs.SyncKey == "0" {
-		return eas.Folder{}, fmt.Errorf("FolderSync: Status %d, SyncKey %q\n%s", fs.Status, fs.SyncKey, resp.dump())
+		return nil, fmt.Errorf("FolderSync: Status %d, SyncKey %q\n%s", fs.Status, fs.SyncKey, resp.dump())
 	}
 	inbox, ok := fs.Inbox()
 	if !ok || inbox.ServerID == "" {
-		return eas.Folder{}, fmt.Errorf("FolderSync: no Inbox (Type 2) among %d folders\n%s", len(fs.Folders), resp.dump())
+		return nil, fmt.Errorf("FolderSync: no Inbox (Type 2) among %d folders\n%s", len(fs.Folders), resp.dump())
 	}
-	return inbox, nil
+	return fs, nil
 }
 
 // syncResult is one Sync response for one collection.
@@ -165,11 +176,36 @@ type syncResult struct {
 	adds    map[string]string // ServerId → Subject
 	deletes []string
 	changes int
+	// responses: the server's answers to the client's own commands, by
+	// "<element> <ServerId or ClientId>" ("AirSync:Change 12") → Status.
+	responses map[string]int
+}
+
+// syncStatusError is a Sync answer with a Status other than 1: top-level
+// (the whole request failed) or the collection's.
+type syncStatusError struct {
+	topLevel bool
+	status   int
+	dump     string
+}
+
+func (e *syncStatusError) Error() string {
+	where := "Collection Status"
+	if e.topLevel {
+		where = "top-level Status"
+	}
+	return fmt.Sprintf("Sync: %s %d, want 1\n%s", where, e.status, e.dump)
 }
 
 func (c *easClient) syncOnce(ctx context.Context, key, collection string) (syncResult, error) {
+	return c.syncRequest(ctx, key, collection, syncBody(c.version, key, collection, syncWindow))
+}
+
+// syncRequest sends one Sync body for collection and reads the answer. A
+// Status other than 1 is a *syncStatusError.
+func (c *easClient) syncRequest(ctx context.Context, key, collection string, body []byte) (syncResult, error) {
 	var r syncResult
-	resp, err := c.post(ctx, eas.CmdSync, syncBody(c.version, key, collection, syncWindow))
+	resp, err := c.post(ctx, eas.CmdSync, body)
 	if err != nil {
 		return r, fmt.Errorf("Sync: %w", err)
 	}
@@ -185,14 +221,14 @@ func (c *easClient) syncOnce(ctx context.Context, key, collection string) (syncR
 		return r, fmt.Errorf("Sync: %v\n%s", err, resp.dump())
 	}
 	if s := root.child(wbxml.AirSyncStatus); s != nil {
-		return r, fmt.Errorf("Sync: top-level Status %s\n%s", s.str(), resp.dump())
+		return r, &syncStatusError{topLevel: true, status: s.int(), dump: resp.dump()}
 	}
 	col := root.path(wbxml.AirSyncCollections, wbxml.AirSyncCollection)
 	if col == nil {
 		return r, fmt.Errorf("Sync: no Collection\n%s", resp.dump())
 	}
 	if st := col.child(wbxml.AirSyncStatus).int(); st != 1 {
-		return r, fmt.Errorf("Sync: Collection Status %d, want 1\n%s", st, resp.dump())
+		return r, &syncStatusError{status: st, dump: resp.dump()}
 	}
 	if id := col.child(wbxml.AirSyncCollectionId).str(); id != collection {
 		return r, fmt.Errorf("Sync: CollectionId %q, want %q\n%s", id, collection, resp.dump())
@@ -215,6 +251,17 @@ func (c *easClient) syncOnce(ctx context.Context, key, collection string) (syncR
 		r.deletes = append(r.deletes, del.child(wbxml.AirSyncServerId).str())
 	}
 	r.changes = len(cmds.all(wbxml.AirSyncChange))
+	r.responses = map[string]int{}
+	resps := col.child(wbxml.AirSyncResponses)
+	for _, kind := range []wbxml.Tag{wbxml.AirSyncAdd, wbxml.AirSyncChange, wbxml.AirSyncDelete, wbxml.AirSyncFetch} {
+		for _, it := range resps.all(kind) {
+			id := it.child(wbxml.AirSyncServerId).str()
+			if kind == wbxml.AirSyncAdd {
+				id = it.child(wbxml.AirSyncClientId).str()
+			}
+			r.responses[kind.String()+" "+id] = it.child(wbxml.AirSyncStatus).int()
+		}
+	}
 	return r, nil
 }
 

@@ -36,7 +36,7 @@ MAIL_DOMAIN=easgate.test
 MAIL_USER=easgate-mail
 DB_PASSWORD=sogo-db-secret
 # Test users: name and password. Each Go test flow owns one user so flows can run in parallel.
-USERS=(alice bob carol dave erin)
+USERS=(alice bob carol dave erin frank grace heidi ivan)
 password_of() { printf '%s-Pass-7x' "$1"; }
 
 PACKAGES=(sogo sogo-activesync dovecot-imapd memcached nginx-light postgresql-15 curl)
@@ -601,6 +601,7 @@ write_env() {
 		echo "EASGATE_SOGO_DOVEADM=$(command -v doveadm)"
 		echo "EASGATE_SOGO_DOVECOT_CONF=$(DOVECOT_CONF)"
 		echo "EASGATE_SOGO_SEED=$SEED"
+		echo "EASGATE_SOGO_ACCESS_LOG=$RUN/nginx/access.log"
 	} >"$RUN/env.new"
 	chmod 600 "$RUN/env.new"
 	mv "$RUN/env.new" "$RUN/env"
