@@ -270,6 +270,12 @@ func (c *Cache) Put(user, device string, v Verdict) {
 	c.lru.Add(c.key([]byte(user), []byte(device)), &cacheEntry{user: lowerString(user), device: device, v: v, freshUntil: until})
 }
 
+// Purge forgets every cached verdict. Sources that hold their whole table
+// locally (a compliance file, the Graph pull) call it when their table
+// changes, so the next request of every device sees the change at once
+// instead of after its TTL.
+func (c *Cache) Purge() { c.lru.Purge() }
+
 // Invalidate forgets the verdict for one device (an admin change).
 func (c *Cache) Invalidate(user, device string) {
 	c.lru.Remove(c.key([]byte(user), []byte(device)))

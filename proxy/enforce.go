@@ -395,6 +395,8 @@ func (s *Server) holdQuarantined(ctx *fasthttp.RequestCtx, x *exchange, a quaran
 		switch {
 		case !d.Enforced || d.Action == policy.Allow:
 			en.quar.Release(user, device)
+			s.log.Info().Bytes("user", user).Bytes("device_id", device).
+				Msg("device released from quarantine while its long poll was held: its next Sync reaches Exchange and starts over")
 			out := a
 			if a.ReleaseBody != nil {
 				out.Body = a.ReleaseBody

@@ -19,6 +19,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -99,7 +100,15 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 			a.Source, a.Cache = p.Source, p.Cache
 			handOver = true
 		} else {
-			s, err := newSource(src, log, opts.ReadOnly, opts.HTTPClient)
+			// The source may call purge from its own goroutine as soon as it
+			// exists; the cache it purges is created just below.
+			var cacheRef atomic.Pointer[policy.Cache]
+			purge := func() {
+				if c := cacheRef.Load(); c != nil {
+					c.Purge()
+				}
+			}
+			s, err := newSource(src, log, opts.ReadOnly, opts.HTTPClient, purge)
 			if err != nil {
 				return nil, err
 			}
@@ -111,8 +120,11 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 			if err != nil {
 				return nil, err
 			}
+			cacheRef.Store(c)
 			a.Source, a.Cache = s, c
-			if a.Store != nil {
+			// A compliance file is read whole at start: a snapshot of
+			// verdicts taken from an older file would only be wrong.
+			if a.Store != nil && src.Type != config.SourceFile {
 				n, err := c.LoadSnapshot(a.Store)
 				if err != nil {
 					log.Warn().Err(err).Msg("state store: verdict snapshot not loaded")
@@ -215,7 +227,10 @@ func readSecret(path, what string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.Client) (policy.Source, error) {
+// newSource builds the compliance source. purge is called when a source
+// that keeps its whole table locally (file, graph) has loaded a changed
+// table: the cache in front of it must forget verdicts from the old one.
+func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.Client, purge func()) (policy.Source, error) {
 	switch s.Type {
 	case config.SourceFile:
 		f, err := sources.NewFile(s.Path)
@@ -230,6 +245,9 @@ func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.
 				ev := log.Info()
 				if err != nil {
 					ev = log.Warn().Err(err)
+				}
+				if changed {
+					purge() // the file is the whole truth: drop what was cached from the old one
 				}
 				ev.Bool("changed", changed).Int("rows", f.Len()).Str("path", s.Path).Msg("compliance file reloaded")
 			})
@@ -260,6 +278,7 @@ func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.
 					log.Warn().Err(err).Bool("full", full).Msg("graph: sync failed")
 					return
 				}
+				purge()
 				log.Info().Bool("full", full).Int("devices", n).Msg("graph: synced")
 			}}
 		if s.ClientSecretFile != "" {

@@ -124,3 +124,36 @@ func TestPolicyConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestFileChangeReachesCachedVerdicts: editing the compliance file changes
+// the decision at once (within the file watch interval), not after the
+// cached verdict's TTL.
+func TestFileChangeReachesCachedVerdicts(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "c.csv")
+	os.WriteFile(csv, []byte("bob@corp.example.com,D1,noncompliant\n"), 0o600)
+	cfg := writeConfig(t, dir, `policy:
+  default_access: block
+  compliance:
+    require_for: [all]
+    source: {type: file, path: `+csv+`}
+    cache: {ttl: 1h, negative_ttl: 1h}
+`)
+	a, err := Build(cfg, zerolog.Nop(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	s := subj("bob@corp.example.com", "D1", "iOS/17.5.1 (21F90) dataaccessd/1.0")
+	if d := a.Engine.Decide(context.Background(), s); d.Action != policy.Quarantine {
+		t.Fatalf("before: %s", d.Action)
+	}
+	os.WriteFile(csv, []byte("bob@corp.example.com,D1,compliant\n"), 0o600)
+	deadline := time.Now().Add(10 * time.Second)
+	for a.Engine.Decide(context.Background(), s).Action != policy.Allow {
+		if time.Now().After(deadline) {
+			t.Fatal("the edited file did not change the cached verdict")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
