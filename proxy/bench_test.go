@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -8,6 +9,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -138,5 +140,71 @@ func TestHeldPingMemory(t *testing.T) {
 		n, directPer/1024, proxyPer/1024)
 	if proxyPer > 12*1024 {
 		t.Errorf("easgate costs %.1f KiB per held Ping, want < 12 KiB", proxyPer/1024)
+	}
+}
+
+// BenchmarkConcurrentDownloads streams 20 concurrent 50 MB attachment
+// downloads through the gateway (issue target: easgate's RSS grows by less
+// than 64 MB) and reports the RSS growth. The phones, the gateway and the
+// fake CAS share this process, so the figure is an upper bound for easgate.
+func BenchmarkConcurrentDownloads(b *testing.B) {
+	const n, size = 20, 50 << 20
+	cas := newFakeCAS(b)
+	cas.record = false
+	p := startProxy(b, mustParse(b, testYAML([]string{cas.url()}, nil)))
+	runtime.GC()
+	before := vmRSS(b)
+	var peak atomic.Int64
+	for b.Loop() {
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				req := fasthttp.AcquireRequest()
+				defer fasthttp.ReleaseRequest(req)
+				req.SetRequestURI("http://" + p.addr + easURI("ItemOperations", "jdoe", "dl"+strconv.Itoa(i)))
+				req.Header.SetMethod("POST")
+				req.Header.Set("Authorization", testBasicAuth)
+				req.Header.Set("MS-ASProtocolVersion", "14.1")
+				req.Header.Set("X-Test-Download", strconv.Itoa(size))
+				resp := fasthttp.AcquireResponse()
+				defer fasthttp.ReleaseResponse(resp)
+				resp.StreamBody = true
+				if err := p.hc.Do(req, resp); err != nil {
+					errs <- err
+					return
+				}
+				buf := make([]byte, 32<<10)
+				var got int64
+				for {
+					k, err := resp.BodyStream().Read(buf)
+					got += int64(k)
+					if got%(8<<20) < int64(k) {
+						if r := vmRSS(b); r > peak.Load() {
+							peak.Store(r)
+						}
+					}
+					if err != nil {
+						break
+					}
+				}
+				_ = resp.CloseBodyStream()
+				if got != size {
+					errs <- fmt.Errorf("download %d: %d bytes, want %d", i, got, size)
+				}
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+	}
+	growth := peak.Load() - before
+	b.ReportMetric(float64(growth)/(1<<20), "MiB-RSS-growth")
+	if !raceEnabled && growth > 64<<20 {
+		b.Fatalf("RSS grew by %d MiB during 20 concurrent 50 MB downloads, want < 64 MiB", growth>>20)
 	}
 }
