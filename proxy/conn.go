@@ -87,13 +87,18 @@ func (s *connSet) closeWaiting() {
 // if so, fails that write with errStaleConn without writing anything.
 type liveConn struct {
 	net.Conn
-	raw      syscall.RawConn  // nil when the check is not available
-	check    func(fd uintptr) // built once: RawConn.Control without a closure per request
-	gone     bool             // result of the last check
-	set      *connSet
-	readSeen atomic.Bool
-	awaiting atomic.Bool // request bytes written, no answer byte read since
-	closed   atomic.Bool
+	raw   syscall.RawConn  // nil when the check is not available
+	check func(fd uintptr) // built once: RawConn.Control without a closure per request
+	gone  bool             // result of the last check
+	// waitFirst: connections of the long-poll client wait for the first
+	// byte of the answer before fasthttp takes a read buffer (see
+	// SetReadDeadline).
+	waitFirst bool
+	readable  func(fd uintptr) bool // built once, like check
+	set       *connSet
+	readSeen  atomic.Bool
+	awaiting  atomic.Bool // request bytes written, no answer byte read since
+	closed    atomic.Bool
 }
 
 func (c *liveConn) Read(p []byte) (int, error) {
@@ -126,6 +131,23 @@ func (c *liveConn) peerClosed() bool {
 	return c.gone
 }
 
+// SetReadDeadline is called by fasthttp's HostClient right after it has
+// written a request and just before it takes a read buffer from its pool to
+// read the answer. On a long-poll connection it then also waits, in this
+// shallow frame and without a buffer, until the answer's first byte (or
+// the deadline, or an error) is there: a held Ping costs no read buffer and
+// less goroutine stack while the CAS holds it. Errors are left for the read
+// that follows, which sees them at once.
+func (c *liveConn) SetReadDeadline(t time.Time) error {
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	if c.waitFirst && c.raw != nil && c.awaiting.Load() {
+		_ = c.raw.Read(c.readable)
+	}
+	return nil
+}
+
 func (c *liveConn) Close() error {
 	if c.closed.Swap(true) {
 		return nil
@@ -141,6 +163,8 @@ type dialer struct {
 	timeout time.Duration
 	tls     *tls.Config // nil for http
 	set     *connSet
+	// waitFirst marks the connections of the long-poll client.
+	waitFirst bool
 }
 
 func (d *dialer) dial(addr string) (net.Conn, error) {
@@ -151,11 +175,14 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, &dialError{addr: addr, err: err}
 	}
-	lc := &liveConn{Conn: c, set: d.set}
+	lc := &liveConn{Conn: c, set: d.set, waitFirst: d.waitFirst}
 	if tc, ok := c.(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
 			lc.raw = raw
 			lc.check = func(fd uintptr) { lc.gone = fdPeerClosed(fd) }
+			if d.waitFirst {
+				lc.readable = fdReadable
+			}
 		}
 	}
 	d.set.add(lc)

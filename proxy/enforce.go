@@ -209,6 +209,9 @@ type exEnforce struct {
 	decided    bool           // the policy was consulted
 	learnInbox bool           // a quarantined device's FolderSync: read the CAS's answer
 	taken      string         // what easgate did: allow, block, quarantine
+	// early is the answer given to a long poll whose device was blocked or
+	// quarantined while the CAS held it (errAnsweredEarly).
+	early quarantine.Answer
 }
 
 // enforce acts on the decision x.dec made for r. It reports done=true when
@@ -343,11 +346,17 @@ func (s *Server) transition(x *exchange, r *eas.Request, mode string) {
 
 // sendAnswer writes easgate's own answer.
 func (x *exchange) sendAnswer(ctx *fasthttp.RequestCtx, a quarantine.Answer) bool {
-	ctx.SetStatusCode(a.HTTPStatus)
-	ctx.Response.Header.SetNoDefaultContentType(true)
+	return x.writeAnswer(&ctx.Response, a)
+}
+
+// writeAnswer puts easgate's own answer into out (the RequestCtx's response,
+// or the response a hijacked long poll writes itself).
+func (x *exchange) writeAnswer(out *fasthttp.Response, a quarantine.Answer) bool {
+	out.SetStatusCode(a.HTTPStatus)
+	out.Header.SetNoDefaultContentType(true)
 	if len(a.Body) > 0 {
-		ctx.SetContentType(quarantine.ContentTypeWBXML)
-		ctx.Response.SetBodyRaw(a.Body)
+		out.Header.SetContentType(quarantine.ContentTypeWBXML)
+		out.SetBodyRaw(a.Body)
 	}
 	x.status, x.reason, x.bytesOut = a.HTTPStatus, a.Outcome, int64(len(a.Body))
 	return true
@@ -580,16 +589,26 @@ var errAnsweredEarly = errors.New("proxy: long poll answered by easgate after a 
 // "re-sync" (Ping Status 7, an empty Sync) so that its next request meets
 // the quarantine — and errAnsweredEarly is returned; resp then belongs to
 // the background call, which releases it.
-func (s *Server) doUpstream(ctx *fasthttp.RequestCtx, x *exchange, b *backend, resp *fasthttp.Response, deadline time.Time) error {
+func (s *Server) doUpstream(x *exchange, b *backend, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, bodyStreamed bool) error {
 	en := s.enf
-	if x.hold == 0 || en == nil || !x.en.decided || x.st.enf == nil || !x.st.enf.watchHeld || ctx.Request.IsBodyStream() {
-		return b.hc.DoDeadline(&ctx.Request, resp, deadline)
+	if x.hold == 0 || en == nil || !x.en.decided || x.st.enf == nil || !x.st.enf.watchHeld || bodyStreamed {
+		if x.held {
+			return heldDo(b.hcHold, req, resp, deadline)
+		}
+		return b.hc.DoDeadline(req, resp, deadline)
 	}
-	req := fasthttp.AcquireRequest()
-	ctx.Request.CopyTo(req)
+	cp := fasthttp.AcquireRequest()
+	req.CopyTo(cp)
+	held := x.held
 	done := make(chan error, 1)
-	go func() { done <- b.hc.DoDeadline(req, resp, deadline) }()
-	ua := append([]byte(nil), ctx.Request.Header.UserAgent()...)
+	go func() {
+		if held {
+			done <- heldDo(b.hcHold, cp, resp, deadline)
+			return
+		}
+		done <- b.hc.DoDeadline(cp, resp, deadline)
+	}()
+	ua := append([]byte(nil), req.Header.UserAgent()...)
 	w := en.held.add(x.field(x.user), x.field(x.device))
 	defer en.held.remove(w)
 	recheck := time.NewTicker(time.Duration(en.recheck.Load()))
@@ -597,7 +616,7 @@ func (s *Server) doUpstream(ctx *fasthttp.RequestCtx, x *exchange, b *backend, r
 	for {
 		select {
 		case err := <-done:
-			fasthttp.ReleaseRequest(req)
+			fasthttp.ReleaseRequest(cp)
 			return err
 		case <-w.wake:
 		case <-recheck.C:
@@ -611,20 +630,20 @@ func (s *Server) doUpstream(ctx *fasthttp.RequestCtx, x *exchange, b *backend, r
 				_ = resp.CloseBodyStream()
 			}
 			fasthttp.ReleaseResponse(resp)
-			fasthttp.ReleaseRequest(req)
+			fasthttp.ReleaseRequest(cp)
 			b.inflight.Add(-1)
 		}()
 		x.dec = d
 		if d.Action == policy.Block {
 			x.en.taken = "block"
-			x.sendAnswer(ctx, quarantine.Block(x.cmd, x.version))
+			x.en.early = quarantine.Block(x.cmd, x.version)
 		} else {
 			x.en.taken = "quarantine"
 			a := quarantine.Answer{HTTPStatus: fasthttp.StatusOK, Outcome: "resync"}
 			if x.cmd == eas.CmdPing {
 				a.Body, _ = eas.AppendStatusBody(nil, eas.CmdPing, eas.PingStatusHierarchyChange)
 			}
-			x.sendAnswer(ctx, a)
+			x.en.early = a
 		}
 		return errAnsweredEarly
 	}

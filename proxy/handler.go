@@ -275,10 +275,16 @@ func (x *exchange) answerParseError(ctx *fasthttp.RequestCtx, r *eas.Request, er
 
 // answer sends an empty-bodied status answered by easgate itself.
 func (x *exchange) answer(ctx *fasthttp.RequestCtx, code int, reason string) bool {
-	ctx.SetStatusCode(code)
-	ctx.Response.Header.SetNoDefaultContentType(true)
+	return x.answerTo(&ctx.Response, code, reason)
+}
+
+// answerTo is answer for a response that is not (or no longer) the
+// RequestCtx's: the hijacked long polls write their own.
+func (x *exchange) answerTo(out *fasthttp.Response, code int, reason string) bool {
+	out.SetStatusCode(code)
+	out.Header.SetNoDefaultContentType(true)
 	if code == fasthttp.StatusServiceUnavailable {
-		ctx.Response.Header.Set("Retry-After", retryAfter)
+		out.Header.Set("Retry-After", retryAfter)
 	}
 	x.status, x.reason = code, reason
 	return true
@@ -384,6 +390,8 @@ func trimSpace(b []byte) []byte {
 // forward sends the request to a CAS and streams the answer back. A request
 // goes to another CAS only when nothing of it was sent (the connection could
 // not be opened, or a pooled one turned out closed before the first byte).
+// A long poll is handed to a hijacked connection (hijack.go) so that the
+// phone's connection costs no fasthttp buffers or goroutine while it waits.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	st := x.st
 	timeout := upstreamTimeout(x.hold, st.requestTimeout, st.longPollMargin, st.longPollMax)
@@ -399,39 +407,38 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	x.applyUpstreamIdentity(&ctx.Request.Header) // authn.go
 	stripRequestHops(ctx)
 	bodyStreamed := ctx.Request.IsBodyStream()
-
 	deadline := time.Now().Add(timeout)
+	if x.held && canHijack(ctx) {
+		return s.hijackLongPoll(ctx, x, deadline, phoneClose)
+	}
+	resp, lastErr := s.roundTrip(x, &ctx.Request, deadline, bodyStreamed)
+	return s.respond(x, &ctx.Response, resp, lastErr, phoneClose)
+}
+
+// roundTrip sends req to a CAS, trying the next one only when nothing was
+// sent, and returns the CAS's answer (its body still streaming) or the last
+// error. It sets x.backend and x.upStart/x.upDur and ends the held count.
+// A held long poll waits under this frame for as long as the CAS holds it,
+// so the per-attempt work lives in helpers and its frame stays small.
+func (s *Server) roundTrip(x *exchange, req *fasthttp.Request, deadline time.Time, bodyStreamed bool) (*fasthttp.Response, error) {
 	var (
 		tried   uint64
 		lastErr error
-		resp    *fasthttp.Response
 		b       *backend
 
 		answeredEarly bool // enforce.go: the decision changed during a long poll
 	)
-	for attempt := 0; ; attempt++ {
-		i := st.pool.pick(tried)
-		if i < 0 {
+	for {
+		nb, resp := s.nextAttempt(x, req, &tried)
+		if nb == nil {
 			break
 		}
-		tried |= 1 << uint(i)
-		b = st.pool.backends[i]
-		uri := ctx.Request.URI()
-		if b.https {
-			uri.SetScheme("https")
-		} else {
-			uri.SetScheme("http")
-		}
-		uri.SetHostBytes(b.hostHeader)
-		ctx.Request.Header.SetHostBytes(b.hostHeader)
-
-		resp = fasthttp.AcquireResponse()
-		b.inflight.Add(1)
-		x.upStart = time.Now()
-		err := s.doUpstream(ctx, x, b, resp, deadline) // enforce.go: may answer a long poll early
+		b = nb
+		err := s.doUpstream(x, b, req, resp, deadline, bodyStreamed) // enforce.go: may answer a long poll early
 		x.upDur = time.Since(x.upStart)
 		if err == nil {
-			break
+			s.endHeld(x, b)
+			return resp, nil
 		}
 		if err == errAnsweredEarly { // resp now belongs to the background CAS call
 			resp, answeredEarly = nil, true
@@ -439,56 +446,105 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		}
 		b.inflight.Add(-1)
 		fasthttp.ReleaseResponse(resp)
-		resp = nil
 		lastErr = err
-		var de *dialError
-		if errors.As(err, &de) {
-			if b.eject(st.activeChecks, st.hcInterval+10*time.Second) {
-				s.metrics.healthy.WithLabelValues(b.name).Set(0)
-				s.log.Warn().Str("upstream", b.name).Err(err).Msg("upstream ejected after connect failure")
-			}
-		}
-		if !nothingSent(err) || (bodyStreamed && !errors.As(err, &de)) {
+		if !s.mayRetry(x.st, b, err, bodyStreamed) {
 			break
 		}
 	}
+	if answeredEarly {
+		s.endHeld(x, b)
+		return nil, errAnsweredEarly
+	}
+	if lastErr == nil {
+		b = nil
+	}
+	s.endHeld(x, b)
+	return nil, lastErr
+}
+
+// nextAttempt picks a CAS not tried yet, points req at it and returns it
+// with the response to fill; nil when none is left.
+//
+//go:noinline
+func (s *Server) nextAttempt(x *exchange, req *fasthttp.Request, tried *uint64) (*backend, *fasthttp.Response) {
+	st := x.st
+	i := st.pool.pick(*tried)
+	if i < 0 {
+		return nil, nil
+	}
+	*tried |= 1 << uint(i)
+	b := st.pool.backends[i]
+	uri := req.URI()
+	if b.https {
+		uri.SetScheme("https")
+	} else {
+		uri.SetScheme("http")
+	}
+	uri.SetHostBytes(b.hostHeader)
+	req.Header.SetHostBytes(b.hostHeader)
+	b.inflight.Add(1)
+	x.upStart = time.Now()
+	return b, fasthttp.AcquireResponse()
+}
+
+// endHeld records the CAS that answered (or failed last) and ends the
+// long poll's held count.
+func (s *Server) endHeld(x *exchange, b *backend) {
+	x.backend = b
 	if x.held {
 		s.held.Add(-1)
 		s.metrics.held.Dec()
 	}
-	if phoneClose {
-		ctx.SetConnectionClose()
+}
+
+// mayRetry handles a failed attempt (a connect failure ejects the CAS) and
+// reports whether the request may go to another CAS. It is kept out of
+// roundTrip so that the frame a held long poll waits under stays small.
+//
+//go:noinline
+func (s *Server) mayRetry(st *state, b *backend, err error, bodyStreamed bool) bool {
+	var de *dialError
+	dial := errors.As(err, &de)
+	if dial && b.eject(st.activeChecks, st.hcInterval+10*time.Second) {
+		s.metrics.healthy.WithLabelValues(b.name).Set(0)
+		s.log.Warn().Str("upstream", b.name).Err(err).Msg("upstream ejected after connect failure")
 	}
-	if answeredEarly {
-		x.backend = b
-		return true
+	return nothingSent(err) && (!bodyStreamed || dial)
+}
+
+// respond fills out, the response to the phone, from the CAS's answer or
+// from the error that kept it from coming. It reports whether the exchange
+// is complete (false when the streamed body will finish it).
+func (s *Server) respond(x *exchange, out *fasthttp.Response, resp *fasthttp.Response, lastErr error, phoneClose bool) bool {
+	if phoneClose {
+		out.SetConnectionClose()
+	}
+	if lastErr == errAnsweredEarly {
+		return x.writeAnswer(out, x.en.early)
 	}
 	if resp == nil {
-		x.backend = nil
 		if lastErr == nil {
-			return x.answer(ctx, fasthttp.StatusServiceUnavailable, "no_healthy_upstream")
+			return x.answerTo(out, fasthttp.StatusServiceUnavailable, "no_healthy_upstream")
 		}
-		x.backend = b
 		x.errText = lastErr.Error()
-		if x.held && st.draining.Load() {
-			return x.answerCutLongPoll(ctx)
+		if x.held && x.st.draining.Load() {
+			return x.answerCutLongPoll(out)
 		}
 		code := statusFor(lastErr)
 		if code == fasthttp.StatusBadRequest {
-			ctx.SetConnectionClose()
-			return x.answer(ctx, code, "framing")
+			out.SetConnectionClose()
+			return x.answerTo(out, code, "framing")
 		}
-		return x.answer(ctx, code, "upstream_error")
+		return x.answerTo(out, code, "upstream_error")
 	}
-	x.backend = b
 	s.metrics.upstream.WithLabelValues(x.cmd.String()).Observe(x.upDur.Seconds())
 
 	// The CAS's answer goes back unchanged apart from hop-by-hop headers.
-	resp.Header.CopyTo(&ctx.Response.Header)
-	ctx.Response.Header.SetNoDefaultContentType(true)
-	stripResponseHops(&ctx.Response.Header)
+	resp.Header.CopyTo(&out.Header)
+	out.Header.SetNoDefaultContentType(true)
+	stripResponseHops(&out.Header)
 	if phoneClose {
-		ctx.SetConnectionClose()
+		out.SetConnectionClose()
 	}
 	x.status = resp.StatusCode()
 	s.authnRecord(x, x.status) // authn.go: the lockout shield counts the CAS's 401s
@@ -504,9 +560,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		// Most EAS answers are a few hundred bytes: copy them into the
 		// phone's response so header and body leave in one write, and give
 		// the CAS connection back at once.
-		return x.copySmallBody(ctx, cl)
+		return x.copySmallBody(out, cl)
 	}
-	ctx.Response.SetBodyStream(&x.body, cl)
+	out.SetBodyStream(&x.body, cl)
 	return false
 }
 
@@ -516,9 +572,9 @@ const smallResponse = 16 << 10
 // copySmallBody reads a CAS answer of known, small length into the phone's
 // response. A CAS that sends fewer bytes than it announced gets the
 // connection closed, as a streamed body would.
-func (x *exchange) copySmallBody(ctx *fasthttp.RequestCtx, cl int) bool {
-	ctx.Response.ResetBody()
-	w := ctx.Response.BodyWriter()
+func (x *exchange) copySmallBody(out *fasthttp.Response, cl int) bool {
+	out.ResetBody()
+	w := out.BodyWriter()
 	var buf [4096]byte
 	var err error
 	for left := cl; left > 0 && err == nil; {
@@ -534,7 +590,7 @@ func (x *exchange) copySmallBody(ctx *fasthttp.RequestCtx, cl int) bool {
 	}
 	if err != nil {
 		x.errText = err.Error()
-		ctx.SetConnectionClose()
+		out.SetConnectionClose()
 	}
 	_ = x.body.closeStream()
 	return true
@@ -545,13 +601,13 @@ func (x *exchange) copySmallBody(ctx *fasthttp.RequestCtx, cl int) bool {
 // gives the answer the CAS gives when the interval ends without changes, so
 // the phone re-issues the request at once (to the new configuration) instead
 // of backing off after a 5xx.
-func (x *exchange) answerCutLongPoll(ctx *fasthttp.RequestCtx) bool {
-	ctx.SetStatusCode(fasthttp.StatusOK)
+func (x *exchange) answerCutLongPoll(out *fasthttp.Response) bool {
+	out.SetStatusCode(fasthttp.StatusOK)
 	if x.cmd == eas.CmdPing {
-		body, ok := eas.AppendStatusBody(ctx.Response.Body()[:0], eas.CmdPing, 1)
+		body, ok := eas.AppendStatusBody(out.Body()[:0], eas.CmdPing, 1)
 		if ok {
-			ctx.SetContentType("application/vnd.ms-sync.wbxml")
-			ctx.Response.SetBodyRaw(body)
+			out.Header.SetContentType("application/vnd.ms-sync.wbxml")
+			out.SetBodyRaw(body)
 			x.bytesOut = int64(len(body))
 		}
 	}

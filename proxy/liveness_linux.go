@@ -8,6 +8,7 @@ import (
 )
 
 const (
+	pollIn    = 0x1
 	pollHup   = 0x10
 	pollErr   = 0x8
 	pollRDHup = 0x2000
@@ -29,4 +30,15 @@ func fdPeerClosed(fd uintptr) bool {
 	n, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&p)), 1,
 		uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
 	return errno == 0 && n == 1 && p.revents&(pollRDHup|pollHup|pollErr) != 0
+}
+
+// fdReadable reports whether a read on the connection would not block
+// (data, end of stream or an error is pending). Like fdPeerClosed it never
+// blocks.
+func fdReadable(fd uintptr) bool {
+	p := pollFD{fd: int32(fd), events: pollIn | pollRDHup}
+	var ts syscall.Timespec
+	n, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&p)), 1,
+		uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	return errno != 0 || n == 1
 }

@@ -39,6 +39,13 @@ type Server struct {
 
 	closing  atomic.Bool
 	retiring sync.WaitGroup // old states still draining
+
+	// hijacked counts the long polls held on hijacked connections (fasthttp
+	// no longer counts those connections); resumed are the hijacked
+	// connections handed back to fasthttp (hijack.go).
+	hijacked  atomic.Int64
+	resumedMu sync.Mutex
+	resumed   map[net.Conn]struct{}
 }
 
 // Process-wide sizing that does not come from the config file.
@@ -97,28 +104,34 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 		maxHeader = 4096
 	}
 	s.srv = &fasthttp.Server{
+		ConnState:      connState, // hijack.go: idle resumed connections for Shutdown
 		Handler:        s.handle,
 		HeaderReceived: s.headerReceived,
 		ExpectHandler:  s.expectHandler,
 		ErrorHandler:   s.errorHandler,
 		Logger:         fasthttpLogger{s},
-		// Every held long poll is a running handler: the concurrency limit
-		// must sit far above limits.max_held_long_polls.
+		// A held long poll that cannot be hijacked (HTTP/1.0, streamed
+		// body) is a running handler, and every connection served on after
+		// a hijacked one counts again: the concurrency limit must sit far
+		// above limits.max_held_long_polls.
 		Concurrency: max(256*1024, 2*cfg.Limits.MaxHeldLongPolls+65536),
 		// The read buffer is also fasthttp's header limit: a 3.9 KB Negotiate
 		// or Bearer header must fit (limits.max_header_bytes).
-		ReadBufferSize:                     maxHeader,
-		WriteBufferSize:                    4096,
-		ReduceMemoryUsage:                  true,
-		ReadTimeout:                        headerReadTimeout,
-		IdleTimeout:                        idleTimeout,
-		MaxRequestBodySize:                 int(st.streamThreshold),
-		StreamRequestBody:                  true,
-		DisablePreParseMultipartForm:       true,
-		NoDefaultServerHeader:              true,
-		NoDefaultDate:                      true,
-		NoDefaultContentType:               true,
-		CloseOnShutdown:                    true,
+		ReadBufferSize:               maxHeader,
+		WriteBufferSize:              4096,
+		ReduceMemoryUsage:            true,
+		ReadTimeout:                  headerReadTimeout,
+		IdleTimeout:                  idleTimeout,
+		MaxRequestBodySize:           int(st.streamThreshold),
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		// Held long polls hijack their connection (hijack.go) and serve it
+		// on with ServeConn: fasthttp must not close it or reuse its reader.
+		KeepHijackedConns:                  true,
 		SecureErrorLogMessage:              true,
 		TCPKeepalive:                       true,
 		SleepWhenConcurrencyLimitsExceeded: 100 * time.Millisecond,
@@ -292,7 +305,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if !s.plain {
 		ln = tls.NewListener(ln, s.tlsConfig())
 	}
-	return s.srv.Serve(ln)
+	return s.srv.Serve(phoneListener{ln})
 }
 
 // ListenAndServe listens on listen.address, and on admin.address for the
@@ -419,7 +432,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.reloadMu.Unlock()
 	st := s.cur.Load()
 	done := make(chan error, 1)
-	go func() { done <- s.srv.ShutdownWithContext(ctx) }()
+	go func() {
+		sweep := make(chan struct{})
+		go func() {
+			t := time.NewTicker(50 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-sweep:
+					return
+				case <-t.C:
+					s.closeIdleResumed()
+				}
+			}
+		}()
+		err := s.srv.ShutdownWithContext(ctx)
+		close(sweep)
+		// Held long polls on hijacked connections are not fasthttp's any
+		// more: wait for them as well (they are cut after the drain below).
+		for s.hijacked.Load() > 0 && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+		s.closeResumed()
+		done <- err
+	}()
 	_ = s.admin.Shutdown()
 	timer := time.NewTimer(st.drain)
 	defer timer.Stop()

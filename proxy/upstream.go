@@ -21,7 +21,11 @@ type backend struct {
 	uriPrefix  []byte // "https://mail.corp.example.com": scheme + the Host the CAS expects
 	hostHeader []byte // the Host header sent to the CAS
 	hc         *fasthttp.HostClient
-	conns      connSet
+	// hcHold carries the held long polls: its connections wait for the
+	// answer without a read buffer (liveConn.SetReadDeadline), and its pool
+	// keeps them apart from the ordinary requests'.
+	hcHold *fasthttp.HostClient
+	conns  connSet
 
 	inflight atomic.Int64
 	healthy  atomic.Bool
@@ -92,24 +96,10 @@ func newBackend(rawURL, name string, o backendOptions) (*backend, error) {
 		}
 		d.tls = cfg
 	}
-	b.hc = &fasthttp.HostClient{
-		Addr:  b.addr,
-		Name:  "easgate",
-		Dial:  d.dial,
-		IsTLS: b.https,
-		// The TLS handshake is done by the dialer (so its failure counts as
-		// a dial failure); this config is only consulted for SNI bookkeeping.
-		TLSConfig:                 d.tls,
-		MaxConns:                  maxUpstreamConns,
-		MaxIdleConnDuration:       30 * time.Second, // below IIS's 120 s keep-alive
-		MaxIdemponentCallAttempts: 1,                // retries are ours: only when nothing was sent
-		ReadBufferSize:            4096,
-		WriteBufferSize:           4096,
-		StreamResponseBody:        true,
-		DisablePathNormalizing:    true, // path and query reach the CAS byte for byte
-		NoDefaultUserAgentHeader:  true,
-		SecureErrorLogMessage:     true,
-	}
+	b.hc = newHostClient(b, d)
+	dh := *d
+	dh.waitFirst = true
+	b.hcHold = newHostClient(b, &dh)
 	b.healthy.Store(true)
 	return b, nil
 }
@@ -219,6 +209,7 @@ func (p *pool) healthyCount() int {
 func (p *pool) closeIdle() {
 	for _, b := range p.backends {
 		b.hc.CloseIdleConnections()
+		b.hcHold.CloseIdleConnections()
 	}
 }
 
@@ -227,5 +218,27 @@ func (p *pool) closeIdle() {
 func (p *pool) cut() {
 	for _, b := range p.backends {
 		b.conns.closeWaiting()
+	}
+}
+
+// newHostClient is the fasthttp client of one CAS, dialling with d.
+func newHostClient(b *backend, d *dialer) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:  b.addr,
+		Name:  "easgate",
+		Dial:  d.dial,
+		IsTLS: b.https,
+		// The TLS handshake is done by the dialer (so its failure counts as
+		// a dial failure); this config is only consulted for SNI bookkeeping.
+		TLSConfig:                 d.tls,
+		MaxConns:                  maxUpstreamConns,
+		MaxIdleConnDuration:       30 * time.Second, // below IIS's 120 s keep-alive
+		MaxIdemponentCallAttempts: 1,                // retries are ours: only when nothing was sent
+		ReadBufferSize:            4096,
+		WriteBufferSize:           4096,
+		StreamResponseBody:        true,
+		DisablePathNormalizing:    true, // path and query reach the CAS byte for byte
+		NoDefaultUserAgentHeader:  true,
+		SecureErrorLogMessage:     true,
 	}
 }

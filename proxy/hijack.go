@@ -1,0 +1,391 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Held long polls on hijacked connections.
+//
+// A held Ping or Sync may wait at the CAS for up to an hour. Served the
+// ordinary way, the phone's connection keeps fasthttp's read buffer
+// (limits.max_header_bytes, 16 KiB by default), its RequestCtx and a
+// deep handler goroutine for all that time. Instead, once the pipeline has
+// decided to forward a long poll, the handler hijacks the connection: once the
+// few bytes fasthttp's reader may hold past the request are taken out of it,
+// fasthttp returns the reader and the RequestCtx to its pools. It would also
+// close the connection; the phoneConn wrapper every accepted connection gets
+// swallows that one Close. A goroutine with a shallow stack
+// then does the upstream round trip, writes the answer itself (the same
+// status, headers and framing the ordinary path sends) and hands the
+// keep-alive connection back to fasthttp with Server.ServeConn, so the
+// phone's next request is served as usual.
+
+// canHijack reports whether a held request can be answered on a hijacked
+// connection: HTTP/1.1 (HTTP/1.0 framing is left to fasthttp), not HEAD, and
+// a body already read (a streamed body still belongs to fasthttp's reader).
+func canHijack(ctx *fasthttp.RequestCtx) bool {
+	return ctx.Request.Header.IsHTTP11() && !ctx.IsHead() && !ctx.Request.IsBodyStream()
+}
+
+// heldPoll is a long poll between the handler and its hijacked connection.
+type heldPoll struct {
+	s          *Server
+	x          *exchange
+	req        *fasthttp.Request // a copy: the RequestCtx goes back to fasthttp
+	deadline   time.Time
+	phoneClose bool
+
+	// Set by take.
+	pc        *phoneConn // nil when the connection was not accepted by Serve
+	c         net.Conn   // the connection as fasthttp served it
+	pending   []byte     // bytes fasthttp had read past the request
+	resumable bool       // the connection may be served on after the answer
+}
+
+// hijackLongPoll hands the request to a hijacked connection. The exchange is
+// completed there, so it returns false.
+func (s *Server) hijackLongPoll(ctx *fasthttp.RequestCtx, x *exchange, deadline time.Time, phoneClose bool) bool {
+	h := &heldPoll{s: s, x: x, req: fasthttp.AcquireRequest(), deadline: deadline, phoneClose: phoneClose}
+	ctx.Request.CopyTo(h.req)
+	s.hijacked.Add(1)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(h.take)
+	return false
+}
+
+// maxPipelined bounds the bytes of following requests that are carried over
+// from fasthttp's read buffer; a connection with more is closed after the
+// answer instead of being served on.
+const maxPipelined = 64 << 10
+
+// take runs on fasthttp's hijack goroutine. It takes the bytes fasthttp had
+// already read past the request (pipelined requests; normally none) out of
+// fasthttp's reader and starts the goroutine that holds the request. When
+// it returns, fasthttp puts the RequestCtx back in its pool and lets go of
+// the connection without closing it (KeepHijackedConns): from then on the
+// held poll owns it.
+func (h *heldPoll) take(c net.Conn) {
+	raw := c
+	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
+		raw = u.UnsafeConn()
+	}
+	h.c, h.pc = raw, asPhoneConn(raw)
+	h.pending, h.resumable = takeBuffered(c, raw)
+	if h.pc == nil {
+		// Not accepted by Serve (ServeConn on a foreign connection): the
+		// hijacked connection dies with this handler, so hold here.
+		h.resumable = false
+		h.run()
+		return
+	}
+	go h.run()
+}
+
+// takeBuffered reads, without waiting for the network, what r has buffered
+// for raw: a read deadline in the past makes the first read that would reach
+// the socket fail at once. ok is false when the connection cannot be served
+// on (closed, or more than maxPipelined bytes buffered).
+func takeBuffered(r io.Reader, raw net.Conn) (pending []byte, ok bool) {
+	if err := raw.SetReadDeadline(time.Unix(1, 0)); err != nil {
+		return nil, false
+	}
+	var buf [512]byte
+	for {
+		n, err := r.Read(buf[:])
+		if len(pending)+n > maxPipelined {
+			return nil, false
+		}
+		pending = append(pending, buf[:n]...)
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return pending, false
+			}
+			break
+		}
+	}
+	if err := raw.SetReadDeadline(time.Time{}); err != nil {
+		return pending, false
+	}
+	return pending, true
+}
+
+// run is the goroutine of a hijacked long poll. The upstream wait runs
+// under few, small frames (run, roundTrip, heldDo, fasthttp's transport and
+// liveConn.SetReadDeadline), so that the garbage collector shrinks the
+// goroutine's stack to 4 KiB while the CAS holds the request.
+func (h *heldPoll) run() {
+	h.answer(h.s.roundTrip(h.x, h.req, h.deadline, false))
+}
+
+func (h *heldPoll) answer(resp *fasthttp.Response, err error) {
+	fasthttp.ReleaseRequest(h.req)
+	h.req = nil
+	h.s.answerHeld(h, resp, err)
+}
+
+// heldDo is HostClient.DoDeadline for a held long poll without three of its
+// frames (Do, do, doNonNilReqResp), which together take more stack than
+// the rest of the wait: it does their part of the work for the one attempt
+// easgate makes per CAS (MaxIdemponentCallAttempts is 1) and calls the
+// transport itself.
+func heldDo(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	d := time.Until(deadline)
+	if d <= 0 {
+		return fasthttp.ErrTimeout
+	}
+	prepareHeld(hc, req, resp, d)
+	_, err := fasthttp.DefaultTransport.RoundTrip(hc, req, resp)
+	req.SetTimeout(0)
+	if err != nil {
+		return heldError(err)
+	}
+	return nil
+}
+
+// prepareHeld does what HostClient.doNonNilReqResp does before the round
+// trip, for the long-poll clients' settings.
+//
+//go:noinline
+func prepareHeld(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, d time.Duration) {
+	req.SetTimeout(d)
+	req.URI().DisablePathNormalizing = hc.DisablePathNormalizing
+	if len(req.Header.UserAgent()) == 0 {
+		req.Header.SetUserAgent(hc.Name)
+	}
+	resp.Reset()
+	resp.StreamBody = hc.StreamResponseBody
+}
+
+// heldError maps transport errors as HostClient.Do does, and cuts the
+// response bytes fasthttp quotes in a header parse error (HostClient's
+// SecureErrorLogMessage, which only Do applies): they may carry cookies.
+//
+//go:noinline
+func heldError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return fasthttp.ErrConnectionClosed
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, ". Buffer size="); i >= 0 {
+		return &quotedError{msg: msg[:i], err: err}
+	}
+	return err
+}
+
+// quotedError is an upstream error whose message had response bytes cut.
+type quotedError struct {
+	msg string
+	err error
+}
+
+func (e *quotedError) Error() string { return e.msg }
+func (e *quotedError) Unwrap() error { return e.err }
+
+// writerPool holds the bufio.Writers the hijacked answers are written with.
+var writerPool sync.Pool
+
+// answerHeld writes the answer to the phone and serves the connection on,
+// or closes it.
+func (s *Server) answerHeld(h *heldPoll, resp *fasthttp.Response, upErr error) {
+	x, c, pc := h.x, h.c, h.pc
+	keep := h.resumable && !h.phoneClose && !s.closing.Load()
+	out := fasthttp.AcquireResponse()
+	complete := s.respond(x, out, resp, upErr, !keep)
+	if out.ConnectionClose() {
+		keep = false
+	}
+	bw, _ := writerPool.Get().(*bufio.Writer)
+	if bw == nil {
+		bw = bufio.NewWriterSize(c, 4096)
+	} else {
+		bw.Reset(c)
+	}
+	// The phone has to take the answer within the keep-alive idle time.
+	err := c.SetWriteDeadline(time.Now().Add(idleTimeout))
+	if err == nil {
+		// Write closes a streamed body, which completes the exchange.
+		err = out.Write(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+	} else if !complete {
+		_ = out.CloseBodyStream()
+	}
+	bw.Reset(nil)
+	writerPool.Put(bw)
+	fasthttp.ReleaseResponse(out)
+	if err != nil {
+		keep = false
+	}
+	if complete {
+		// (A streamed body completed the exchange when it was closed: x
+		// is not ours any more then.)
+		if err != nil && x.errText == "" {
+			x.errText = err.Error()
+		}
+		x.finish()
+	}
+	if err == nil {
+		err = c.SetWriteDeadline(time.Time{})
+	}
+	if pc == nil || !keep || err != nil || !s.resume(c) {
+		s.hijacked.Add(-1)
+		if pc != nil {
+			_ = pc.Close()
+		}
+		return
+	}
+	s.hijacked.Add(-1)
+	pc.pending, h.pending = h.pending, nil
+	_ = s.srv.ServeConn(c) // closes the connection when done
+	s.resumedMu.Lock()
+	delete(s.resumed, c)
+	s.resumedMu.Unlock()
+}
+
+// resume registers c as served on by fasthttp again, unless the server is
+// shutting down.
+func (s *Server) resume(c net.Conn) bool {
+	s.resumedMu.Lock()
+	defer s.resumedMu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	if s.resumed == nil {
+		s.resumed = make(map[net.Conn]struct{})
+	}
+	s.resumed[c] = struct{}{}
+	if pc := asPhoneConn(c); pc != nil {
+		pc.idle.Store(true) // waiting for the phone's next request
+	}
+	return true
+}
+
+// closeIdleResumed closes the resumed connections that are waiting for a
+// request, during Shutdown (fasthttp only closes idle connections it
+// accepted itself, and would wait for these until its context ends).
+func (s *Server) closeIdleResumed() {
+	s.resumedMu.Lock()
+	defer s.resumedMu.Unlock()
+	for c := range s.resumed {
+		if pc := asPhoneConn(c); pc != nil && pc.idle.CompareAndSwap(true, false) {
+			_ = c.Close()
+		}
+	}
+}
+
+// closeResumed closes the connections handed back to fasthttp that its
+// Shutdown may have missed (resumed while it was finishing).
+func (s *Server) closeResumed() {
+	s.resumedMu.Lock()
+	defer s.resumedMu.Unlock()
+	for c := range s.resumed {
+		_ = c.Close()
+	}
+}
+
+// phoneListener gives every accepted connection a phoneConn wrapper.
+type phoneListener struct{ net.Listener }
+
+func (l phoneListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		return &phoneTLSConn{phoneConn: phoneConn{Conn: c}, tls: tc}, nil
+	}
+	return &phoneConn{Conn: c}, nil
+}
+
+// phoneConn is a phone's connection as fasthttp serves it. When it is
+// served on after a held long poll, it first returns the bytes fasthttp had
+// buffered past the held request.
+//
+// (fasthttp never closes a hijacked connection here, because the server
+// sets KeepHijackedConns; the held poll closes it or serves it on.)
+type phoneConn struct {
+	net.Conn
+	pending []byte // read only by the goroutine serving the connection
+	// idle is true while fasthttp waits for the connection's next request
+	// (set by connState); Shutdown closes resumed connections that are idle,
+	// which fasthttp's own sweep does not know about.
+	idle atomic.Bool
+}
+
+// connState is fasthttp's ConnState hook: it tracks whether a phone's
+// connection is between requests. It costs one type switch and one atomic
+// store per transition.
+func connState(c net.Conn, state fasthttp.ConnState) {
+	if pc := asPhoneConn(c); pc != nil {
+		pc.idle.Store(state == fasthttp.StateNew || state == fasthttp.StateIdle)
+	}
+}
+
+func asPhoneConn(c net.Conn) *phoneConn {
+	switch pc := c.(type) {
+	case *phoneConn:
+		return pc
+	case *phoneTLSConn:
+		return &pc.phoneConn
+	}
+	return nil
+}
+
+func (p *phoneConn) Read(b []byte) (int, error) {
+	if len(p.pending) > 0 {
+		n := copy(b, p.pending)
+		p.pending = p.pending[n:]
+		if len(p.pending) == 0 {
+			p.pending = nil
+		}
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// SetKeepAlive and SetKeepAlivePeriod let fasthttp's TCPKeepalive reach the
+// TCP connection.
+func (p *phoneConn) SetKeepAlive(on bool) error {
+	if tc := p.tcp(); tc != nil {
+		return tc.SetKeepAlive(on)
+	}
+	return nil
+}
+
+func (p *phoneConn) SetKeepAlivePeriod(d time.Duration) error {
+	if tc := p.tcp(); tc != nil {
+		return tc.SetKeepAlivePeriod(d)
+	}
+	return nil
+}
+
+func (p *phoneConn) tcp() *net.TCPConn {
+	c := p.Conn
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	tc, _ := c.(*net.TCPConn)
+	return tc
+}
+
+// phoneTLSConn is a phoneConn over TLS: fasthttp recognises TLS connections
+// (IsTLS, client certificates, ALPN) by these two methods.
+type phoneTLSConn struct {
+	phoneConn
+	tls *tls.Conn
+}
+
+func (p *phoneTLSConn) Handshake() error                     { return p.tls.Handshake() }
+func (p *phoneTLSConn) ConnectionState() tls.ConnectionState { return p.tls.ConnectionState() }
