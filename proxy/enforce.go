@@ -589,14 +589,25 @@ var errAnsweredEarly = errors.New("proxy: long poll answered by easgate after a 
 // "re-sync" (Ping Status 7, an empty Sync) so that its next request meets
 // the quarantine — and errAnsweredEarly is returned; resp then belongs to
 // the background call, which releases it.
+//
+// A held long poll waits under this frame, so it stays small: the watching
+// variant lives in doUpstreamWatched.
 func (s *Server) doUpstream(x *exchange, b *backend, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, bodyStreamed bool) error {
-	en := s.enf
-	if x.hold == 0 || en == nil || !x.en.decided || x.st.enf == nil || !x.st.enf.watchHeld || bodyStreamed {
+	if x.hold == 0 || s.enf == nil || !x.en.decided || x.st.enf == nil || !x.st.enf.watchHeld || bodyStreamed {
 		if x.held {
 			return heldDo(b.hcHold, req, resp, deadline)
 		}
 		return b.hc.DoDeadline(req, resp, deadline)
 	}
+	return s.doUpstreamWatched(x, b, req, resp, deadline)
+}
+
+// doUpstreamWatched runs the CAS call in its own goroutine and watches the
+// device's decision meanwhile (see doUpstream).
+//
+//go:noinline
+func (s *Server) doUpstreamWatched(x *exchange, b *backend, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	en := s.enf
 	cp := fasthttp.AcquireRequest()
 	req.CopyTo(cp)
 	held := x.held

@@ -197,7 +197,7 @@ func syncLatencies(t testing.TB, addr string, n int) (p50, p99 time.Duration) {
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + addr + easURI("Sync", "lat", "LATDEV"))
+	req.SetRequestURI("http://" + addr + easURI("Sync", "jdoe", "LATDEV"))
 	req.Header.SetMethod("POST")
 	req.Header.Set("MS-ASProtocolVersion", "14.1")
 	req.Header.Set("Authorization", testBasicAuth)
