@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/easgate/easgate/bench"
 	"io"
 	"net"
 	"os"
@@ -388,7 +389,7 @@ func TestHeldPingMemorySubprocess(t *testing.T) {
 		addr := freeAddr(t)
 		conf := filepath.Join(dir, "nginx.conf")
 		// The bench package's configuration, with the open-file limit raised.
-		cfg := "worker_rlimit_nofile 65536;\n" + nginxConfig(dir, addr, cas.addr)
+		cfg := "worker_rlimit_nofile 65536;\n" + bench.NginxConfig(dir, addr, cas.addr)
 		if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -416,43 +417,4 @@ func freeAddr(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// nginxConfig is bench.NginxConfig (proxy must not import bench): keep-alive
-// on both sides, no buffering, hour-long read timeouts.
-func nginxConfig(dir, listen, upstream string) string {
-	return fmt.Sprintf(`worker_processes 1;
-daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 65536; multi_accept on; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  keepalive_timeout 3700s;
-  keepalive_requests 1000000;
-  client_max_body_size 64m;
-  upstream cas { server %[3]s; keepalive 1024; keepalive_timeout 3700s; keepalive_requests 1000000; }
-  server {
-    listen %[2]s;
-    location / {
-      proxy_pass http://cas;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_buffering off;
-      proxy_request_buffering off;
-      proxy_connect_timeout 5s;
-      proxy_read_timeout 3660s;
-      proxy_send_timeout 3660s;
-    }
-  }
-}
-`, dir, listen, upstream)
 }
