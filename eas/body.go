@@ -228,6 +228,72 @@ func (r *bodyReader) child() (tok wbxml.Token, end bool, err error) {
 	}
 }
 
+// each calls fn for every child element of start, a StartTag just read,
+// until start closes. fn must consume the child (read or skip it). fn does
+// not escape, so a closure passed here stays on the stack.
+func (r *bodyReader) each(start wbxml.Token, fn func(tok wbxml.Token) error) error {
+	if !start.HasContent {
+		return nil
+	}
+	return r.children(fn)
+}
+
+// children calls fn for every remaining child element of the current
+// container until it closes.
+func (r *bodyReader) children(fn func(tok wbxml.Token) error) error {
+	for {
+		tok, end, err := r.child()
+		if err != nil || end {
+			return err
+		}
+		if err := fn(tok); err != nil {
+			return err
+		}
+	}
+}
+
+// document reads a whole body: the root element (which must be want), each
+// of its children through fn, and the end of the body after the root.
+func (r *bodyReader) document(want wbxml.Tag, fn func(tok wbxml.Token) error) error {
+	root, err := r.root(want)
+	if err != nil {
+		return err
+	}
+	if err := r.each(root, fn); err != nil {
+		return err
+	}
+	return r.eof()
+}
+
+// seek skips children of the current container until one tagged a or b,
+// whose StartTag it returns unread. found is false when the container
+// closed first.
+func (r *bodyReader) seek(a, b wbxml.Tag) (tok wbxml.Token, found bool, err error) {
+	for {
+		tok, end, err := r.child()
+		if err != nil || end {
+			return tok, false, err
+		}
+		if tok.Tag == a || tok.Tag == b {
+			return tok, true, nil
+		}
+		if err := r.skip(tok); err != nil {
+			return tok, false, err
+		}
+	}
+}
+
+// seekRoot reads the root element (which must be want) and seeks its first
+// child tagged a or b. found is false, with a nil error, when the root has
+// no such child.
+func (r *bodyReader) seekRoot(want, a, b wbxml.Tag) (tok wbxml.Token, found bool, err error) {
+	root, err := r.root(want)
+	if err != nil || !root.HasContent {
+		return root, false, err
+	}
+	return r.seek(a, b)
+}
+
 // text reads the value of a leaf element whose StartTag was just read. An
 // empty element gives an empty value. The result aliases the body (or the
 // reader's scratch buffer for a value split into several strings) and is
@@ -358,17 +424,14 @@ func ReadDeviceInfo(body []byte, dst *DeviceInfo) (found bool, err error) {
 		return false, nil
 	}
 	for {
-		tok, end, err := r.child()
-		if err != nil || end {
+		tok, found, err := r.seek(wbxml.SettingsDeviceInformation, wbxml.SettingsDeviceInformation)
+		if err != nil || !found {
 			return false, err
 		}
-		if tok.Tag != wbxml.SettingsDeviceInformation || !tok.HasContent {
-			if err := r.skip(tok); err != nil {
-				return false, err
-			}
+		if !tok.HasContent {
 			continue
 		}
-		found, err := r.deviceInformation(dst)
+		found, err = r.deviceInformation(dst)
 		if found || err != nil {
 			return found, err
 		}
@@ -379,32 +442,20 @@ func ReadDeviceInfo(body []byte, dst *DeviceInfo) (found bool, err error) {
 // including a Set. found=false when DeviceInformation closed without a Set
 // (a Settings response carries only a Status there).
 func (r *bodyReader) deviceInformation(dst *DeviceInfo) (found bool, err error) {
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return false, err
-		}
-		if tok.Tag != wbxml.SettingsSet {
-			if err := r.skip(tok); err != nil {
-				return false, err
-			}
-			continue
-		}
-		*dst = DeviceInfo{}
-		if !tok.HasContent {
-			return true, nil
-		}
-		return true, r.deviceSet(dst)
+	tok, found, err := r.seek(wbxml.SettingsSet, wbxml.SettingsSet)
+	if err != nil || !found {
+		return false, err
 	}
+	*dst = DeviceInfo{}
+	if !tok.HasContent {
+		return true, nil
+	}
+	return true, r.deviceSet(dst)
 }
 
 // deviceSet reads the children of DeviceInformation > Set until it closes.
 func (r *bodyReader) deviceSet(dst *DeviceInfo) error {
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return err
-		}
+	return r.children(func(tok wbxml.Token) error {
 		var f *string
 		switch tok.Tag {
 		case wbxml.SettingsModel:
@@ -426,13 +477,8 @@ func (r *bodyReader) deviceSet(dst *DeviceInfo) error {
 		case wbxml.SettingsMobileOperator:
 			f = &dst.MobileOperator
 		default:
-			if err := r.skip(tok); err != nil {
-				return err
-			}
-			continue
+			return r.skip(tok)
 		}
-		if err := r.str(tok, f, MaxDeviceInfoValue); err != nil {
-			return err
-		}
-	}
+		return r.str(tok, f, MaxDeviceInfoValue)
+	})
 }

@@ -73,21 +73,7 @@ func ReadFolderSync(body []byte, dst *FolderSyncInfo) error {
 	if len(body) == 0 {
 		return r.empty()
 	}
-	root, err := r.root(wbxml.FolderHierarchyFolderSync)
-	if err != nil {
-		return err
-	}
-	if !root.HasContent {
-		return r.eof()
-	}
-	for {
-		tok, end, err := r.child()
-		if err != nil {
-			return err
-		}
-		if end {
-			return r.eof()
-		}
+	return r.document(wbxml.FolderHierarchyFolderSync, func(tok wbxml.Token) (err error) {
 		switch tok.Tag {
 		case wbxml.FolderHierarchyStatus:
 			dst.Status, err = r.int(tok)
@@ -99,21 +85,12 @@ func ReadFolderSync(body []byte, dst *FolderSyncInfo) error {
 		default:
 			err = r.skip(tok)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (r *bodyReader) folderChanges(start wbxml.Token, dst *FolderSyncInfo) error {
-	if !start.HasContent {
-		return nil
-	}
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return err
-		}
+	return r.each(start, func(tok wbxml.Token) (err error) {
 		switch tok.Tag {
 		case wbxml.FolderHierarchyCount:
 			dst.Count, err = r.int(tok)
@@ -124,10 +101,8 @@ func (r *bodyReader) folderChanges(start wbxml.Token, dst *FolderSyncInfo) error
 		default:
 			err = r.skip(tok)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (r *bodyReader) folder(start wbxml.Token, f *Folder) error {
@@ -144,14 +119,7 @@ func (r *bodyReader) folder(start wbxml.Token, f *Folder) error {
 			f.DisplayName = ""
 		}
 	}()
-	if !start.HasContent {
-		return nil
-	}
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return err
-		}
+	return r.each(start, func(tok wbxml.Token) (err error) {
 		switch tok.Tag {
 		case wbxml.FolderHierarchyServerId:
 			id = true
@@ -167,30 +135,15 @@ func (r *bodyReader) folder(start wbxml.Token, f *Folder) error {
 		default:
 			err = r.skip(tok)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 func (r *bodyReader) folderDelete(start wbxml.Token, dst *FolderSyncInfo) error {
-	if !start.HasContent {
-		return nil
-	}
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return err
-		}
+	return r.each(start, func(tok wbxml.Token) error {
 		if tok.Tag != wbxml.FolderHierarchyServerId {
-			if err := r.skip(tok); err != nil {
-				return err
-			}
-			continue
+			return r.skip(tok)
 		}
-		s := bodyGrow(&dst.Deleted)
-		if err := r.str(tok, s, maxShortValue); err != nil {
-			return err
-		}
-	}
+		return r.str(tok, bodyGrow(&dst.Deleted), maxShortValue)
+	})
 }

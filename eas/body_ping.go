@@ -56,26 +56,10 @@ func ReadPing(body []byte, dst *PingInfo) error {
 	}
 	r := newBodyReader("Ping", body)
 	defer r.release()
-	root, err := r.root(wbxml.PingPing)
-	if err != nil {
-		return err
-	}
-	if !root.HasContent {
-		return r.eof()
-	}
-	for {
-		tok, end, err := r.child()
-		if err != nil {
-			return err
-		}
-		if end {
-			return r.eof()
-		}
+	return r.document(wbxml.PingPing, func(tok wbxml.Token) (err error) {
 		switch tok.Tag {
 		case wbxml.PingStatus:
-			if dst.Status, err = r.int(tok); err != nil {
-				return err
-			}
+			dst.Status, err = r.int(tok)
 		case wbxml.PingHeartbeatInterval:
 			v, err := r.uint(tok, maxHeartbeat)
 			if err != nil {
@@ -83,41 +67,23 @@ func ReadPing(body []byte, dst *PingInfo) error {
 			}
 			dst.HeartbeatInterval = int(v)
 		case wbxml.PingMaxFolders:
-			if dst.MaxFolders, err = r.int(tok); err != nil {
-				return err
-			}
+			dst.MaxFolders, err = r.int(tok)
 		case wbxml.PingFolders:
-			if err := r.pingFolders(tok, dst); err != nil {
-				return err
-			}
+			err = r.pingFolders(tok, dst)
 		default:
-			if err := r.skip(tok); err != nil {
-				return err
-			}
+			err = r.skip(tok)
 		}
-	}
+		return err
+	})
 }
 
 func (r *bodyReader) pingFolders(start wbxml.Token, dst *PingInfo) error {
-	if !start.HasContent {
-		return nil
-	}
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return err
-		}
+	return r.each(start, func(tok wbxml.Token) error {
 		if tok.Tag != wbxml.PingFolder {
-			if err := r.skip(tok); err != nil {
-				return err
-			}
-			continue
+			return r.skip(tok)
 		}
-		f := bodyGrow(&dst.Folders)
-		if err := r.pingFolder(tok, f); err != nil {
-			return err
-		}
-	}
+		return r.pingFolder(tok, bodyGrow(&dst.Folders))
+	})
 }
 
 // bodyGrow extends *s by one element and returns it. The element keeps
@@ -215,24 +181,13 @@ func ReadPingInterval(body []byte) (seconds int, ok bool, err error) {
 	}
 	r := newBodyReader("Ping", body)
 	defer r.release()
-	root, err := r.root(wbxml.PingPing)
-	if err != nil || !root.HasContent {
+	tok, found, err := r.seekRoot(wbxml.PingPing, wbxml.PingHeartbeatInterval, wbxml.PingHeartbeatInterval)
+	if err != nil || !found {
 		return 0, false, err
 	}
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return 0, false, err
-		}
-		if tok.Tag == wbxml.PingHeartbeatInterval {
-			v, err := r.uint(tok, maxHeartbeat)
-			if err != nil {
-				return 0, false, err
-			}
-			return int(v), true, nil
-		}
-		if err := r.skip(tok); err != nil {
-			return 0, false, err
-		}
+	v, err := r.uint(tok, maxHeartbeat)
+	if err != nil {
+		return 0, false, err
 	}
+	return int(v), true, nil
 }

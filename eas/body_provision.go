@@ -51,29 +51,13 @@ func ReadProvision(body []byte, dst *ProvisionInfo, info *DeviceInfo) error {
 	if len(body) == 0 {
 		return r.empty()
 	}
-	root, err := r.root(wbxml.ProvisionProvision)
-	if err != nil {
-		return err
-	}
-	if !root.HasContent {
-		return r.eof()
-	}
-	for {
-		tok, end, err := r.child()
-		if err != nil {
-			return err
-		}
-		if end {
-			return r.eof()
-		}
+	return r.document(wbxml.ProvisionProvision, func(tok wbxml.Token) (err error) {
 		switch tok.Tag {
 		case wbxml.ProvisionStatus:
-			if dst.ProvisionStatus, err = r.int(tok); err != nil {
-				return err
-			}
+			dst.ProvisionStatus, err = r.int(tok)
 		case wbxml.SettingsDeviceInformation:
 			if !tok.HasContent {
-				continue
+				return nil
 			}
 			var scratch DeviceInfo
 			di := info
@@ -81,91 +65,54 @@ func ReadProvision(body []byte, dst *ProvisionInfo, info *DeviceInfo) error {
 				di = &scratch
 			}
 			found, err := r.deviceInformation(di)
-			if err != nil {
+			if err != nil || !found {
 				return err
 			}
-			if found {
-				dst.HasDeviceInfo = true
-				// Finish DeviceInformation after its Set.
-				if err := r.finish(); err != nil {
-					return err
-				}
-			}
+			dst.HasDeviceInfo = true
+			// Finish DeviceInformation after its Set.
+			return r.finish()
 		case wbxml.ProvisionPolicies:
-			if err := r.policies(tok, dst); err != nil {
-				return err
-			}
+			err = r.policies(tok, dst)
 		case wbxml.ProvisionRemoteWipe:
 			dst.RemoteWipe = true
-			if err := r.remoteWipe(tok, dst); err != nil {
-				return err
-			}
+			err = r.remoteWipe(tok, dst)
 		case wbxml.ProvisionAccountOnlyRemoteWipe:
 			dst.AccountOnlyRemoteWipe = true
-			if err := r.remoteWipe(tok, dst); err != nil {
-				return err
-			}
+			err = r.remoteWipe(tok, dst)
 		default:
-			if err := r.skip(tok); err != nil {
-				return err
-			}
+			err = r.skip(tok)
 		}
-	}
+		return err
+	})
 }
 
 // finish skips the rest of the current container, up to its end.
 func (r *bodyReader) finish() error {
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return err
-		}
-		if err := r.skip(tok); err != nil {
-			return err
-		}
-	}
+	return r.children(r.skip)
 }
 
 // policies reads Policies > Policy; only the first Policy is kept.
 func (r *bodyReader) policies(start wbxml.Token, dst *ProvisionInfo) error {
-	if !start.HasContent {
-		return nil
-	}
 	seen := false
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return err
-		}
+	return r.each(start, func(tok wbxml.Token) error {
 		if tok.Tag != wbxml.ProvisionPolicy || seen || !tok.HasContent {
-			if err := r.skip(tok); err != nil {
-				return err
-			}
-			continue
+			return r.skip(tok)
 		}
 		seen = true
-		if err := r.policy(dst); err != nil {
-			return err
-		}
-	}
+		return r.policy(dst)
+	})
 }
 
 func (r *bodyReader) policy(dst *ProvisionInfo) error {
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return err
-		}
+	return r.children(func(tok wbxml.Token) (err error) {
 		switch tok.Tag {
 		case wbxml.ProvisionPolicyType:
-			if err := r.str(tok, &dst.PolicyType, maxShortValue); err != nil {
-				return err
-			}
+			err = r.str(tok, &dst.PolicyType, maxShortValue)
 		case wbxml.ProvisionPolicyKey:
 			// A decimal uint32 (MS-ASPROV §2.2.2.42). The value is a
 			// credential-like token: errors never quote it.
 			if !tok.HasContent {
-				continue
+				return nil
 			}
 			k, err := r.uint(tok, 1<<32-1)
 			if err != nil {
@@ -173,34 +120,20 @@ func (r *bodyReader) policy(dst *ProvisionInfo) error {
 			}
 			dst.PolicyKey, dst.HasPolicyKey = uint32(k), true
 		case wbxml.ProvisionStatus:
-			if dst.Status, err = r.int(tok); err != nil {
-				return err
-			}
+			dst.Status, err = r.int(tok)
 		default: // Data > EASProvisionDoc and anything newer
-			if err := r.skip(tok); err != nil {
-				return err
-			}
+			err = r.skip(tok)
 		}
-	}
+		return err
+	})
 }
 
 func (r *bodyReader) remoteWipe(start wbxml.Token, dst *ProvisionInfo) error {
-	if !start.HasContent {
-		return nil
-	}
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return err
+	return r.each(start, func(tok wbxml.Token) (err error) {
+		if tok.Tag != wbxml.ProvisionStatus {
+			return r.skip(tok)
 		}
-		if tok.Tag == wbxml.ProvisionStatus {
-			if dst.RemoteWipeStatus, err = r.int(tok); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := r.skip(tok); err != nil {
-			return err
-		}
-	}
+		dst.RemoteWipeStatus, err = r.int(tok)
+		return err
+	})
 }

@@ -61,26 +61,10 @@ func ReadSync(body []byte, dst *SyncInfo) error {
 	}
 	r := newBodyReader("Sync", body)
 	defer r.release()
-	root, err := r.root(wbxml.AirSyncSync)
-	if err != nil {
-		return err
-	}
-	if !root.HasContent {
-		return r.eof()
-	}
-	for {
-		tok, end, err := r.child()
-		if err != nil {
-			return err
-		}
-		if end {
-			return r.eof()
-		}
+	return r.document(wbxml.AirSyncSync, func(tok wbxml.Token) (err error) {
 		switch tok.Tag {
 		case wbxml.AirSyncCollections:
-			if err := r.syncCollections(tok, dst); err != nil {
-				return err
-			}
+			return r.syncCollections(tok, dst)
 		case wbxml.AirSyncWait:
 			v, err := r.uint(tok, maxWait)
 			if err != nil {
@@ -94,50 +78,28 @@ func ReadSync(body []byte, dst *SyncInfo) error {
 			}
 			dst.HeartbeatInterval = int(v)
 		case wbxml.AirSyncWindowSize:
-			if dst.WindowSize, err = r.int(tok); err != nil {
-				return err
-			}
+			dst.WindowSize, err = r.int(tok)
 		case wbxml.AirSyncPartial:
 			dst.Partial = true
-			if err := r.skip(tok); err != nil {
-				return err
-			}
+			err = r.skip(tok)
 		case wbxml.AirSyncStatus:
-			if dst.Status, err = r.int(tok); err != nil {
-				return err
-			}
+			dst.Status, err = r.int(tok)
 		case wbxml.AirSyncLimit:
-			if dst.Limit, err = r.int(tok); err != nil {
-				return err
-			}
+			dst.Limit, err = r.int(tok)
 		default:
-			if err := r.skip(tok); err != nil {
-				return err
-			}
+			err = r.skip(tok)
 		}
-	}
+		return err
+	})
 }
 
 func (r *bodyReader) syncCollections(start wbxml.Token, dst *SyncInfo) error {
-	if !start.HasContent {
-		return nil
-	}
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return err
-		}
+	return r.each(start, func(tok wbxml.Token) error {
 		if tok.Tag != wbxml.AirSyncCollection {
-			if err := r.skip(tok); err != nil {
-				return err
-			}
-			continue
+			return r.skip(tok)
 		}
-		c := bodyGrow(&dst.Collections)
-		if err := r.syncCollection(tok, c); err != nil {
-			return err
-		}
-	}
+		return r.syncCollection(tok, bodyGrow(&dst.Collections))
+	})
 }
 
 func (r *bodyReader) syncCollection(start wbxml.Token, c *SyncCollection) error {
@@ -155,14 +117,7 @@ func (r *bodyReader) syncCollection(start wbxml.Token, c *SyncCollection) error 
 			c.Class = ""
 		}
 	}()
-	if !start.HasContent {
-		return nil
-	}
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
-			return err
-		}
+	return r.each(start, func(tok wbxml.Token) (err error) {
 		switch tok.Tag {
 		case wbxml.AirSyncSyncKey:
 			key = true
@@ -191,10 +146,8 @@ func (r *bodyReader) syncCollection(start wbxml.Token, c *SyncCollection) error 
 		default:
 			err = r.skip(tok)
 		}
-		if err != nil {
-			return err
-		}
-	}
+		return err
+	})
 }
 
 // ReadSyncHold returns how long the server may hold a Sync request: Wait
@@ -209,31 +162,20 @@ func ReadSyncHold(body []byte) (seconds int, ok bool, err error) {
 	}
 	r := newBodyReader("Sync", body)
 	defer r.release()
-	root, err := r.root(wbxml.AirSyncSync)
-	if err != nil || !root.HasContent {
+	tok, found, err := r.seekRoot(wbxml.AirSyncSync, wbxml.AirSyncWait, wbxml.AirSyncHeartbeatInterval)
+	if err != nil || !found {
 		return 0, false, err
 	}
-	for {
-		tok, end, err := r.child()
-		if err != nil || end {
+	if tok.Tag == wbxml.AirSyncWait {
+		v, err := r.uint(tok, maxWait)
+		if err != nil {
 			return 0, false, err
 		}
-		switch tok.Tag {
-		case wbxml.AirSyncWait:
-			v, err := r.uint(tok, maxWait)
-			if err != nil {
-				return 0, false, err
-			}
-			return int(v) * 60, true, nil
-		case wbxml.AirSyncHeartbeatInterval:
-			v, err := r.uint(tok, maxHeartbeat)
-			if err != nil {
-				return 0, false, err
-			}
-			return int(v), true, nil
-		}
-		if err := r.skip(tok); err != nil {
-			return 0, false, err
-		}
+		return int(v) * 60, true, nil
 	}
+	v, err := r.uint(tok, maxHeartbeat)
+	if err != nil {
+		return 0, false, err
+	}
+	return int(v), true, nil
 }
