@@ -251,11 +251,15 @@ func testYAML(urls []string, extra map[string]string) string {
 	for _, u := range urls {
 		fmt.Fprintf(&b, "    - url: %s\n", u)
 	}
-	hc := extra["health_interval"]
+	// Probes are frequent so that health changes show quickly, but a probe
+	// gets most of its interval and two misses in a row before a CAS leaves
+	// rotation: a loaded CI machine (-race, thousands of goroutines on two
+	// cores) can be slow to answer one.
+	hc, hcTimeout := extra["health_interval"], "1s"
 	if hc == "" {
-		hc = "200ms"
+		hc, hcTimeout = "500ms", "450ms"
 	}
-	fmt.Fprintf(&b, "  health_check:\n    path: /hc\n    interval: %s\n    timeout: 190ms\n    unhealthy_after: 1\n    healthy_after: 1\n", hc)
+	fmt.Fprintf(&b, "  health_check:\n    path: /hc\n    interval: %s\n    timeout: %s\n    unhealthy_after: 2\n    healthy_after: 1\n", hc, hcTimeout)
 	drain := extra["drain"]
 	if drain == "" {
 		drain = "2s"
