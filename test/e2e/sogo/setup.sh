@@ -25,7 +25,7 @@
 set -euo pipefail
 
 RUN=${EASGATE_SOGO_DIR:-/tmp/easgate-sogo}
-PG_PORT=${EASGATE_SOGO_PG_PORT:-55432}
+PG_PORT=${EASGATE_SOGO_PG_PORT:-25432} # below the ephemeral port range (32768-60999), so a client socket can never hold it
 IMAP_PORT=${EASGATE_SOGO_IMAP_PORT:-11143}
 MEMCACHED_PORT=${EASGATE_SOGO_MEMCACHED_PORT:-11212}
 SOGO_PORT=${EASGATE_SOGO_PORT:-20000}
