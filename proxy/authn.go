@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/easgate/easgate/certs"
@@ -519,18 +518,18 @@ func (x *exchange) authMethodOf(r *eas.Request) policy.AuthMethod {
 // identity when one was verified, and device_binding "mismatch" when
 // report mode let a different certificate through. Never a password or an
 // Authorization value.
-func (x *exchange) logAuth(e *zerolog.Event) *zerolog.Event {
+func (x *exchange) logAuth(b []byte) []byte {
 	if !x.auth.decided {
-		return e
+		return b
 	}
-	e = e.Str("auth", x.auth.method.String())
+	b = appendStr(b, "auth", x.auth.method.String())
 	if x.auth.cert.Name != "" {
-		e = e.Str("cert_identity", x.auth.cert.Name)
+		b = appendStr(b, "cert_identity", x.auth.cert.Name)
 	}
 	if x.auth.bindNote {
-		e = e.Str("device_binding", "mismatch")
+		b = appendStr(b, "device_binding", "mismatch")
 	}
-	return e
+	return b
 }
 
 // certIdentity is the verified certificate identity for policy.Subject

@@ -174,9 +174,10 @@ func (en *enforcer) close() {
 func (st *state) decide(x *exchange, r *eas.Request, info *eas.DeviceInfo) policy.Decision {
 	e := st.enf
 	if e == nil || r.Command == eas.CmdOptions || len(r.DeviceID) == 0 {
+		x.identify(r, info)
 		return policy.Decision{Action: policy.Allow}
 	}
-	now := time.Now()
+	now := x.start
 	user := r.EffectiveUser()
 	rec := e.acc.Devices.Touch(user, r.DeviceID, r.DeviceType, r.UserAgent, now)
 	if info != nil && !info.IsZero() && rec.Info != *info {
@@ -187,9 +188,9 @@ func (st *state) decide(x *exchange, r *eas.Request, info *eas.DeviceInfo) polic
 	// Subject at it does not move a local to the heap.
 	x.en.info, x.en.lastAction = rec.Info, rec.LastAction
 	if info == nil && !x.en.info.IsZero() {
-		x.client = eas.Identify(r.UserAgent, r.DeviceType, &x.en.info)
-		x.client.Model = nil
+		info = &x.en.info // the DeviceInformation the device sent before
 	}
+	x.identify(r, info)
 	subj := policy.Subject{User: user, DeviceID: r.DeviceID, DeviceType: r.DeviceType, UserAgent: r.UserAgent,
 		Client: x.client, Info: &x.en.info, FirstSeen: rec.FirstSeen, Auth: x.authMethodOf(r), CertIdentity: x.certIdentity(), Now: now} // authn.go: Auth, CertIdentity
 	return e.acc.Engine.Decide(context.Background(), &subj)
@@ -549,32 +550,36 @@ func (x *exchange) decisionLabel() string {
 // logPolicy adds the decision to an access-log line: what easgate did
 // (decision, set by the caller), what the policy said (policy_action,
 // enforced), reasons, rule, and the verdict used (state, source, age).
-func (x *exchange) logPolicy(e *zerolog.Event) *zerolog.Event {
+func (x *exchange) logPolicy(b []byte) []byte {
 	if !x.en.decided {
-		return e
+		return b
 	}
 	d := &x.dec
-	e = e.Str("policy_action", d.Action.String()).Bool("enforced", d.Enforced).Array("reasons", reasonList{d})
+	b = appendStr(b, "policy_action", d.Action.String())
+	b = appendBool(b, "enforced", d.Enforced)
+	b = appendKey(b, "reasons")
+	b = append(b, '[')
+	for i, r := range d.Reasons() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendQuoted(b, r.String())
+	}
+	b = append(b, ']')
 	if d.Rule != "" {
-		e = e.Str("rule", d.Rule)
+		b = appendStr(b, "rule", d.Rule)
 	}
 	if d.ReportedRule != "" {
-		e = e.Str("reported_rule", d.ReportedRule).Str("reported_action", d.ReportedAction.String())
+		b = appendStr(b, "reported_rule", d.ReportedRule)
+		b = appendStr(b, "reported_action", d.ReportedAction.String())
 	}
 	if v := &d.Verdict; v.Valid {
-		e = e.Str("verdict_state", v.State.String()).Str("verdict_source", v.Source).
-			Float64("verdict_age_s", d.VerdictAge.Seconds()).Bool("verdict_stale", v.Stale)
+		b = appendStr(b, "verdict_state", v.State.String())
+		b = appendStr(b, "verdict_source", v.Source)
+		b = appendDecimal(b, "verdict_age_s", d.VerdictAge.Nanoseconds(), 9)
+		b = appendBool(b, "verdict_stale", v.Stale)
 	}
-	return e
-}
-
-// reasonList logs a decision's reasons as a JSON array.
-type reasonList struct{ d *policy.Decision }
-
-func (r reasonList) MarshalZerologArray(a *zerolog.Array) {
-	for _, x := range r.d.Reasons() {
-		a.Str(x.String())
-	}
+	return b
 }
 
 // errAnsweredEarly means a long poll held at a CAS was answered by easgate

@@ -35,7 +35,9 @@ func checkFraming(raw []byte, http11 bool) error {
 		} else {
 			line, raw = raw, nil
 		}
-		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
 		if len(line) == 0 {
 			continue
 		}
@@ -48,10 +50,14 @@ func checkFraming(raw []byte, http11 bool) error {
 			}
 			continue
 		}
-		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
+		name := line[:colon]
 		if c := name[len(name)-1]; c == ' ' || c == '\t' {
 			return errBadHeaderLine
 		}
+		if len(name) != len("Content-Length") && len(name) != len("Transfer-Encoding") {
+			continue // the common case: no need to look at the value
+		}
+		value := bytes.TrimSpace(line[colon+1:])
 		switch {
 		case asciiEqualFold(name, "Content-Length"):
 			nCL++

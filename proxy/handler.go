@@ -96,6 +96,13 @@ func (x *exchange) setField(dst *[2]uint16, v []byte, used *int) {
 
 func (x *exchange) field(f [2]uint16) []byte { return x.buf[f[0] : f[0]+f[1]] }
 
+// identify sets x.client from the request and the device's
+// DeviceInformation (nil when unknown).
+func (x *exchange) identify(r *eas.Request, info *eas.DeviceInfo) {
+	x.client = eas.Identify(r.UserAgent, r.DeviceType, info)
+	x.client.Model = nil
+}
+
 // record copies what the log needs from a parsed request.
 func (x *exchange) record(r *eas.Request) {
 	x.cmd, x.version, x.parsed = r.Command, r.Version, true
@@ -214,9 +221,7 @@ func (s *Server) inspect(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) 
 			}
 		}
 	}
-	x.client = eas.Identify(r.UserAgent, r.DeviceType, info)
-	x.client.Model = nil
-	x.dec = st.decide(x, r, info)
+	x.dec = st.decide(x, r, info)                     // enforce.go; identifies the client too
 	if done, complete := s.enforce(ctx, x, r); done { // enforce.go: block or quarantine
 		return true, complete
 	}
@@ -293,28 +298,69 @@ func (x *exchange) answerTo(out *fasthttp.Response, code int, reason string) boo
 // retryAfter is the Retry-After easgate sends with its own 503s, in seconds.
 const retryAfter = "30"
 
-// hopHeaders are removed in both directions (RFC 9110 §7.6.1), as are the
-// headers named in Connection.
-var hopHeaders = [...]string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-	"TE", "Trailer", "Upgrade", "Transfer-Encoding"}
+// hopHeaders are removed in both directions (RFC 9110 §7.6.1), as are
+// Connection itself and the headers it names. Expect is removed from
+// requests only (easgate answers 100-continue itself).
+var hopHeaders = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+	"Proxy-Authorization", "TE", "Trailer", "Upgrade", "Transfer-Encoding", "Expect"}
 
-// stripRequestHops removes hop-by-hop request headers and adds the
-// X-Forwarded-* headers.
-func stripRequestHops(ctx *fasthttp.RequestCtx) {
-	h := &ctx.Request.Header
-	if conn := h.Peek("Connection"); len(conn) > 0 {
+const (
+	hopConnection = 1 << 0
+	hopExpect     = 1 << (len(hopHeaders) - 1)
+)
+
+// hopBit is the bit of the hop-by-hop header named k, or 0.
+func hopBit(k []byte) uint16 {
+	for i, name := range hopHeaders {
+		if len(k) == len(name) && asciiEqualFold(k, name) {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// hopHeader is what stripHops needs of a request or response header.
+type hopHeader interface {
+	Del(key string)
+	DelBytes(key []byte)
+	ResetConnectionClose()
+}
+
+// stripHops removes the hop-by-hop headers found by one pass over the
+// header (present, with conn the Connection header's value): most requests
+// and answers carry none of them, so the common case costs one scan
+// instead of a lookup per name.
+func stripHops(h hopHeader, present uint16, conn []byte) {
+	if present&hopConnection != 0 {
 		forEachToken(conn, func(tok []byte) {
 			if !asciiEqualFold(tok, "close") && !asciiEqualFold(tok, "keep-alive") {
 				h.DelBytes(tok)
 			}
 		})
 	}
-	h.Del("Connection")
-	h.ResetConnectionClose()
-	for _, k := range hopHeaders {
-		h.Del(k)
+	for i, name := range hopHeaders {
+		if present&(1<<i) != 0 {
+			h.Del(name)
+		}
 	}
-	h.Del("Expect")
+	h.ResetConnectionClose()
+}
+
+// stripRequestHops removes hop-by-hop request headers and adds the
+// X-Forwarded-* headers.
+func stripRequestHops(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	var present uint16
+	var conn []byte
+	for k, v := range h.All() {
+		if bit := hopBit(k); bit != 0 {
+			present |= bit
+			if bit == hopConnection && conn == nil {
+				conn = v
+			}
+		}
+	}
+	stripHops(h, present, conn)
 	var buf [512]byte
 	ip := ctx.RemoteIP()
 	if prev := h.Peek("X-Forwarded-For"); len(prev) > 0 && len(prev) < len(buf)-64 {
@@ -346,18 +392,17 @@ func appendIP(dst []byte, ip net.IP) []byte {
 
 // stripResponseHops removes hop-by-hop headers from the CAS's answer.
 func stripResponseHops(h *fasthttp.ResponseHeader) {
-	if conn := h.Peek("Connection"); len(conn) > 0 {
-		forEachToken(conn, func(tok []byte) {
-			if !asciiEqualFold(tok, "close") && !asciiEqualFold(tok, "keep-alive") {
-				h.DelBytes(tok)
+	var present uint16
+	var conn []byte
+	for k, v := range h.All() {
+		if bit := hopBit(k); bit != 0 {
+			present |= bit
+			if bit == hopConnection && conn == nil {
+				conn = v
 			}
-		})
+		}
 	}
-	h.Del("Connection")
-	h.ResetConnectionClose()
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
+	stripHops(h, present&^hopExpect, conn)
 }
 
 func forEachToken(v []byte, f func([]byte)) {
@@ -537,7 +582,7 @@ func (s *Server) respond(x *exchange, out *fasthttp.Response, resp *fasthttp.Res
 		}
 		return x.answerTo(out, code, "upstream_error")
 	}
-	s.metrics.upstream.WithLabelValues(x.cmd.String()).Observe(x.upDur.Seconds())
+	s.metrics.upstreamDuration(x.cmd.String(), x.upDur.Seconds())
 
 	// The CAS's answer goes back unchanged apart from hop-by-hop headers.
 	resp.Header.CopyTo(&out.Header)
@@ -570,29 +615,34 @@ func (s *Server) respond(x *exchange, out *fasthttp.Response, resp *fasthttp.Res
 const smallResponse = 16 << 10
 
 // copySmallBody reads a CAS answer of known, small length into the phone's
-// response. A CAS that sends fewer bytes than it announced gets the
-// connection closed, as a streamed body would.
+// response. A CAS that sends fewer bytes than it announced is answered 502.
 func (x *exchange) copySmallBody(out *fasthttp.Response, cl int) bool {
-	out.ResetBody()
-	w := out.BodyWriter()
-	var buf [4096]byte
-	var err error
-	for left := cl; left > 0 && err == nil; {
-		var n int
-		n, err = x.body.Read(buf[:min(left, len(buf))])
-		if n > 0 {
-			_, _ = w.Write(buf[:n])
-			left -= n
-		}
-		if err == io.EOF && left == 0 {
-			err = nil
-		}
+	// Read straight into the response's own (pooled) body buffer: no
+	// intermediate buffer, nothing allocated once the pool is warm.
+	body := out.SwapBody(nil)
+	if cap(body) < cl {
+		body = make([]byte, cl)
 	}
-	if err != nil {
-		x.errText = err.Error()
-		out.SetConnectionClose()
+	body = body[:cl]
+	n, err := io.ReadFull(&x.body, body)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
 	}
+	out.SwapBody(body[:n])
 	_ = x.body.closeStream()
+	if err != nil {
+		// The CAS failed mid-answer. Nothing has reached the phone yet, so
+		// it gets a 502 rather than a truncated answer that looks whole.
+		x.errText = err.Error()
+		phoneClose := out.ConnectionClose()
+		out.ResetBody()
+		out.Header.Reset()
+		if phoneClose {
+			out.SetConnectionClose()
+		}
+		x.bytesOut = 0
+		return x.answerTo(out, fasthttp.StatusBadGateway, "upstream_error")
+	}
 	return true
 }
 
@@ -689,17 +739,18 @@ func (x *exchange) finish() {
 	}
 	x.finishOnce = true
 	s := x.s
-	total := time.Since(x.start)
+	now := time.Now()
+	total := now.Sub(x.start)
 	cmd := commandLabel(x)
 	decision := x.decisionLabel() // enforce.go
 	if x.reason != "" && x.reason != "long_poll_cut" {
 		s.metrics.rejected.WithLabelValues(x.reason).Inc()
 	}
-	s.metrics.requests.WithLabelValues(cmd, decision, s.metrics.status(x.status)).Inc()
+	s.metrics.request(cmd, decision, x.status)
 	if x.hold == 0 {
-		s.metrics.duration.WithLabelValues(cmd).Observe(total.Seconds())
+		s.metrics.requestDuration(cmd, total.Seconds())
 	}
-	x.st.writeAccess(x, cmd, decision, total)
+	x.st.writeAccess(x, cmd, decision, now, total)
 	st := x.st
 	*x = exchange{}
 	exchangePool.Put(x)

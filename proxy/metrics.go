@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"maps"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +26,62 @@ type metrics struct {
 	rejected  *prometheus.CounterVec // reason
 	handler   fasthttp.RequestHandler
 	statusStr [600]string
+
+	// Series already looked up, by label values: Prometheus hashes and
+	// validates the label values on every WithLabelValues, which cost more
+	// than the rest of the per-request accounting.
+	requestsBy labelCache[[3]string, prometheus.Counter]
+	durationBy labelCache[string, prometheus.Observer]
+	upstreamBy labelCache[string, prometheus.Observer]
+}
+
+// labelCache maps label values to their series. Reads take no lock (the
+// map is replaced, never changed, when a new combination appears); the
+// label values come from small fixed sets, so it stays small.
+type labelCache[K comparable, M any] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[K]M]
+}
+
+func (c *labelCache[K, M]) get(k K, lookup func(K) M) M {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+	}
+	next := make(map[K]M)
+	if old != nil {
+		maps.Copy(next, *old)
+	}
+	v := lookup(k)
+	next[k] = v
+	c.m.Store(&next)
+	return v
+}
+
+// request counts one answered request.
+func (m *metrics) request(cmd, decision string, status int) {
+	m.requestsBy.get([3]string{cmd, decision, m.status(status)}, func(k [3]string) prometheus.Counter {
+		return m.requests.WithLabelValues(k[0], k[1], k[2])
+	}).Inc()
+}
+
+// requestDuration records the duration of a request that was not held.
+func (m *metrics) requestDuration(cmd string, seconds float64) {
+	m.durationBy.get(cmd, func(k string) prometheus.Observer { return m.duration.WithLabelValues(k) }).Observe(seconds)
+}
+
+// upstreamDuration records the time the CAS took to answer.
+func (m *metrics) upstreamDuration(cmd string, seconds float64) {
+	m.upstreamBy.get(cmd, func(k string) prometheus.Observer { return m.upstream.WithLabelValues(k) }).Observe(seconds)
 }
 
 func newMetrics() *metrics {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -521,5 +522,52 @@ func TestShutdownAnswersHeldPings(t *testing.T) {
 	}
 	if s.Ready() {
 		t.Fatal("ready after shutdown")
+	}
+}
+
+// TestShortAnswerFromCAS: a CAS that announces more body than it sends
+// (it died mid-answer) must not reach the phone as a complete answer. Small
+// answers are read whole before the phone sees anything, so the phone gets
+// 502 Bad Gateway, and the access log says why.
+func TestShortAnswerFromCAS(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 8192)
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, _ := c.Read(buf)
+				if bytes.HasPrefix(buf[:n], []byte("GET ")) { // health probe
+					_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+					return
+				}
+				_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/vnd.ms-sync.wbxml\r\nContent-Length: 100\r\n\r\n0123456789"))
+			}(c)
+		}
+	}()
+	p := startProxy(t, mustParse(t, testYAML([]string{"http://" + ln.Addr().String()}, nil)))
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "POST " + easURI("FolderSync", "jdoe", "short1") + " HTTP/1.1\r\nHost: x\r\nMS-ASProtocolVersion: 14.1\r\n" +
+		"User-Agent: Apple-iPhone9C1/1402.100\r\nAuthorization: " + testBasicAuth + "\r\nContent-Length: 0\r\n\r\n"
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	resp := readResp(t, bufio.NewReader(c))
+	if resp.StatusCode() != fasthttp.StatusBadGateway || len(resp.Body()) != 0 {
+		t.Fatalf("answer to a truncated CAS answer: %d %q, want 502 with no body", resp.StatusCode(), resp.Body())
 	}
 }

@@ -147,8 +147,9 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 }
 
 // headerReceived runs after each request header: bodies above
-// limits.stream_threshold are streamed, and the read deadline moves from the
-// header timeout to the long-poll ceiling so that a slow upload is not cut.
+// limits.stream_threshold are streamed, and for bodies over 64 KiB the read
+// deadline moves from the header timeout to the long-poll ceiling so that a
+// slow upload is not cut.
 //
 // A body over limits.max_request_body is refused before it is read: fasthttp
 // then reads at most one byte of it before the handler answers 413 and
@@ -159,11 +160,19 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	if cl := h.ContentLength(); cl > 0 && int64(cl) > st.maxRequestBody {
 		limit = 1
 	}
-	return fasthttp.RequestConfig{
-		MaxRequestBodySize: limit,
-		ReadTimeout:        st.longPollMax,
+	rc := fasthttp.RequestConfig{MaxRequestBodySize: limit}
+	if cl := h.ContentLength(); cl < 0 || cl > slowBodyFloor {
+		// Moving the deadline costs a clock read and a timer update on
+		// every request; bodies small enough to arrive well within the
+		// header timeout keep it.
+		rc.ReadTimeout = st.longPollMax
 	}
+	return rc
 }
+
+// slowBodyFloor is the body size above which the read deadline moves from
+// the header timeout to the long-poll ceiling (64 KiB in 60 s is ~1 KiB/s).
+const slowBodyFloor = 64 << 10
 
 // expectHandler answers "Expect: 100-continue": 413 at once for a body over
 // limits.max_request_body, else 100 Continue.
