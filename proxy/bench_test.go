@@ -17,12 +17,15 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// BenchmarkProxySmallRequest sends a small FolderSync through easgate and,
-// in the same run, straight to the fake CAS; it reports the ratio.
+// BenchmarkProxySmallRequest sends a small FolderSync through easgate, in
+// the same run straight to the fake CAS and through a bare fasthttp
+// reverse proxy (no EAS work at all: the floor for a fasthttp gateway); it
+// reports easgate's time as ratios of both.
 func BenchmarkProxySmallRequest(b *testing.B) {
 	cas := newFakeCAS(b)
 	cas.record = false
 	p := startProxy(b, mustParse(b, testYAML([]string{cas.url()}, map[string]string{"health_interval": "10s"})))
+	bareAddr := startBareProxy(b, cas.addr)
 	body := []byte{0x03, 0x01, 0x6A, 0x00, 0x00, 0x07, 0x56, 0x52, 0x03, 0x30, 0x00, 0x01, 0x01}
 	run := func(b *testing.B, addr string) time.Duration {
 		hc := &fasthttp.HostClient{Addr: addr, MaxConns: 64}
@@ -42,15 +45,38 @@ func BenchmarkProxySmallRequest(b *testing.B) {
 		}
 		return time.Since(start)
 	}
-	var direct, proxied time.Duration
+	var direct, bare, proxied time.Duration
 	b.Run("direct", func(b *testing.B) { b.ReportAllocs(); direct = run(b, cas.addr) / time.Duration(max(b.N, 1)) })
+	b.Run("bare", func(b *testing.B) { b.ReportAllocs(); bare = run(b, bareAddr) / time.Duration(max(b.N, 1)) })
 	b.Run("easgate", func(b *testing.B) {
 		b.ReportAllocs()
 		proxied = run(b, p.addr) / time.Duration(max(b.N, 1))
 		if direct > 0 {
 			b.ReportMetric(float64(proxied)/float64(direct), "x-direct")
 		}
+		if bare > 0 {
+			b.ReportMetric(float64(proxied)/float64(bare), "x-bare")
+		}
 	})
+}
+
+// startBareProxy runs the smallest fasthttp reverse proxy in front of
+// upstream: what a fasthttp gateway costs before any EAS work.
+func startBareProxy(b *testing.B, upstream string) string {
+	hc := &fasthttp.HostClient{Addr: upstream, MaxConns: 1024}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.Request.Header.Del("Connection")
+		if err := hc.Do(&ctx.Request, &ctx.Response); err != nil {
+			ctx.Error(err.Error(), fasthttp.StatusBadGateway)
+		}
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Shutdown() })
+	return ln.Addr().String()
 }
 
 // TestHeldPingMemory measures the resident memory each held Ping costs in

@@ -350,35 +350,57 @@ func stripHops(h hopHeader, present uint16, conn []byte) {
 // X-Forwarded-* headers.
 func stripRequestHops(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
-	var present uint16
-	var conn []byte
+	var (
+		present        uint16
+		conn, xff, xfp []byte
+	)
 	for k, v := range h.All() {
-		if bit := hopBit(k); bit != 0 {
-			present |= bit
-			if bit == hopConnection && conn == nil {
-				conn = v
+		switch {
+		case len(k) == len(hdrForwardedFor) && asciiEqualFold(k, hdrForwardedFor):
+			xff = v
+		case len(k) == len(hdrForwardedProto) && asciiEqualFold(k, hdrForwardedProto):
+			xfp = v
+		default:
+			if bit := hopBit(k); bit != 0 {
+				present |= bit
+				if bit == hopConnection && conn == nil {
+					conn = v
+				}
 			}
 		}
 	}
-	stripHops(h, present, conn)
-	var buf [512]byte
-	ip := ctx.RemoteIP()
-	if prev := h.Peek("X-Forwarded-For"); len(prev) > 0 && len(prev) < len(buf)-64 {
-		v := append(append(buf[:0], prev...), ", "...)
-		h.SetBytesV("X-Forwarded-For", appendIP(v, ip))
-	} else {
-		h.SetBytesV("X-Forwarded-For", appendIP(buf[:0], ip))
+	// The new values are built before any header is removed: the values
+	// found above alias the header's storage.
+	var forBuf [512]byte
+	forV := forBuf[:0]
+	if len(xff) > 0 && len(xff) < len(forBuf)-64 {
+		forV = append(append(forV, xff...), ", "...)
 	}
+	forV = appendIP(forV, ctx.RemoteIP())
 	proto := "http"
 	if ctx.IsTLS() {
 		proto = "https"
 	}
-	if prev := h.Peek("X-Forwarded-Proto"); len(prev) > 0 && len(prev) < len(buf)-8 {
-		h.SetBytesV("X-Forwarded-Proto", append(append(append(buf[:0], prev...), ", "...), proto...))
-	} else {
-		h.Set("X-Forwarded-Proto", proto)
+	var protoBuf [128]byte
+	protoV := protoBuf[:0]
+	if len(xfp) > 0 && len(xfp) < len(protoBuf)-8 {
+		protoV = append(append(protoV, xfp...), ", "...)
 	}
+	protoV = append(protoV, proto...)
+	stripHops(h, present, conn)
+	h.SetCanonical(keyForwardedFor, forV)
+	h.SetCanonical(keyForwardedProto, protoV)
 }
+
+const (
+	hdrForwardedFor   = "X-Forwarded-For"
+	hdrForwardedProto = "X-Forwarded-Proto"
+)
+
+var (
+	keyForwardedFor   = []byte(hdrForwardedFor)
+	keyForwardedProto = []byte(hdrForwardedProto)
+)
 
 // appendIP appends the textual form of ip (IPv4-mapped addresses as IPv4)
 // without allocating.
