@@ -8,21 +8,39 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 )
 
 // CompareConfig describes `easbench compare`: one fleet scenario run
-// straight against an in-process fake CAS, through easgate and through
-// nginx, one after the other, with fresh users each time.
+// straight against a fake CAS, through easgate and through nginx, one
+// after the other, with fresh users each time.
 type CompareConfig struct {
 	Run RunConfig     // the scenario (Target, PID and UserPrefix are set per leg)
 	CAS FakeCASConfig // the upstream
-	// CASListen is the fake CAS's address (default 127.0.0.1:0). It must be
-	// fixed when EasgateURL points at an easgate already configured with it.
+	// CASListen is the fake CAS's address (default 127.0.0.1:0: a free
+	// loopback port). It must be fixed when EasgateURL points at an easgate
+	// already configured with it.
 	CASListen string
+	// CASCommand, when set, runs the fake CAS as its own process, so that
+	// its CPU and memory are told apart from the load generator's: the argv
+	// of an `easbench upstream`, e.g. {"/usr/local/bin/easbench",
+	// "upstream"}. Compare chooses the address (CASListen, its port resolved
+	// when 0) and passes it with CAS, every option of it, in $EASBENCH_CAS_SPEC
+	// (see CASSpec); the command must serve exactly that in the process it
+	// starts (a wrapper such as taskset must exec it: that PID is sampled).
+	// Compare waits until the address accepts connections, samples the
+	// process's CPU and RSS during each leg (Report.CAS) and stops it at the
+	// end: SIGTERM, then SIGKILL after 5 s; on Linux it is also sent SIGTERM
+	// if Compare's process dies first.
+	//
+	// Empty: the fake CAS runs inside this process, as a goroutine; each
+	// Report's Client figures then include it (Report.CASInProcess).
+	CASCommand []string
 	// EasgateURL is a running easgate in front of CASListen; EasgatePID its
 	// process for RSS/CPU (optional).
 	EasgateURL string
@@ -47,6 +65,9 @@ type CompareConfig struct {
 type CompareResult struct {
 	Legs    []Leg
 	Skipped map[string]string
+	// CPUs is the number of CPUs of the machine that ran the legs: the
+	// CPU% figures are of one core, so their sum is at most 100 × CPUs.
+	CPUs int
 }
 
 // Leg is one scenario run.
@@ -57,6 +78,7 @@ type Leg struct {
 
 // Compare runs the legs. A leg that cannot start is skipped with a reason;
 // an error is returned only when the fake CAS cannot start or no leg ran.
+// Every process Compare starts is stopped before it returns.
 func Compare(cfg CompareConfig) (*CompareResult, error) {
 	logw := cfg.Log
 	if logw == nil {
@@ -70,14 +92,41 @@ func Compare(cfg CompareConfig) (*CompareResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compare: fake CAS: %w", err)
 	}
-	cas := NewFakeCAS(cfg.CAS)
-	go func() { _ = cas.Serve(ln) }()
-	defer cas.Close()
-	casURL := "http://" + ln.Addr().String()
-	fmt.Fprintf(logw, "easbench: fake CAS on %s\n", casURL)
+	addr = ln.Addr().String()
+	var casChild *child
+	if len(cfg.CASCommand) > 0 {
+		// The child binds the address itself: free it first.
+		if err := ln.Close(); err != nil {
+			return nil, fmt.Errorf("compare: fake CAS: %w", err)
+		}
+		if casChild, err = startCASChild(cfg, addr, logw); err != nil {
+			return nil, fmt.Errorf("compare: fake CAS: %w", err)
+		}
+		defer func() {
+			if out := casChild.stop(); len(out) > 0 {
+				for _, line := range strings.Split(tail(string(out), 2000), "\n") {
+					fmt.Fprintf(logw, "easbench: fake CAS pid %d: %s\n", casChild.cmd.Process.Pid, strings.TrimPrefix(line, "easbench: "))
+				}
+			}
+		}()
+	} else {
+		cas := NewFakeCAS(cfg.CAS)
+		go func() { _ = cas.Serve(ln) }()
+		defer cas.Close()
+	}
+	casURL := "http://" + addr
+	if casChild != nil {
+		fmt.Fprintf(logw, "easbench: fake CAS on %s (pid %d)\n", casURL, casChild.cmd.Process.Pid)
+	} else {
+		fmt.Fprintf(logw, "easbench: fake CAS on %s (in process)\n", casURL)
+	}
 
-	res := &CompareResult{Skipped: map[string]string{}}
+	res := &CompareResult{Skipped: map[string]string{}, CPUs: runtime.NumCPU()}
 	leg := func(name, target string, pid int) {
+		if casChild != nil && casChild.exited() {
+			res.Skipped[name] = "the fake CAS exited: " + casChild.exitReason()
+			return
+		}
 		rc := cfg.Run
 		rc.Target, rc.PID = target, pid
 		rc.UserPrefix = cfg.Run.UserPrefix + name + "-"
@@ -85,11 +134,22 @@ func Compare(cfg CompareConfig) (*CompareResult, error) {
 			rc.UserPrefix = name + "-u"
 		}
 		fmt.Fprintf(logw, "easbench: leg %s → %s\n", name, target)
+		casPID := 0
+		if casChild != nil {
+			casPID = casChild.cmd.Process.Pid
+		}
+		every := rc.Duration / 120
+		if every < 100*time.Millisecond {
+			every = 100 * time.Millisecond
+		}
+		ls := startLegSampler(casPID, every)
 		rep, err := Run(rc)
+		casRep, selfRep := ls.finish()
 		if err != nil {
 			res.Skipped[name] = err.Error()
 			return
 		}
+		rep.CAS, rep.Client, rep.CASInProcess = casRep, selfRep, casChild == nil
 		res.Legs = append(res.Legs, Leg{Name: name, Report: rep})
 	}
 
@@ -99,24 +159,27 @@ func Compare(cfg CompareConfig) (*CompareResult, error) {
 	case cfg.EasgateURL != "":
 		leg("easgate", cfg.EasgateURL, cfg.EasgatePID)
 	case cfg.EasgateBin != "":
-		p, err := startEasgate(cfg, casURL, logw)
-		if err != nil {
+		if p, err := startEasgate(cfg, casURL, logw); err != nil {
 			res.Skipped["easgate"] = err.Error()
-			break
+		} else {
+			func() {
+				defer p.stop()
+				leg("easgate", p.url, p.cmd.Process.Pid)
+			}()
 		}
-		leg("easgate", p.url, p.cmd.Process.Pid)
-		p.stop()
 	default:
 		res.Skipped["easgate"] = "no --easgate-url or --easgate-bin given"
 	}
 
 	if cfg.NginxBin == "-" {
 		res.Skipped["nginx"] = "disabled"
-	} else if p, err := startNginx(cfg.NginxBin, ln.Addr().String(), logw); err != nil {
+	} else if p, err := startNginx(cfg.NginxBin, addr, logw); err != nil {
 		res.Skipped["nginx"] = err.Error()
 	} else {
-		leg("nginx", p.url, p.cmd.Process.Pid)
-		p.stop()
+		func() {
+			defer p.stop()
+			leg("nginx", p.url, p.cmd.Process.Pid)
+		}()
 	}
 	if len(res.Legs) == 0 {
 		return res, errors.New("compare: no leg ran")
@@ -124,24 +187,75 @@ func Compare(cfg CompareConfig) (*CompareResult, error) {
 	return res, nil
 }
 
-// child is a started reverse proxy.
-type child struct {
-	cmd  *exec.Cmd
-	url  string
-	dir  string
-	done chan error
+// startCASChild runs cfg.CASCommand with the spec of a fake CAS on addr.
+func startCASChild(cfg CompareConfig, addr string, logw io.Writer) (*child, error) {
+	spec, err := CASSpec{Listen: addr, CAS: cfg.CAS}.Encode()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "easbench-cas-")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(cfg.CASCommand[0], cfg.CASCommand[1:]...)
+	cmd.Env = append(os.Environ(), CASSpecEnv+"="+spec)
+	fmt.Fprintf(logw, "easbench: starting the fake CAS: %s (on %s)\n", strings.Join(cfg.CASCommand, " "), addr)
+	return startChild(cmd, addr, dir, "fake CAS")
 }
 
-// stop sends SIGTERM and, after 5 s, SIGKILL to the child we started.
-func (c *child) stop() {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+// child is a started process: the fake CAS or a reverse proxy.
+type child struct {
+	cmd     *exec.Cmd
+	url     string
+	dir     string
+	logPath string
+	done    chan struct{} // closed once the process has been reaped
+	waitErr error         // set before done is closed
+	once    sync.Once
+	out     []byte
+}
+
+// exited reports whether the process has ended.
+func (c *child) exited() bool {
 	select {
 	case <-c.done:
-	case <-time.After(5 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
+		return true
+	default:
+		return false
 	}
-	_ = os.RemoveAll(c.dir)
+}
+
+// exitReason is the exit status and the end of the output of an exited
+// child.
+func (c *child) exitReason() string {
+	<-c.done
+	out, _ := os.ReadFile(c.logPath)
+	return fmt.Sprintf("%v: %s", c.waitErr, tail(string(out), 600))
+}
+
+// childStopGrace is how long stop waits after SIGTERM before SIGKILL.
+const childStopGrace = 5 * time.Second
+
+// stop sends SIGTERM and, after 5 s, SIGKILL to the child we started,
+// waits for it, removes its directory and returns what it printed. It may
+// be called more than once.
+func (c *child) stop() []byte {
+	c.once.Do(func() {
+		if !c.exited() {
+			_ = c.cmd.Process.Signal(syscall.SIGTERM)
+			t := time.NewTimer(childStopGrace)
+			select {
+			case <-c.done:
+			case <-t.C:
+				_ = c.cmd.Process.Kill()
+				<-c.done
+			}
+			t.Stop()
+		}
+		c.out, _ = os.ReadFile(c.logPath)
+		_ = os.RemoveAll(c.dir)
+	})
+	return c.out
 }
 
 func freePort() (string, error) {
@@ -153,30 +267,37 @@ func freePort() (string, error) {
 	return addr, l.Close()
 }
 
-// startChild runs cmd and waits until addr accepts connections.
+// childStartTimeout bounds the wait for a child to accept connections.
+var childStartTimeout = 15 * time.Second
+
+// startChild runs cmd, which owns dir, and waits until addr accepts
+// connections. On any error the process is gone and dir removed.
 func startChild(cmd *exec.Cmd, addr, dir, name string) (*child, error) {
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	logPath := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".log")
+	logf, err := os.Create(logPath)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	c := &child{cmd: cmd, url: "http://" + addr, dir: dir, done: make(chan error, 1)}
-	go func() { c.done <- cmd.Wait(); logf.Close() }()
-	deadline := time.Now().Add(15 * time.Second)
+	c := &child{cmd: cmd, url: "http://" + addr, dir: dir, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		c.waitErr = cmd.Wait()
+		logf.Close()
+		close(c.done)
+	}()
+	deadline := time.Now().Add(childStartTimeout)
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-c.done:
-			c.done <- err
-			out, _ := os.ReadFile(filepath.Join(dir, name+".log"))
-			_ = os.RemoveAll(dir)
-			return nil, fmt.Errorf("%s exited (%v): %s", name, err, tail(string(out), 600))
-		default:
+		if c.exited() {
+			why := c.exitReason()
+			c.stop()
+			return nil, fmt.Errorf("%s exited (%s)", name, why)
 		}
 		if conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			conn.Close()
@@ -185,7 +306,7 @@ func startChild(cmd *exec.Cmd, addr, dir, name string) (*child, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.stop()
-	return nil, fmt.Errorf("%s did not listen on %s within 15 s", name, addr)
+	return nil, fmt.Errorf("%s did not listen on %s within %v", name, addr, childStartTimeout)
 }
 
 func tail(s string, n int) string {
@@ -354,22 +475,24 @@ func startNginx(bin, upstream string, logw io.Writer) (c *child, err error) {
 }
 
 // WriteText prints one line per leg and the ratios to the direct leg.
+// Next to latency and throughput each line shows, for the leg's run, the
+// CPU (% of one core) and maximum RSS of the gateway ("gw": easgate or
+// nginx, none on the direct leg), of the fake CAS's own process ("CAS",
+// when it ran as a subprocess) and the CPU of the load generator, easbench
+// itself ("bench"). A table is followed by a note saying how many cores the
+// machine has, and one per skipped leg.
 func (c *CompareResult) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "leg\treq/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tRSS max\tCPU s\tp50 ×\tp99 ×\treq/s ×\t")
+	fmt.Fprintln(tw, "leg\treq/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tgw CPU%\tgw RSS\tCAS CPU%\tCAS RSS\tbench CPU%\tp50 ×\tp99 ×\treq/s ×\t")
 	var base *Report
 	for _, l := range c.Legs {
 		if l.Name == "direct" {
 			base = l.Report
 		}
 	}
+	inProcess := false
 	for _, l := range c.Legs {
 		r := l.Report
-		rss, cpu := "-", "-"
-		if r.Gateway != nil {
-			rss = byteSize(r.Gateway.RSSMaxKiB << 10)
-			cpu = fmt.Sprintf("%.2f", r.Gateway.CPUSeconds)
-		}
 		ratio := func(a, b float64) string {
 			if base == nil || b == 0 {
 				return "-"
@@ -381,15 +504,40 @@ func (c *CompareResult) WriteText(w io.Writer) error {
 		if base != nil {
 			b, baseTput = base.Overall, base.Throughput
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t%s\t\n", l.Name, r.Throughput,
-			r.Overall.P50, r.Overall.P99, r.Overall.P999, r.Errors, rss, cpu,
+		gwCPU, gwRSS := procCells(r.Gateway)
+		casCPU, casRSS := procCells(r.CAS)
+		benchCPU, _ := procCells(r.Client)
+		if r.CASInProcess && r.Client != nil {
+			benchCPU += "*"
+			inProcess = true
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.Name, r.Throughput,
+			r.Overall.P50, r.Overall.P99, r.Overall.P999, r.Errors, gwCPU, gwRSS, casCPU, casRSS, benchCPU,
 			ratio(r.Overall.P50, b.P50), ratio(r.Overall.P99, b.P99), ratio(r.Throughput, baseTput))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(c.Legs) > 0 {
+		cores := ""
+		if c.CPUs > 0 {
+			cores = fmt.Sprintf("; %d cores here", c.CPUs)
+		}
+		fmt.Fprintf(w, "CPU%% = CPU time / leg wall time (100%% = one core%s); gw = easgate or nginx, CAS = the fake CAS process, bench = the load generator\n", cores)
+	}
+	if inProcess {
+		fmt.Fprintln(w, "* the fake CAS ran inside easbench: bench CPU% includes it (no separate CAS figure)")
+	}
 	for _, name := range sortedKeys(c.Skipped) {
 		fmt.Fprintf(w, "skipped %s: %s\n", name, c.Skipped[name])
 	}
 	return nil
+}
+
+// procCells formats a process's CPU% and maximum RSS for the table.
+func procCells(p *ProcReport) (cpu, rss string) {
+	if p == nil {
+		return "-", "-"
+	}
+	return fmt.Sprintf("%.0f%%", p.CPUPercent), byteSize(p.RSSMaxKiB << 10)
 }

@@ -95,3 +95,54 @@ func (p *procSampler) report() *ProcReport {
 	}
 	return r
 }
+
+// legSampler samples, during one compare leg, the fake CAS's own process
+// (when it runs as a subprocess) and this process, the load generator.
+type legSampler struct {
+	cas, self *procSampler
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// startLegSampler starts sampling every period; casPID 0 means the fake
+// CAS runs in this process and is not sampled apart.
+func startLegSampler(casPID int, every time.Duration) *legSampler {
+	l := &legSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	if casPID > 0 {
+		l.cas, _ = newProcSampler(casPID) // nil when it already exited
+	}
+	l.self, _ = newProcSampler(os.Getpid())
+	go func() {
+		defer close(l.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+				if l.cas != nil {
+					l.cas.sample()
+				}
+				if l.self != nil {
+					l.self.sample()
+				}
+			}
+		}
+	}()
+	return l
+}
+
+// finish stops sampling and returns the figures over the leg (nil for a
+// process that could not be read).
+func (l *legSampler) finish() (cas, self *ProcReport) {
+	close(l.stop)
+	<-l.done
+	if l.cas != nil {
+		cas = l.cas.report()
+	}
+	if l.self != nil {
+		self = l.self.report()
+	}
+	return cas, self
+}

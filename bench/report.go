@@ -13,7 +13,9 @@ import (
 )
 
 // Report is the result of a fleet run. Latencies are milliseconds. The
-// JSON form is what `easbench run --json` writes.
+// JSON form is what `easbench run --json` writes, and `easbench compare
+// --json` once per leg; the sampled processes are "gateway", "cas" and
+// "client" (see ProcReport for their fields).
 type Report struct {
 	Target       string         `json:"target"`
 	Started      time.Time      `json:"started"`
@@ -34,9 +36,19 @@ type Report struct {
 	Commands      map[string]CommandReport `json:"commands"`
 	ErrorKinds    map[string]int64         `json:"error_kinds"`
 	ErrorExamples map[string]string        `json:"error_examples,omitempty"`
-	Gateway       *ProcReport              `json:"gateway,omitempty"`
-	Timeline      []TimelinePoint          `json:"timeline"`
-	Histogram     []HistogramBin           `json:"histogram"`
+	// Gateway is the process sampled through RunConfig.PID (easgate or
+	// nginx; absent on a direct leg).
+	Gateway *ProcReport `json:"gateway,omitempty"`
+	// CAS is the fake CAS's own process over the run, when `easbench
+	// compare` ran it as a subprocess (CompareConfig.CASCommand).
+	CAS *ProcReport `json:"cas,omitempty"`
+	// Client is the load generator's own process (easbench, /proc/self)
+	// over the run; set by Compare. When CASInProcess is true the fake CAS
+	// ran inside that process and Client includes its CPU and memory.
+	Client       *ProcReport     `json:"client,omitempty"`
+	CASInProcess bool            `json:"cas_in_process,omitempty"`
+	Timeline     []TimelinePoint `json:"timeline"`
+	Histogram    []HistogramBin  `json:"histogram"`
 }
 
 // CommandReport is the per-command summary. For Ping the latency is the
@@ -55,7 +67,10 @@ type CommandReport struct {
 	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
 }
 
-// ProcReport is the gateway's resource use sampled from /proc.
+// ProcReport is one process's resource use over a run, sampled from
+// /proc/PID: resident memory at the start, its maximum and at the end (KiB),
+// CPU time (user + system) used during the run, and that time as a
+// percentage of the run's wall time (100 = one core busy throughout).
 type ProcReport struct {
 	PID         int     `json:"pid"`
 	RSSStartKiB int64   `json:"rss_start_kib"`
@@ -242,11 +257,37 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(w, "  first %s: %s\n", k, r.ErrorExamples[k])
 		}
 	}
-	if g := r.Gateway; g != nil {
-		fmt.Fprintf(w, "gateway pid %d: RSS start %s max %s end %s; CPU %.2fs (%.0f%% of one core)\n", g.PID,
-			byteSize(g.RSSStartKiB<<10), byteSize(g.RSSMaxKiB<<10), byteSize(g.RSSEndKiB<<10), g.CPUSeconds, g.CPUPercent)
+	for _, p := range r.processes() {
+		fmt.Fprintf(w, "%s pid %d: RSS start %s max %s end %s; CPU %.2fs (%.0f%% of one core)%s\n", p.label, p.PID,
+			byteSize(p.RSSStartKiB<<10), byteSize(p.RSSMaxKiB<<10), byteSize(p.RSSEndKiB<<10), p.CPUSeconds, p.CPUPercent, p.note)
 	}
 	return nil
+}
+
+// labelledProc is a ProcReport with the role of its process.
+type labelledProc struct {
+	*ProcReport
+	label string
+	note  string
+}
+
+// processes lists the sampled processes: gateway, fake CAS, load generator.
+func (r *Report) processes() []labelledProc {
+	var out []labelledProc
+	if r.Gateway != nil {
+		out = append(out, labelledProc{r.Gateway, "gateway", ""})
+	}
+	if r.CAS != nil {
+		out = append(out, labelledProc{r.CAS, "fake CAS", ""})
+	}
+	if r.Client != nil {
+		note := ""
+		if r.CASInProcess {
+			note = " (includes the in-process fake CAS)"
+		}
+		out = append(out, labelledProc{r.Client, "load generator", note})
+	}
+	return out
 }
 
 func byteSize(n int64) string {
@@ -292,8 +333,15 @@ svg{background:#fafafa;border:1px solid #ddd;margin:1em 0}text{font:11px sans-se
 		}
 		b.WriteString("</ul>")
 	}
-	if g := r.Gateway; g != nil {
-		fmt.Fprintf(&b, "<p>Gateway pid %d: RSS max %s, CPU %.2f s (%.0f%%).</p>", g.PID, byteSize(g.RSSMaxKiB<<10), g.CPUSeconds, g.CPUPercent)
+	if procs := r.processes(); len(procs) > 0 {
+		b.WriteString(`<h2>Processes</h2><table id="processes"><tr><th>process</th><th>pid</th><th>CPU s</th><th>CPU % of one core</th>` +
+			`<th>RSS start</th><th>RSS max</th><th>RSS end</th></tr>`)
+		for _, p := range procs {
+			fmt.Fprintf(&b, "<tr><td>%s%s</td><td>%d</td><td>%.2f</td><td>%.0f%%</td><td>%s</td><td>%s</td><td>%s</td></tr>",
+				html.EscapeString(p.label), html.EscapeString(p.note), p.PID, p.CPUSeconds, p.CPUPercent,
+				byteSize(p.RSSStartKiB<<10), byteSize(p.RSSMaxKiB<<10), byteSize(p.RSSEndKiB<<10))
+		}
+		b.WriteString("</table>")
 	}
 	xs := make([]float64, len(r.Timeline))
 	p50 := make([]float64, len(r.Timeline))

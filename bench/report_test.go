@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"math"
 	"os"
@@ -178,4 +179,111 @@ func TestParseMixAndAssign(t *testing.T) {
 			seen[id] = true
 		}
 	}
+}
+
+// withProcesses is fixedReport with the three sampled processes.
+func withProcesses(inProcess bool) *Report {
+	r := fixedReport()
+	r.Gateway = &ProcReport{PID: 11, RSSStartKiB: 20 << 10, RSSMaxKiB: 48 << 10, RSSEndKiB: 40 << 10, CPUSeconds: 6.5, CPUPercent: 65}
+	if !inProcess {
+		r.CAS = &ProcReport{PID: 22, RSSStartKiB: 9 << 10, RSSMaxKiB: 31 << 10, RSSEndKiB: 30 << 10, CPUSeconds: 2.25, CPUPercent: 22.5}
+	}
+	r.Client = &ProcReport{PID: 33, RSSStartKiB: 12 << 10, RSSMaxKiB: 64 << 10, RSSEndKiB: 60 << 10, CPUSeconds: 4, CPUPercent: 40}
+	r.CASInProcess = inProcess
+	return r
+}
+
+// TestReportProcesses: the gateway, fake CAS and load generator figures
+// appear in the JSON (documented names), the text and the HTML.
+func TestReportProcesses(t *testing.T) {
+	for _, inProcess := range []bool{false, true} {
+		r := withProcesses(inProcess)
+		var js bytes.Buffer
+		if err := r.WriteJSON(&js); err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(js.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		procs := []string{"gateway", "client"}
+		if !inProcess {
+			procs = append(procs, "cas")
+		} else if _, ok := m["cas"]; ok {
+			t.Errorf("in-process: JSON has a cas object")
+		}
+		for _, p := range procs {
+			pm, ok := m[p].(map[string]any)
+			if !ok {
+				t.Fatalf("JSON lacks %q", p)
+			}
+			for _, k := range []string{"pid", "rss_start_kib", "rss_max_kib", "rss_end_kib", "cpu_seconds", "cpu_percent"} {
+				if _, ok := pm[k]; !ok {
+					t.Errorf("JSON %s lacks %q", p, k)
+				}
+			}
+		}
+		if got, _ := m["cas_in_process"].(bool); got != inProcess {
+			t.Errorf("cas_in_process = %v, want %v", m["cas_in_process"], inProcess)
+		}
+
+		var txt bytes.Buffer
+		if err := r.WriteText(&txt); err != nil {
+			t.Fatal(err)
+		}
+		wantText := []string{"gateway pid 11: RSS start 20.0 MiB max 48.0 MiB end 40.0 MiB; CPU 6.50s (65% of one core)\n"}
+		if inProcess {
+			wantText = append(wantText, "load generator pid 33: RSS start 12.0 MiB max 64.0 MiB end 60.0 MiB; CPU 4.00s (40% of one core) (includes the in-process fake CAS)\n")
+		} else {
+			wantText = append(wantText, "fake CAS pid 22: RSS start 9.0 MiB max 31.0 MiB end 30.0 MiB; CPU 2.25s (22% of one core)\n",
+				"load generator pid 33: RSS start 12.0 MiB max 64.0 MiB end 60.0 MiB; CPU 4.00s (40% of one core)\n")
+		}
+		for _, w := range wantText {
+			if !strings.Contains(txt.String(), w) {
+				t.Errorf("text lacks %q:\n%s", w, txt.String())
+			}
+		}
+
+		var h bytes.Buffer
+		if err := r.WriteHTML(&h); err != nil {
+			t.Fatal(err)
+		}
+		rows := []string{"<tr><td>gateway</td><td>11</td><td>6.50</td><td>65%</td><td>20.0 MiB</td><td>48.0 MiB</td><td>40.0 MiB</td></tr>"}
+		if inProcess {
+			rows = append(rows, "<tr><td>load generator (includes the in-process fake CAS)</td><td>33</td>")
+		} else {
+			rows = append(rows, "<tr><td>fake CAS</td><td>22</td><td>2.25</td><td>22%</td>", "<tr><td>load generator</td><td>33</td><td>4.00</td><td>40%</td>")
+		}
+		for _, w := range append(rows, `<table id="processes">`) {
+			if !strings.Contains(h.String(), w) {
+				t.Errorf("HTML lacks %q", w)
+			}
+		}
+	}
+}
+
+// TestCompareTextGolden fixes the compare table: per leg latency,
+// throughput, gateway / fake CAS / load generator CPU and the ratios.
+func TestCompareTextGolden(t *testing.T) {
+	direct := withProcesses(false)
+	direct.Gateway = nil
+	through := withProcesses(false)
+	through.Throughput /= 2
+	through.Overall.P50 *= 1.5
+	through.Overall.P99 *= 3
+	res := &CompareResult{Legs: []Leg{{"direct", direct}, {"easgate", through}}, CPUs: 2,
+		Skipped: map[string]string{"nginx": "disabled"}}
+	var b bytes.Buffer
+	if err := res.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "compare.golden.txt", b.Bytes())
+
+	inproc := &CompareResult{Legs: []Leg{{"direct", withProcesses(true)}}, CPUs: 2}
+	inproc.Legs[0].Report.Gateway = nil
+	b.Reset()
+	if err := inproc.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "compare-inprocess.golden.txt", b.Bytes())
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/easgate/easgate/bench"
@@ -23,6 +25,11 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	easgateArgs := fs.String("easgate-args", "serve --config {config}", "arguments for --easgate-bin; {config} is the config path")
 	fs.StringVar(&cc.EasgateConfig, "easgate-config", "", "config template for --easgate-bin with {listen} and {upstream} (default: generated)")
 	fs.StringVar(&cc.NginxBin, "nginx", "", `nginx binary ("" = look up, "-" = skip)`)
+	casInProcess := fs.Bool("cas-in-process", false, "run the fake CAS inside easbench instead of as its own process (its CPU then counts as bench CPU%)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), compareUsage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +48,13 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	cc.EasgateArgs = strings.Fields(*easgateArgs)
 	cc.Run = rf.cfg
 	cc.Log = stderr
+	if !*casInProcess {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("compare: cannot find the easbench binary to run the fake CAS (%v); use --cas-in-process", err)
+		}
+		cc.CASCommand = []string{exe, "upstream"}
+	}
 	res, err := bench.Compare(cc)
 	if res != nil {
 		if werr := res.WriteText(stdout); werr != nil {
@@ -74,6 +88,31 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
+
+const compareUsage = `usage: easbench compare [flags]
+
+Runs one fleet scenario three times against a fake Exchange CAS: straight to
+it ("direct"), through easgate (--easgate-bin or --easgate-url) and through
+nginx, with fresh users each time, and prints one line per leg:
+
+  req/s, p50/p99/p99.9 ms, errors
+  gw CPU%, gw RSS     the gateway process (easgate or nginx; "-" when direct)
+  CAS CPU%, CAS RSS   the fake CAS, which runs as its own process
+                      ("easbench upstream", given its options through $EASBENCH_CAS_SPEC)
+                      unless --cas-in-process
+  bench CPU%          easbench itself, the load generator
+  p50 ×, p99 ×, req/s ×   ratios to the direct leg
+
+CPU% is CPU time over the leg's wall time (100% = one core busy). On the
+direct leg the fake CAS and the load generator have the machine to
+themselves; through a gateway all three share it: compare CAS CPU% with
+gw CPU%, and their sum with 100% × the cores (printed under the table).
+--json/--html write one report per leg (report-direct.json, ...); in the
+JSON the figures are "gateway", "cas" and "client" ({pid, cpu_seconds,
+cpu_percent, rss_start_kib, rss_max_kib, rss_end_kib}).
+
+flags:
+`
 
 // legPath inserts the leg name before the extension: report.json →
 // report-easgate.json.

@@ -20,7 +20,9 @@ const usage = `usage: easbench <command> [flags]
 commands:
   upstream   run a fake Exchange CAS:  easbench upstream --listen 127.0.0.1:8081 [flags]
   run        drive a fleet of simulated phones at a target URL
-  compare    run one scenario direct, through easgate and through nginx
+  compare    run one scenario direct, through easgate and through nginx, with the
+             fake CAS in its own process; prints the ratios and, per leg, the CPU
+             of the gateway, of the fake CAS and of the load generator
 
 Run "easbench <command> -h" for the flags of a command.
 `
@@ -111,6 +113,18 @@ func cmdUpstream(args []string, stderr io.Writer) error {
 	var users string
 	casFlags(fs, &cfg, &users)
 	fs.Float64Var(&cfg.TimeScale, "time-scale", 1, "divide held durations by this factor")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `usage: easbench upstream [flags]
+
+Runs a fake Exchange CAS (plain HTTP) until SIGINT or SIGTERM.
+
+When $%s is set (easbench compare sets it for the fake CAS it starts as
+its own process), the address and every option come from that JSON spec and
+no flag may be given.
+
+`, bench.CASSpecEnv)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -120,6 +134,19 @@ func cmdUpstream(args []string, stderr io.Writer) error {
 	var err error
 	if cfg.Users, err = parseUsers(users); err != nil {
 		return exitError{2, err.Error()}
+	}
+	spec, err := bench.CASSpecFromEnv()
+	if err != nil {
+		return exitError{2, "upstream: " + err.Error()}
+	}
+	if spec != nil {
+		var set []string
+		fs.Visit(func(f *flag.Flag) { set = append(set, "--"+f.Name) })
+		if len(set) > 0 {
+			return exitError{2, fmt.Sprintf("upstream: %s cannot be combined with $%s (the spec easbench compare passes)",
+				strings.Join(set, ", "), bench.CASSpecEnv)}
+		}
+		*listen, cfg = spec.Listen, spec.CAS
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

@@ -8,11 +8,21 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/easgate/easgate/bench"
 )
+
+// TestMain lets `easbench compare` start this test binary as its fake CAS
+// (os.Executable() + "upstream"): it then runs the real upstream command.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "upstream" && os.Getenv(bench.CASSpecEnv) != "" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
 
 func TestUsage(t *testing.T) {
 	var out, errb bytes.Buffer
@@ -82,16 +92,132 @@ func TestRunCommand(t *testing.T) {
 	}
 }
 
+// TestCompareSkipsMissingLegs runs `easbench compare` with its defaults:
+// the fake CAS as its own process (this binary, see TestMain), the
+// easgate and nginx legs skipped. The table, the JSON and the HTML carry
+// the CAS's own CPU and RSS and the load generator's.
 func TestCompareSkipsMissingLegs(t *testing.T) {
+	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	code := run([]string{"compare", "--devices", "2", "--duration", "500ms", "--time-scale", "300",
-		"--heartbeat", "120s", "--nginx", "/nonexistent/nginx", "--messages", "5"}, &out, &errb)
+	code := run([]string{"compare", "--devices", "3", "--duration", "700ms", "--time-scale", "300", "--scenario", "small",
+		"--heartbeat", "120s", "--nginx", "/nonexistent/nginx", "--messages", "5", "--latency", "2ms",
+		"--users", "udirect-0001:pw,udirect-0002:pw,udirect-0003:pw", "--password", "pw",
+		"--json", filepath.Join(dir, "r.json"), "--html", filepath.Join(dir, "r.html")}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 	s := out.String()
 	if !strings.Contains(s, "direct") || !strings.Contains(s, "skipped easgate") || !strings.Contains(s, "skipped nginx") {
 		t.Errorf("compare output:\n%s", s)
+	}
+	lines := strings.Split(s, "\n")
+	for _, col := range []string{"gw CPU%", "CAS CPU%", "CAS RSS", "bench CPU%"} {
+		if !strings.Contains(lines[0], col) {
+			t.Errorf("table header lacks %q: %q", col, lines[0])
+		}
+	}
+	row := strings.Fields(lines[1])
+	if len(row) < 12 || row[0] != "direct" || row[6] != "-" || !strings.HasSuffix(row[8], "%") || !strings.HasSuffix(row[11], "%") {
+		t.Errorf("direct row: want gw CPU%% '-', CAS and bench CPU%% figures: %q", lines[1])
+	}
+	if !strings.Contains(errb.String(), "fake CAS pid") || !strings.Contains(errb.String(), "served map[") {
+		t.Errorf("the fake CAS did not run as its own process:\n%s", errb.String())
+	}
+
+	b, err := os.ReadFile(filepath.Join(dir, "r-direct.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Errors != 0 || len(rep.ErrorExamples) > 0 || rep.DevicesSetUp == 0 {
+		t.Errorf("errors %v %v, set up %d (the --users/--latency spec must reach the CAS)", rep.ErrorKinds, rep.ErrorExamples, rep.DevicesSetUp)
+	}
+	if rep.Overall.P50 < 1.9 {
+		t.Errorf("p50 %.2f ms below --latency 2ms: the CAS options did not reach the child", rep.Overall.P50)
+	}
+	if rep.CASInProcess || rep.CAS == nil || rep.CAS.PID == os.Getpid() || rep.CAS.CPUSeconds <= 0 || rep.CAS.RSSMaxKiB <= 0 {
+		t.Errorf("CAS figures %+v (in process %v)", rep.CAS, rep.CASInProcess)
+	}
+	if rep.Client == nil || rep.Client.PID != os.Getpid() || rep.Client.CPUSeconds <= 0 {
+		t.Errorf("load generator figures %+v", rep.Client)
+	}
+	if rep.CAS != nil {
+		if err := syscall.Kill(rep.CAS.PID, 0); err != syscall.ESRCH {
+			t.Errorf("fake CAS pid %d still exists after compare: %v", rep.CAS.PID, err)
+		}
+	}
+	h, err := os.ReadFile(filepath.Join(dir, "r-direct.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<table id="processes">`, "<td>fake CAS</td>", "<td>load generator</td>"} {
+		if !bytes.Contains(h, []byte(want)) {
+			t.Errorf("HTML lacks %s", want)
+		}
+	}
+}
+
+// TestCompareCASInProcess: --cas-in-process keeps the fake CAS in easbench
+// and says so under the table.
+func TestCompareCASInProcess(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"compare", "--cas-in-process", "--devices", "2", "--duration", "400ms", "--time-scale", "300",
+		"--scenario", "small", "--nginx", "-", "--messages", "5"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	row := strings.Fields(strings.Split(out.String(), "\n")[1])
+	if len(row) < 12 || row[8] != "-" || !strings.HasSuffix(row[10], "%*") {
+		t.Errorf("direct row: want CAS CPU%% '-' and bench CPU%% marked *: %q", row)
+	}
+	if !strings.Contains(out.String(), "* the fake CAS ran inside easbench") || !strings.Contains(errb.String(), "(in process)") {
+		t.Errorf("output:\n%s\n%s", out.String(), errb.String())
+	}
+}
+
+func TestCompareHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"compare", "-h"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"usage: easbench compare", "CAS CPU%", "bench CPU%", "-cas-in-process", `"cas"`, `"client"`, bench.CASSpecEnv} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("compare -h lacks %q", want)
+		}
+	}
+	errb.Reset()
+	if code := run([]string{"upstream", "-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), bench.CASSpecEnv) {
+		t.Errorf("upstream -h: exit %d\n%s", code, errb.String())
+	}
+}
+
+// TestUpstreamSpec: `easbench upstream` under $EASBENCH_CAS_SPEC refuses
+// a bad spec (without quoting it) and flags that would contradict it.
+func TestUpstreamSpec(t *testing.T) {
+	tests := []struct {
+		name, spec string
+		args       []string
+		want       string
+	}{
+		{"malformed", `{"listen":"127.0.0.1:1","cas":{"Users":{"u":"hunter2"x}}}`, nil, "malformed JSON"},
+		{"bad rate", `{"listen":"127.0.0.1:1","cas":{"FailRate":7}}`, nil, "field cas.FailRate"},
+		{"flags too", `{"listen":"127.0.0.1:1","cas":{}}`, []string{"--messages", "3", "--listen", "127.0.0.1:2"},
+			"--listen, --messages cannot be combined with $" + bench.CASSpecEnv},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(bench.CASSpecEnv, tc.spec)
+			var out, errb bytes.Buffer
+			if code := run(append([]string{"upstream"}, tc.args...), &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errb.String(), tc.want)
+			}
+			if strings.Contains(errb.String(), "hunter2") {
+				t.Errorf("the password leaked: %s", errb.String())
+			}
+		})
 	}
 }
 
