@@ -343,7 +343,7 @@ func (d *Device) roundTrip(cmd eas.Command, body []byte, o *reqOpts) (*response,
 			s.Canceled = true
 		}
 	}
-	if err == nil && out.status != fasthttp.StatusOK && !(out.status == 449 || out.status == fasthttp.StatusUnauthorized) {
+	if err == nil && out.status != fasthttp.StatusOK && out.status != 449 {
 		err = d.httpError(cmd, out)
 	}
 	if err != nil && !s.Canceled {
@@ -404,9 +404,6 @@ func (d *Device) eas(cmd eas.Command, body []byte, o *reqOpts) (*response, error
 			return r, err
 		}
 		nudged := r.status == 449
-		if r.status == fasthttp.StatusUnauthorized {
-			return r, &HTTPError{Command: cmd.String(), Status: r.status}
-		}
 		if !nudged && len(r.body) > 0 && !o.multipart && !bytes.HasPrefix(r.header.ContentType(), []byte(ctMultipart)) {
 			r.tree, err = decodeTree(r.body)
 			if err != nil {

@@ -71,3 +71,24 @@ func TestRunAgainstFakeCAS(t *testing.T) {
 	}
 	t.Logf("\n%s", text.String())
 }
+
+// TestRunCountsRefusedCredentials: a fleet whose password the CAS refuses
+// must report the 401s as errors (so --fail-on-error fails), not retry
+// silently with errors at zero.
+func TestRunCountsRefusedCredentials(t *testing.T) {
+	cas := NewFakeCAS(FakeCASConfig{Messages: 5, TimeScale: 300, Users: map[string]string{"u0000": "right"}})
+	url := startCAS(t, cas)
+	rep, err := Run(RunConfig{
+		Target: url, Devices: 2, Duration: 500 * time.Millisecond, Heartbeat: 300 * time.Second,
+		TimeScale: 300, Password: "wrong", UserPrefix: "u",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Errors == 0 || rep.ErrorKinds["http_401"] == 0 {
+		t.Fatalf("a refused password gave errors=%d kinds=%v, want http_401 errors", rep.Errors, rep.ErrorKinds)
+	}
+	if cas.Stats().AuthFailures == 0 {
+		t.Fatal("the fake CAS never refused a password")
+	}
+}
