@@ -74,11 +74,9 @@ type authRuntime struct {
 type exAuth struct {
 	decided   bool
 	method    policy.AuthMethod
-	keepAuthz bool           // forward the phone's Authorization header
-	identity  string         // value for the identity header ("" none)
-	cert      certs.Identity // the verified certificate (a local would escape through auth.Input)
-	certBuf   [128]byte
-	certBytes []byte // cert.Name as bytes for policy.Subject (in certBuf when it fits)
+	keepAuthz bool   // forward the phone's Authorization header
+	identity  string // value for the identity header ("" none)
+	certName  string // the verified certificate's identity, for the access log
 	bindNote  bool   // device binding reported a different certificate
 	addr      netip.Addr
 	// What Shield.Record needs after the CAS answered: the password is
@@ -311,7 +309,7 @@ func (s *Server) clientCert(ctx *fasthttp.RequestCtx, x *exchange, a *authn) (*c
 	if len(peers) == 0 {
 		return nil, certs.ErrNoCertificate
 	}
-	id := &x.auth.cert // in the exchange: a local would escape through auth.Input
+	id := &x.scratch().cert // not a local: it would escape through auth.Input
 	var err error
 	if *id, err = a.verifier.VerifyChain(peers); err != nil {
 		return nil, err
@@ -356,11 +354,13 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange, a *authn, in auth.
 	x.auth.method = res.Method
 	x.auth.keepAuthz = plan.KeepAuthorization
 	if c := in.Cert; c != nil {
-		if len(c.Name) <= len(x.auth.certBuf) {
-			x.auth.certBytes = x.auth.certBuf[:copy(x.auth.certBuf[:], c.Name)]
+		sc := x.scratch()
+		if len(c.Name) <= len(sc.certBuf) {
+			sc.certBytes = sc.certBuf[:copy(sc.certBuf[:], c.Name)]
 		} else {
-			x.auth.certBytes = []byte(c.Name)
+			sc.certBytes = []byte(c.Name)
 		}
+		x.auth.certName = c.Name
 		if plan.IdentityValue != nil {
 			x.auth.identity = c.Name
 		}
@@ -385,6 +385,12 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange, a *authn, in auth.
 // user. There is no EAS User or DeviceId to bind. It reports whether
 // easgate answered the request itself.
 func (s *Server) authenticateAutodiscover(ctx *fasthttp.RequestCtx, x *exchange) bool {
+	refused := s.authAutodiscover(ctx, x)
+	x.dropScratch()
+	return refused
+}
+
+func (s *Server) authAutodiscover(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	a := x.st.authn
 	if a == nil {
 		return false
@@ -398,7 +404,8 @@ func (s *Server) authenticateAutodiscover(ctx *fasthttp.RequestCtx, x *exchange)
 	in.Cert, in.CertErr = s.clientCert(ctx, x, a)
 	user := login
 	if len(user) == 0 && in.Cert != nil {
-		user = x.auth.certBuf[:copy(x.auth.certBuf[:], in.Cert.Name)]
+		sc := x.scratch()
+		user = sc.certBuf[:copy(sc.certBuf[:], in.Cert.Name)]
 	}
 	used := 0
 	x.setField(&x.user, user, &used) // for the access log and Record
@@ -523,8 +530,8 @@ func (x *exchange) logAuth(b []byte) []byte {
 		return b
 	}
 	b = appendStr(b, "auth", x.auth.method.String())
-	if x.auth.cert.Name != "" {
-		b = appendStr(b, "cert_identity", x.auth.cert.Name)
+	if x.auth.certName != "" {
+		b = appendStr(b, "cert_identity", x.auth.certName)
 	}
 	if x.auth.bindNote {
 		b = appendStr(b, "device_binding", "mismatch")
@@ -533,8 +540,13 @@ func (x *exchange) logAuth(b []byte) []byte {
 }
 
 // certIdentity is the verified certificate identity for policy.Subject
-// (nil without a certificate).
-func (x *exchange) certIdentity() []byte { return x.auth.certBytes }
+// (nil without a certificate). Only during the inspection.
+func (x *exchange) certIdentity() []byte {
+	if x.sc == nil {
+		return nil
+	}
+	return x.sc.certBytes
+}
 
 // observeHandshakes wraps the state's TLS configuration so that handshakes
 // certs refuses because of the client certificate (expired, revoked,

@@ -168,10 +168,26 @@ func TestAuthnSubject(t *testing.T) {
 		t.Error("without authenticate, a Basic request is basic")
 	}
 	x.auth.decided, x.auth.method = true, policy.AuthBoth
-	x.auth.cert = certs.Identity{Name: "jdoe@corp.example.com"}
-	x.auth.certBytes = x.auth.certBuf[:copy(x.auth.certBuf[:], x.auth.cert.Name)]
+	sc := x.scratch()
+	sc.cert = certs.Identity{Name: "jdoe@corp.example.com"}
+	sc.certBytes = sc.certBuf[:copy(sc.certBuf[:], sc.cert.Name)]
 	if x.authMethodOf(&r) != policy.AuthBoth || string(x.certIdentity()) != "jdoe@corp.example.com" {
 		t.Errorf("method %s identity %q", x.authMethodOf(&r), x.certIdentity())
+	}
+	x.dropScratch()
+	if x.certIdentity() != nil {
+		t.Errorf("identity %q after the inspection", x.certIdentity())
+	}
+}
+
+// TestLogAuthCertIdentity: the certificate identity outlives the
+// inspection's scratch: the access log still names it.
+func TestLogAuthCertIdentity(t *testing.T) {
+	x := &exchange{}
+	x.auth.decided, x.auth.method, x.auth.certName = true, policy.AuthCertificate, "jdoe@corp.example.com"
+	line := string(x.logAuth(nil))
+	if !strings.Contains(line, `"cert_identity":"jdoe@corp.example.com"`) || !strings.Contains(line, `"auth":"certificate"`) {
+		t.Fatalf("log line %s", line)
 	}
 }
 

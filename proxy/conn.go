@@ -131,9 +131,9 @@ func (c *liveConn) peerClosed() bool {
 	return c.gone
 }
 
-// SetReadDeadline is called by fasthttp's HostClient right after it has
-// written a request and just before it takes a read buffer from its pool to
-// read the answer. On a long-poll connection it then also waits, in this
+// SetReadDeadline is called by fasthttp's HostClient (and, on the long-poll
+// client, by heldRoundTrip) right after it has written a request and just
+// before it takes a read buffer from its pool to read the answer. On a long-poll connection it then also waits, in this
 // shallow frame and without a buffer, until the answer's first byte (or
 // the deadline, or an error) is there: a held Ping costs no read buffer and
 // less goroutine stack while the CAS holds it. Errors are left for the read

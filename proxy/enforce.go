@@ -184,15 +184,16 @@ func (st *state) decide(x *exchange, r *eas.Request, info *eas.DeviceInfo) polic
 		captured := *info
 		rec = e.acc.Devices.Update(user, r.DeviceID, now, func(d *policy.DeviceRecord) { d.Info = captured })
 	}
-	// The record is copied into the (pooled) exchange so that pointing the
+	// The record is copied into the (pooled) scratch so that pointing the
 	// Subject at it does not move a local to the heap.
-	x.en.info, x.en.lastAction = rec.Info, rec.LastAction
-	if info == nil && !x.en.info.IsZero() {
-		info = &x.en.info // the DeviceInformation the device sent before
+	sc := x.scratch()
+	sc.info, sc.lastAction = rec.Info, rec.LastAction
+	if info == nil && !sc.info.IsZero() {
+		info = &sc.info // the DeviceInformation the device sent before
 	}
 	x.identify(r, info)
 	subj := policy.Subject{User: user, DeviceID: r.DeviceID, DeviceType: r.DeviceType, UserAgent: r.UserAgent,
-		Client: x.client, Info: &x.en.info, FirstSeen: rec.FirstSeen, Auth: x.authMethodOf(r), CertIdentity: x.certIdentity(), Now: now} // authn.go: Auth, CertIdentity
+		Client: x.client, Info: &sc.info, FirstSeen: rec.FirstSeen, Auth: x.authMethodOf(r), CertIdentity: x.certIdentity(), Now: now} // authn.go: Auth, CertIdentity
 	return e.acc.Engine.Decide(context.Background(), &subj)
 }
 
@@ -204,12 +205,12 @@ func authMethod(r *eas.Request) policy.AuthMethod {
 }
 
 // exEnforce is the enforcement part of an exchange (pooled with it).
+// The device's last action and DeviceInformation, which only the decision
+// needs, are in the exchange's scratch (scratch.go).
 type exEnforce struct {
-	lastAction string         // the device's last action before this request
-	info       eas.DeviceInfo // the device's last DeviceInformation
-	decided    bool           // the policy was consulted
-	learnInbox bool           // a quarantined device's FolderSync: read the CAS's answer
-	taken      string         // what easgate did: allow, block, quarantine
+	decided    bool   // the policy was consulted
+	learnInbox bool   // a quarantined device's FolderSync: read the CAS's answer
+	taken      string // what easgate did: allow, block, quarantine
 	// early is the answer given to a long poll whose device was blocked or
 	// quarantined while the CAS held it (errAnsweredEarly).
 	early quarantine.Answer
@@ -235,7 +236,7 @@ func (s *Server) enforce(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) 
 	}
 	en.decisions.WithLabelValues(d.Action.String(), reason, mode).Inc()
 	user := r.EffectiveUser()
-	if d.Action.String() != x.en.lastAction {
+	if d.Action.String() != x.scratch().lastAction {
 		s.transition(x, r, mode)
 	}
 	if !d.Enforced || d.Action == policy.Allow {
@@ -264,7 +265,7 @@ func (s *Server) enforce(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) 
 		body = nil
 	}
 	dev := quarantine.Device{User: string(user), DeviceID: string(r.DeviceID), DeviceType: string(r.DeviceType),
-		Model: x.en.info.Model, Client: x.client.Family.String(), OS: osString(&x.client)}
+		Model: x.scratch().info.Model, Client: x.client.Family.String(), OS: osString(&x.client)}
 	if !en.quar.Active(user, r.DeviceID) {
 		if _, entered, err := en.quar.Enter(dev, reasonText(d)); err != nil {
 			s.log.Warn().Err(err).Msg("quarantine notice template failed; the built-in notice is used")
@@ -334,11 +335,11 @@ func (s *Server) transition(x *exchange, r *eas.Request, mode string) {
 		reasons = append(reasons, rs.String())
 	}
 	ev := quarantine.Event{Event: action, Time: time.Now().UTC(), User: string(user), DeviceID: string(r.DeviceID),
-		DeviceType: string(r.DeviceType), Model: x.en.info.Model, OS: osString(&x.client), Client: x.client.Family.String(),
+		DeviceType: string(r.DeviceType), Model: x.scratch().info.Model, OS: osString(&x.client), Client: x.client.Family.String(),
 		UserAgent: string(r.UserAgent), Reasons: reasons, Rule: d.Rule, Enforced: d.Enforced}
 	s.log.Warn().Str("event", "device_"+action).Str("mode", mode).Str("user", ev.User).Str("device_id", ev.DeviceID).
 		Str("device_type", ev.DeviceType).Str("model", ev.Model).Str("os", ev.OS).Str("client", ev.Client).
-		Str("user_agent", ev.UserAgent).Strs("reasons", reasons).Str("rule", d.Rule).Str("previous", x.en.lastAction).
+		Str("user_agent", ev.UserAgent).Strs("reasons", reasons).Str("rule", d.Rule).Str("previous", x.scratch().lastAction).
 		Msg("device " + action + " (admin notice)")
 	if d.Enforced && st.enf.notifier != nil {
 		st.enf.notifier.Notify(ev)
@@ -600,7 +601,7 @@ var errAnsweredEarly = errors.New("proxy: long poll answered by easgate after a 
 func (s *Server) doUpstream(x *exchange, b *backend, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, bodyStreamed bool) error {
 	if x.hold == 0 || s.enf == nil || !x.en.decided || x.st.enf == nil || !x.st.enf.watchHeld || bodyStreamed {
 		if x.held {
-			return heldDo(b.hcHold, req, resp, deadline)
+			return heldDo(b.hcHold, req, resp, deadline, x.hijacked)
 		}
 		return b.hc.DoDeadline(req, resp, deadline)
 	}
@@ -619,7 +620,7 @@ func (s *Server) doUpstreamWatched(x *exchange, b *backend, req *fasthttp.Reques
 	done := make(chan error, 1)
 	go func() {
 		if held {
-			done <- heldDo(b.hcHold, cp, resp, deadline)
+			done <- heldDo(b.hcHold, cp, resp, deadline, nil)
 			return
 		}
 		done <- b.hc.DoDeadline(cp, resp, deadline)

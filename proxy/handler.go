@@ -59,6 +59,7 @@ type exchange struct {
 	dec     policy.Decision // the access policy's decision (enforce.go)
 	en      exEnforce       // enforcement state of the request (enforce.go)
 	auth    exAuth          // authentication state of the request (authn.go)
+	sc      *exScratch      // what only the inspection needs (scratch.go); nil after it
 
 	// user, device id and device type, copied into buf.
 	buf                  [256]byte
@@ -66,6 +67,7 @@ type exchange struct {
 
 	hold       int // seconds asked for (-1 unknown), 0 for ordinary requests
 	held       bool
+	hijacked   *heldPoll // the long poll holding this request (hijack.go)
 	backend    *backend
 	upStart    time.Time
 	upDur      time.Duration
@@ -189,6 +191,12 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 // client and decide. It allocates nothing for an ordinary Ping or Sync. It
 // returns done=true when it answered the request itself.
 func (s *Server) inspect(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) (done, complete bool) {
+	done, complete = s.inspectRequest(ctx, x, r)
+	x.dropScratch()
+	return done, complete
+}
+
+func (s *Server) inspectRequest(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) (done, complete bool) {
 	st := x.st
 	err := r.Parse(ctx.Method(), ctx.Path(), ctx.URI().QueryString(), &ctx.Request.Header)
 	if err != nil {

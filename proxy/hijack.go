@@ -58,6 +58,7 @@ type heldPoll struct {
 func (s *Server) hijackLongPoll(ctx *fasthttp.RequestCtx, x *exchange, deadline time.Time, phoneClose bool) bool {
 	h := &heldPoll{s: s, x: x, req: fasthttp.AcquireRequest(), deadline: deadline, phoneClose: phoneClose}
 	ctx.Request.CopyTo(h.req)
+	x.hijacked = h // the round trip lets go of h.req once it is written
 	s.hijacked.Add(1)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(h.take)
@@ -121,7 +122,7 @@ func takeBuffered(r io.Reader, raw net.Conn) (pending []byte, ok bool) {
 }
 
 // run is the goroutine of a hijacked long poll. The upstream wait runs
-// under few, small frames (run, roundTrip, heldDo, fasthttp's transport and
+// under few, small frames (run, roundTrip, heldDo, heldRoundTrip and
 // liveConn.SetReadDeadline), so that the garbage collector shrinks the
 // goroutine's stack to 4 KiB while the CAS holds the request.
 func (h *heldPoll) run() {
@@ -129,25 +130,38 @@ func (h *heldPoll) run() {
 }
 
 func (h *heldPoll) answer(resp *fasthttp.Response, err error) {
-	fasthttp.ReleaseRequest(h.req)
-	h.req = nil
+	if h.req != nil { // not written: the round trip failed before
+		fasthttp.ReleaseRequest(h.req)
+		h.req = nil
+	}
 	h.s.answerHeld(h, resp, err)
+}
+
+// sent takes back the held request once the round trip has written it to
+// the CAS: nothing reads it again, because a request goes to another CAS
+// only when none of it was written (nothingSent). The copy then costs
+// nothing while the CAS holds the poll. A nil h, or a request that is not
+// h's (the enforcement watch sends a copy of its own), is left alone.
+func (h *heldPoll) sent(req *fasthttp.Request) {
+	if h == nil || h.req != req {
+		return
+	}
+	h.req = nil
+	fasthttp.ReleaseRequest(req)
 }
 
 // heldDo is HostClient.DoDeadline for a held long poll without three of its
 // frames (Do, do, doNonNilReqResp), which together take more stack than
 // the rest of the wait: it does their part of the work for the one attempt
-// easgate makes per CAS (MaxIdemponentCallAttempts is 1) and calls the
-// transport itself.
-func heldDo(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
-	d := time.Until(deadline)
-	if d <= 0 {
+// easgate makes per CAS (MaxIdemponentCallAttempts is 1) and does the round
+// trip itself (heldRoundTrip). h, when not nil, is the hijacked poll whose
+// request copy req is: it is released as soon as it is written.
+func heldDo(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, h *heldPoll) error {
+	if time.Until(deadline) <= 0 {
 		return fasthttp.ErrTimeout
 	}
-	prepareHeld(hc, req, resp, d)
-	_, err := fasthttp.DefaultTransport.RoundTrip(hc, req, resp)
-	req.SetTimeout(0)
-	if err != nil {
+	prepareHeld(hc, req, resp)
+	if err := heldRoundTrip(hc, req, resp, deadline, h); err != nil {
 		return heldError(err)
 	}
 	return nil
@@ -157,8 +171,7 @@ func heldDo(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Respo
 // trip, for the long-poll clients' settings.
 //
 //go:noinline
-func prepareHeld(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, d time.Duration) {
-	req.SetTimeout(d)
+func prepareHeld(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) {
 	req.URI().DisablePathNormalizing = hc.DisablePathNormalizing
 	if len(req.Header.UserAgent()) == 0 {
 		req.Header.SetUserAgent(hc.Name)
@@ -170,6 +183,9 @@ func prepareHeld(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.
 // heldError maps transport errors as HostClient.Do does, and cuts the
 // response bytes fasthttp quotes in a header parse error (HostClient's
 // SecureErrorLogMessage, which only Do applies): they may carry cookies.
+// fasthttp quotes them with %q ("invalid response status code %q: response
+// %q", "buffer size=%d, contents: %q"), so the message ends before its first
+// quote or buffer report.
 //
 //go:noinline
 func heldError(err error) error {
@@ -177,8 +193,14 @@ func heldError(err error) error {
 		return fasthttp.ErrConnectionClosed
 	}
 	msg := err.Error()
-	if i := strings.Index(msg, ". Buffer size="); i >= 0 {
-		return &quotedError{msg: msg[:i], err: err}
+	cut := len(msg)
+	for _, mark := range [...]string{`"`, ". Buffer size=", ": buffer size="} {
+		if i := strings.Index(msg, mark); i >= 0 && i < cut {
+			cut = i
+		}
+	}
+	if cut < len(msg) {
+		return &quotedError{msg: strings.TrimRight(msg[:cut], " ,:"), err: err}
 	}
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -361,6 +362,13 @@ func TestHeldError(t *testing.T) {
 		{"eof", io.EOF, fasthttp.ErrConnectionClosed.Error(), fasthttp.StatusBadGateway},
 		{"timeout", fasthttp.ErrTimeout, fasthttp.ErrTimeout.Error(), fasthttp.StatusGatewayTimeout},
 		{"quoted", quoted, "error when reading response headers: fasthttp: timeout", fasthttp.StatusGatewayTimeout},
+		// fasthttp 1.78's formats (headerErrorMsg, parseFirstLine).
+		{"buffer", fmt.Errorf("error when reading response headers: %w: buffer size=20, contents: \"Set-Cookie: s=secret\"", fasthttp.ErrTimeout),
+			"error when reading response headers: fasthttp: timeout", fasthttp.StatusGatewayTimeout},
+		{"status line", errors.New("error when reading response headers: invalid response status code \"2x0\": response \"HTTP/1.1 2x0 OK\\r\\nSet-Cookie: s=secret\": buffer size=41, contents: \"Set-Cookie: s=secret\""),
+			"error when reading response headers: invalid response status code", fasthttp.StatusBadGateway},
+		{"plain", errors.New("read tcp 127.0.0.1:1->127.0.0.1:2: connection reset by peer"),
+			"read tcp 127.0.0.1:1->127.0.0.1:2: connection reset by peer", fasthttp.StatusBadGateway},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
