@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,10 +20,25 @@ import (
 
 // CompareConfig describes `easbench compare`: one fleet scenario run
 // straight against a fake CAS, through easgate and through nginx, one
-// after the other, with fresh users each time.
+// after the other, with fresh users each time; with Rounds > 1 the legs
+// run that many times, interleaved.
 type CompareConfig struct {
 	Run RunConfig     // the scenario (Target, PID and UserPrefix are set per leg)
 	CAS FakeCASConfig // the upstream
+	// Rounds is how many times every leg runs (≤ 1: once). Each round runs
+	// every leg once for the full Run.Duration; the order of the legs
+	// rotates by one each round (round 1: direct, easgate, nginx; round 2:
+	// easgate, nginx, direct; ...) so that no leg always runs first or last.
+	// The fake CAS and the gateways are started once and serve every round.
+	// Each leg's result is its round with the median throughput (the
+	// lower-middle one for an even number of rounds); see Leg.
+	//
+	// Users are fresh in every leg and round, so no device state carries
+	// over: leg L of round 1 uses Run.UserPrefix+L+"-" (e.g. udirect-0001),
+	// or L+"-u" when Run.UserPrefix is empty (direct-u0001), as with one
+	// round; round R > 1 inserts "rR-" (udirect-r2-0001, direct-u-r2-0001).
+	// A fake CAS with CAS.Users must list those users too.
+	Rounds int
 	// CASListen is the fake CAS's address (default 127.0.0.1:0: a free
 	// loopback port). It must be fixed when EasgateURL points at an easgate
 	// already configured with it.
@@ -60,30 +77,157 @@ type CompareConfig struct {
 	Log io.Writer
 }
 
-// CompareResult holds one Report per leg that ran and the reason for every
-// leg that was skipped.
+// CompareResult holds one Leg per leg that ran, in the order direct,
+// easgate, nginx, and the reason for every leg that was skipped.
 type CompareResult struct {
 	Legs    []Leg
 	Skipped map[string]string
 	// CPUs is the number of CPUs of the machine that ran the legs: the
 	// CPU% figures are of one core, so their sum is at most 100 × CPUs.
 	CPUs int
+	// Rounds is the number of rounds run (CompareConfig.Rounds, at least 1).
+	Rounds int
 }
 
-// Leg is one scenario run.
+// Leg is one leg's result: the report of its median round and the
+// headline figures of every round.
 type Leg struct {
-	Name   string // "direct", "easgate", "nginx"
+	Name string // "direct", "easgate", "nginx"
+	// Report is the run of the round with the median throughput (for an
+	// even number of rounds the lower-middle one) among the rounds that
+	// ran. With more than one round its Rounds and MedianRound are set.
 	Report *Report
+	// Rounds lists every round of this leg in round order, one entry when
+	// a single round ran; a round that could not run has Failed set.
+	Rounds []RoundResult
+	// Median is the 1-based number of the round Report comes from.
+	Median int
 }
 
-// Compare runs the legs. A leg that cannot start is skipped with a reason;
-// an error is returned only when the fake CAS cannot start or no leg ran.
-// Every process Compare starts is stopped before it returns.
+// RoundRatio is one round's ratio of two legs' throughputs.
+type RoundRatio struct {
+	Round int     // 1-based
+	Ratio float64 // req/s of the numerator leg ÷ req/s of the denominator leg
+}
+
+// legTarget is where a leg sends its load.
+type legTarget struct {
+	name string
+	url  string
+	pid  int    // the gateway's process, sampled (0: none)
+	proc *child // the gateway we started (nil: direct or --easgate-url)
+}
+
+// roundOrder returns the legs of round (0-based): legs rotated left by
+// round places.
+func roundOrder[T any](legs []T, round int) []T {
+	n := len(legs)
+	out := make([]T, 0, n)
+	for i := range legs {
+		out = append(out, legs[(i+round)%n])
+	}
+	return out
+}
+
+// roundUserPrefix is the user prefix of a leg in a round (1-based): see
+// CompareConfig.Rounds.
+func roundUserPrefix(prefix, leg string, round int) string {
+	p := prefix + leg + "-"
+	if prefix == "" {
+		p = leg + "-u"
+	}
+	if round > 1 {
+		if prefix == "" {
+			p += "-"
+		}
+		p += fmt.Sprintf("r%d-", round)
+	}
+	return p
+}
+
+// medianIndex returns the index in vals of the median value: the middle of
+// the sorted values, the lower-middle one when there is an even number of
+// them; equal values keep their order. It returns -1 for no values.
+func medianIndex(vals []float64) int {
+	if len(vals) == 0 {
+		return -1
+	}
+	idx := make([]int, len(vals))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return vals[idx[a]] < vals[idx[b]] })
+	return idx[(len(idx)-1)/2]
+}
+
+// medianRound returns the index in rounds of the round with the median
+// throughput among those that ran, or -1 when none ran.
+func medianRound(rounds []RoundResult) int {
+	var ran []int
+	var tput []float64
+	for i, r := range rounds {
+		if r.Failed == "" {
+			ran = append(ran, i)
+			tput = append(tput, r.ReqPerS)
+		}
+	}
+	if m := medianIndex(tput); m >= 0 {
+		return ran[m]
+	}
+	return -1
+}
+
+// RoundRatios returns, for every round in which both legs ran, the
+// throughput of leg num divided by that of leg den, in round order, and the
+// median of these ratios (the lower-middle one for an even count). The
+// ratio within a round is less noisy than one across rounds: both legs saw
+// about the same machine. It returns nil and 0 when either leg is absent
+// or no round has both.
+func (c *CompareResult) RoundRatios(num, den string) ([]RoundRatio, float64) {
+	var a, b *Leg
+	for i := range c.Legs {
+		switch c.Legs[i].Name {
+		case num:
+			a = &c.Legs[i]
+		case den:
+			b = &c.Legs[i]
+		}
+	}
+	if a == nil || b == nil {
+		return nil, 0
+	}
+	byRound := map[int]RoundResult{}
+	for _, r := range b.Rounds {
+		if r.Failed == "" && r.ReqPerS > 0 {
+			byRound[r.Round] = r
+		}
+	}
+	var out []RoundRatio
+	var vals []float64
+	for _, r := range a.Rounds {
+		d, ok := byRound[r.Round]
+		if !ok || r.Failed != "" {
+			continue
+		}
+		out = append(out, RoundRatio{Round: r.Round, Ratio: r.ReqPerS / d.ReqPerS})
+		vals = append(vals, r.ReqPerS/d.ReqPerS)
+	}
+	if len(out) == 0 {
+		return nil, 0
+	}
+	return out, vals[medianIndex(vals)]
+}
+
+// Compare runs the legs, Rounds times. A leg that cannot start, or none of
+// whose rounds ran, is skipped with a reason; an error is returned only
+// when the fake CAS cannot start or no leg ran. Every process Compare
+// starts is stopped before it returns.
 func Compare(cfg CompareConfig) (*CompareResult, error) {
 	logw := cfg.Log
 	if logw == nil {
 		logw = io.Discard
 	}
+	rounds := max(cfg.Rounds, 1)
 	addr := cfg.CASListen
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -121,23 +265,54 @@ func Compare(cfg CompareConfig) (*CompareResult, error) {
 		fmt.Fprintf(logw, "easbench: fake CAS on %s (in process)\n", casURL)
 	}
 
-	res := &CompareResult{Skipped: map[string]string{}, CPUs: runtime.NumCPU()}
-	leg := func(name, target string, pid int) {
-		if casChild != nil && casChild.exited() {
-			res.Skipped[name] = "the fake CAS exited: " + casChild.exitReason()
-			return
+	res := &CompareResult{Skipped: map[string]string{}, CPUs: runtime.NumCPU(), Rounds: rounds}
+	// The gateways start once, before the first round, and serve them all.
+	targets := []legTarget{{name: "direct", url: casURL}}
+	switch {
+	case cfg.EasgateURL != "":
+		targets = append(targets, legTarget{name: "easgate", url: cfg.EasgateURL, pid: cfg.EasgatePID})
+	case cfg.EasgateBin != "":
+		if p, err := startEasgate(cfg, casURL, logw); err != nil {
+			res.Skipped["easgate"] = err.Error()
+		} else {
+			defer p.stop()
+			targets = append(targets, legTarget{name: "easgate", url: p.url, pid: p.cmd.Process.Pid, proc: p})
+		}
+	default:
+		res.Skipped["easgate"] = "no --easgate-url or --easgate-bin given"
+	}
+	if cfg.NginxBin == "-" {
+		res.Skipped["nginx"] = "disabled"
+	} else if p, err := startNginx(cfg.NginxBin, addr, logw); err != nil {
+		res.Skipped["nginx"] = err.Error()
+	} else {
+		defer p.stop()
+		targets = append(targets, legTarget{name: "nginx", url: p.url, pid: p.cmd.Process.Pid, proc: p})
+	}
+
+	casPID := 0
+	if casChild != nil {
+		casPID = casChild.cmd.Process.Pid
+	}
+	// leg runs one leg of a round (1-based) at position pos (1-based).
+	leg := func(t legTarget, round, pos int) (RoundResult, *Report) {
+		rr := RoundResult{Round: round, Position: pos}
+		label := ""
+		if rounds > 1 {
+			label = fmt.Sprintf("round %d/%d: ", round, rounds)
+		}
+		switch {
+		case casChild != nil && casChild.exited():
+			rr.Failed = "the fake CAS exited: " + casChild.exitReason()
+			return rr, nil
+		case t.proc != nil && t.proc.exited():
+			rr.Failed = t.name + " exited: " + t.proc.exitReason()
+			return rr, nil
 		}
 		rc := cfg.Run
-		rc.Target, rc.PID = target, pid
-		rc.UserPrefix = cfg.Run.UserPrefix + name + "-"
-		if rc.UserPrefix == name+"-" {
-			rc.UserPrefix = name + "-u"
-		}
-		fmt.Fprintf(logw, "easbench: leg %s → %s\n", name, target)
-		casPID := 0
-		if casChild != nil {
-			casPID = casChild.cmd.Process.Pid
-		}
+		rc.Target, rc.PID = t.url, t.pid
+		rc.UserPrefix = roundUserPrefix(cfg.Run.UserPrefix, t.name, round)
+		fmt.Fprintf(logw, "easbench: %sleg %s → %s\n", label, t.name, t.url)
 		every := rc.Duration / 120
 		if every < 100*time.Millisecond {
 			every = 100 * time.Millisecond
@@ -145,41 +320,57 @@ func Compare(cfg CompareConfig) (*CompareResult, error) {
 		ls := startLegSampler(casPID, every)
 		rep, err := Run(rc)
 		casRep, selfRep := ls.finish()
-		if err != nil {
-			res.Skipped[name] = err.Error()
-			return
+		switch {
+		case err != nil:
+			rr.Failed = err.Error()
+			return rr, nil
+		// A process that died during the leg leaves figures of a broken run.
+		case casChild != nil && casChild.exited():
+			rr.Failed = "the fake CAS exited during the leg: " + casChild.exitReason()
+			return rr, nil
+		case t.proc != nil && t.proc.exited():
+			rr.Failed = t.name + " exited during the leg: " + t.proc.exitReason()
+			return rr, nil
 		}
 		rep.CAS, rep.Client, rep.CASInProcess = casRep, selfRep, casChild == nil
-		res.Legs = append(res.Legs, Leg{Name: name, Report: rep})
-	}
-
-	leg("direct", casURL, 0)
-
-	switch {
-	case cfg.EasgateURL != "":
-		leg("easgate", cfg.EasgateURL, cfg.EasgatePID)
-	case cfg.EasgateBin != "":
-		if p, err := startEasgate(cfg, casURL, logw); err != nil {
-			res.Skipped["easgate"] = err.Error()
-		} else {
-			func() {
-				defer p.stop()
-				leg("easgate", p.url, p.cmd.Process.Pid)
-			}()
+		rr.ReqPerS, rr.P50MS, rr.P99MS, rr.Errors = rep.Throughput, rep.Overall.P50, rep.Overall.P99, rep.Errors
+		if rounds > 1 {
+			fmt.Fprintf(logw, "easbench: %sleg %s: %.1f req/s, p99 %.2f ms, %d errors\n", label, t.name, rr.ReqPerS, rr.P99MS, rr.Errors)
 		}
-	default:
-		res.Skipped["easgate"] = "no --easgate-url or --easgate-bin given"
+		return rr, rep
 	}
 
-	if cfg.NginxBin == "-" {
-		res.Skipped["nginx"] = "disabled"
-	} else if p, err := startNginx(cfg.NginxBin, addr, logw); err != nil {
-		res.Skipped["nginx"] = err.Error()
-	} else {
-		func() {
-			defer p.stop()
-			leg("nginx", p.url, p.cmd.Process.Pid)
-		}()
+	results := make([][]RoundResult, len(targets))
+	reports := make([][]*Report, len(targets))
+	index := make([]int, len(targets))
+	for i := range index {
+		index[i] = i
+	}
+	for r := range rounds {
+		for pos, i := range roundOrder(index, r) {
+			rr, rep := leg(targets[i], r+1, pos+1)
+			if rr.Failed != "" && rounds > 1 {
+				fmt.Fprintf(logw, "easbench: round %d/%d: leg %s did not run: %s\n", r+1, rounds, targets[i].name, rr.Failed)
+			}
+			results[i] = append(results[i], rr)
+			reports[i] = append(reports[i], rep)
+		}
+	}
+	for i, t := range targets {
+		m := medianRound(results[i])
+		if m < 0 {
+			why := results[i][0].Failed
+			if rounds > 1 {
+				why = fmt.Sprintf("none of the %d rounds ran; round 1: %s", rounds, why)
+			}
+			res.Skipped[t.name] = why
+			continue
+		}
+		rep := reports[i][m]
+		if rounds > 1 {
+			rep.Rounds, rep.MedianRound = results[i], m+1
+		}
+		res.Legs = append(res.Legs, Leg{Name: t.name, Report: rep, Rounds: results[i], Median: m + 1})
 	}
 	if len(res.Legs) == 0 {
 		return res, errors.New("compare: no leg ran")
@@ -480,7 +671,11 @@ func startNginx(bin, upstream string, logw io.Writer) (c *child, err error) {
 // nginx, none on the direct leg), of the fake CAS's own process ("CAS",
 // when it ran as a subprocess) and the CPU of the load generator, easbench
 // itself ("bench"). A table is followed by a note saying how many cores the
-// machine has, and one per skipped leg.
+// machine has and one per skipped leg. With more than one round the rows
+// are each leg's median round, and the ratios are of these; under the table
+// one line per leg gives every round's req/s and their spread, (max − min)
+// as a percentage of the median, and one line the ratio easgate ÷ nginx
+// (req/s) of every round in which both ran, with its median.
 func (c *CompareResult) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "leg\treq/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tgw CPU%\tgw RSS\tCAS CPU%\tCAS RSS\tbench CPU%\tp50 ×\tp99 ×\treq/s ×\t")
@@ -528,8 +723,65 @@ func (c *CompareResult) WriteText(w io.Writer) error {
 	if inProcess {
 		fmt.Fprintln(w, "* the fake CAS ran inside easbench: bench CPU% includes it (no separate CAS figure)")
 	}
+	if c.Rounds > 1 && len(c.Legs) > 0 {
+		if err := c.writeRounds(w); err != nil {
+			return err
+		}
+	}
 	for _, name := range sortedKeys(c.Skipped) {
 		fmt.Fprintf(w, "skipped %s: %s\n", name, c.Skipped[name])
+	}
+	return nil
+}
+
+// writeRounds prints, for more than one round, every leg's req/s per
+// round with the spread, and the per-round ratio easgate ÷ nginx with its
+// median.
+func (c *CompareResult) writeRounds(w io.Writer) error {
+	fmt.Fprintf(w, "%d rounds, leg order rotated each round; the rows above are each leg's median round (*); spread = (max − min) / median\n", c.Rounds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, l := range c.Legs {
+		fmt.Fprintf(tw, "  %s req/s\t", l.Name)
+		lo, hi, errs := math.Inf(1), math.Inf(-1), false
+		for _, rr := range l.Rounds {
+			switch {
+			case rr.Failed != "":
+				fmt.Fprintf(tw, "r%d failed\t", rr.Round)
+				continue
+			case rr.Round == l.Median:
+				fmt.Fprintf(tw, "r%d %.1f*\t", rr.Round, rr.ReqPerS)
+			default:
+				fmt.Fprintf(tw, "r%d %.1f\t", rr.Round, rr.ReqPerS)
+			}
+			lo, hi = math.Min(lo, rr.ReqPerS), math.Max(hi, rr.ReqPerS)
+			errs = errs || rr.Errors > 0
+		}
+		if med := l.Report.Throughput; med > 0 {
+			fmt.Fprintf(tw, "spread %.1f–%.1f = %.1f%%", lo, hi, (hi-lo)/med*100)
+		} else {
+			fmt.Fprintf(tw, "spread %.1f–%.1f", lo, hi)
+		}
+		if errs {
+			counts := make([]string, len(l.Rounds))
+			for i, rr := range l.Rounds {
+				counts[i] = "-"
+				if rr.Failed == "" {
+					counts[i] = fmt.Sprint(rr.Errors)
+				}
+			}
+			fmt.Fprintf(tw, "; errors by round %s", strings.Join(counts, "/"))
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if ratios, med := c.RoundRatios("easgate", "nginx"); len(ratios) > 0 {
+		cells := make([]string, len(ratios))
+		for i, r := range ratios {
+			cells[i] = fmt.Sprintf("r%d %.2f", r.Round, r.Ratio)
+		}
+		fmt.Fprintf(w, "easgate ÷ nginx req/s by round: %s; median %.2f\n", strings.Join(cells, "  "), med)
 	}
 	return nil
 }

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -329,5 +333,363 @@ func TestNginxConfig(t *testing.T) {
 		if !strings.Contains(c, want) {
 			t.Errorf("nginx config lacks %q", want)
 		}
+	}
+}
+
+func TestMedianIndex(t *testing.T) {
+	tests := []struct {
+		name string
+		vals []float64
+		want int
+	}{
+		{"none", nil, -1},
+		{"one", []float64{5}, 0},
+		{"two: lower", []float64{9, 3}, 1},
+		{"three", []float64{30, 10, 20}, 2},
+		{"three sorted", []float64{10, 20, 30}, 1},
+		{"four: lower-middle", []float64{40, 10, 30, 20}, 3},
+		{"ties keep round order", []float64{7, 7, 7}, 1},
+		{"tie below the middle", []float64{5, 1, 5}, 0},
+		{"five", []float64{2, 9, 4, 8, 1}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := medianIndex(tc.vals); got != tc.want {
+				t.Errorf("medianIndex(%v) = %d, want %d", tc.vals, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMedianRound(t *testing.T) {
+	ok := func(tput float64) RoundResult { return RoundResult{ReqPerS: tput} }
+	failed := RoundResult{Failed: "gone"}
+	tests := []struct {
+		name   string
+		rounds []RoundResult
+		want   int
+	}{
+		{"all ran", []RoundResult{ok(3), ok(1), ok(2)}, 2},
+		{"a failed round is not a candidate", []RoundResult{ok(3), failed, ok(1)}, 2},
+		{"failed first", []RoundResult{failed, ok(5), ok(9), ok(7)}, 3},
+		{"none ran", []RoundResult{failed, failed}, -1},
+		{"a failed round's zero is not the minimum", []RoundResult{failed, ok(4), ok(6), ok(8)}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := medianRound(tc.rounds); got != tc.want {
+				t.Errorf("medianRound = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRoundRatios(t *testing.T) {
+	leg := func(name string, tputs ...float64) Leg {
+		l := Leg{Name: name}
+		for i, v := range tputs {
+			rr := RoundResult{Round: i + 1, ReqPerS: v}
+			if v < 0 {
+				rr = RoundResult{Round: i + 1, Failed: "exited"}
+			}
+			l.Rounds = append(l.Rounds, rr)
+		}
+		return l
+	}
+	tests := []struct {
+		name       string
+		legs       []Leg
+		want       []RoundRatio
+		wantMedian float64
+	}{
+		{"three rounds", []Leg{leg("direct", 10, 10, 10), leg("easgate", 80, 90, 60), leg("nginx", 100, 100, 100)},
+			[]RoundRatio{{1, 0.8}, {2, 0.9}, {3, 0.6}}, 0.8},
+		// The ratio of the median rounds would be 80/100; the median of the
+		// per-round ratios pairs each round with itself.
+		{"pairs by round", []Leg{leg("easgate", 80, 40, 90), leg("nginx", 100, 40, 100)},
+			[]RoundRatio{{1, 0.8}, {2, 1}, {3, 0.9}}, 0.9},
+		{"even: lower-middle", []Leg{leg("easgate", 5, 6, 7, 8), leg("nginx", 10, 10, 10, 10)},
+			[]RoundRatio{{1, 0.5}, {2, 0.6}, {3, 0.7}, {4, 0.8}}, 0.6},
+		{"a failed round on either side is left out", []Leg{leg("easgate", 9, -1, 6), leg("nginx", 10, 10, -1)},
+			[]RoundRatio{{1, 0.9}}, 0.9},
+		{"zero denominator left out", []Leg{leg("easgate", 9, 8), leg("nginx", 0, 10)}, []RoundRatio{{2, 0.8}}, 0.8},
+		{"no nginx", []Leg{leg("direct", 1), leg("easgate", 1)}, nil, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, med := (&CompareResult{Legs: tc.legs}).RoundRatios("easgate", "nginx")
+			if len(got) != len(tc.want) {
+				t.Fatalf("ratios %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if got[i].Round != tc.want[i].Round || math.Abs(got[i].Ratio-tc.want[i].Ratio) > 1e-9 {
+					t.Errorf("ratio %d = %+v, want %+v", i, got[i], tc.want[i])
+				}
+			}
+			if math.Abs(med-tc.wantMedian) > 1e-9 {
+				t.Errorf("median %v, want %v", med, tc.wantMedian)
+			}
+		})
+	}
+}
+
+func TestRoundOrder(t *testing.T) {
+	legs := []string{"direct", "easgate", "nginx"}
+	want := []string{"direct easgate nginx", "easgate nginx direct", "nginx direct easgate", "direct easgate nginx"}
+	for r, w := range want {
+		if got := strings.Join(roundOrder(legs, r), " "); got != w {
+			t.Errorf("round %d: %s, want %s", r+1, got, w)
+		}
+	}
+	if got := strings.Join(roundOrder([]string{"direct", "nginx"}, 1), " "); got != "nginx direct" {
+		t.Errorf("two legs, round 2: %s", got)
+	}
+}
+
+func TestRoundUserPrefix(t *testing.T) {
+	tests := []struct {
+		prefix, leg string
+		round       int
+		want        string
+	}{
+		{"u", "direct", 1, "udirect-"}, // as with one round
+		{"", "direct", 1, "direct-u"},
+		{"u", "easgate", 2, "ueasgate-r2-"},
+		{"", "nginx", 3, "nginx-u-r3-"},
+		{"load-", "nginx", 12, "load-nginx-r12-"},
+	}
+	for _, tc := range tests {
+		if got := roundUserPrefix(tc.prefix, tc.leg, tc.round); got != tc.want {
+			t.Errorf("roundUserPrefix(%q, %q, %d) = %q, want %q", tc.prefix, tc.leg, tc.round, got, tc.want)
+		}
+	}
+	// Every leg and round has users of its own (users are prefix + %04d).
+	for _, prefix := range []string{"", "u", "u-r2-"} {
+		owner := map[string]string{}
+		for _, leg := range []string{"direct", "easgate", "nginx"} {
+			for r := 1; r <= 12; r++ {
+				p := roundUserPrefix(prefix, leg, r)
+				for _, dev := range []int{1, 2, 12, 123, 9999, 10000, 123456} {
+					user := fmt.Sprintf("%s%04d", p, dev)
+					if o, ok := owner[user]; ok {
+						t.Errorf("prefix %q: user %s of %s/r%d is also %s's", prefix, user, leg, r, o)
+					}
+					owner[user] = fmt.Sprintf("%s/r%d", leg, r)
+				}
+			}
+		}
+	}
+}
+
+// TestCompareRounds runs three short rounds of the direct leg, a stand-in
+// gateway as easgate and, when installed, nginx: every leg runs once per
+// round in the rotated order, each with fresh users (the fake CAS accepts
+// only the documented names), the gateways start once, and each leg's
+// report is its median round with the list of rounds.
+func TestCompareRounds(t *testing.T) {
+	casAddr, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nginxBin := ""
+	if _, err := findNginx(""); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but %v", err)
+		}
+		t.Logf("without the nginx leg: %v", err)
+		nginxBin = "-"
+	}
+	const devices, rounds = 2, 3
+	users := map[string]string{}
+	for _, leg := range []string{"direct", "easgate", "nginx"} {
+		for i := 1; i <= devices; i++ {
+			users[fmt.Sprintf("%s-u%04d", leg, i)] = "pw"
+			for r := 2; r <= rounds; r++ {
+				users[fmt.Sprintf("%s-u-r%d-%04d", leg, r, i)] = "pw"
+			}
+		}
+	}
+	var logb bytes.Buffer
+	res, err := Compare(CompareConfig{
+		Run: RunConfig{Devices: devices, Duration: 300 * time.Millisecond, Scenario: ScenarioSmall, TimeScale: 300,
+			Heartbeat: 120 * time.Second, Password: "pw"},
+		CAS:       FakeCASConfig{Messages: 4, TimeScale: 300, Users: users},
+		Rounds:    rounds,
+		CASListen: casAddr, EasgateURL: gatewayStandIn(t, casAddr), NginxBin: nginxBin, Log: &logb,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logb.String())
+	}
+	names := []string{"direct", "easgate", "nginx"}
+	if nginxBin == "-" {
+		names = names[:2]
+	}
+	if len(res.Legs) != len(names) || res.Rounds != rounds {
+		t.Fatalf("legs %+v, rounds %d, skipped %v\n%s", res.Legs, res.Rounds, res.Skipped, logb.String())
+	}
+
+	// The log shows the rotation: round r starts r-1 legs further.
+	var order []string
+	for _, line := range strings.Split(logb.String(), "\n") {
+		if strings.Contains(line, " → ") {
+			order = append(order, strings.Join(strings.Fields(line)[1:5], " "))
+		}
+	}
+	var want []string
+	for r := range rounds {
+		for _, n := range roundOrder(names, r) {
+			want = append(want, fmt.Sprintf("round %d/%d: leg %s", r+1, rounds, n))
+		}
+	}
+	if strings.Join(order, "\n") != strings.Join(want, "\n") {
+		t.Errorf("leg order\n%s\nwant\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
+	}
+	if nginxBin != "-" && strings.Count(logb.String(), "starting /") != 1 {
+		t.Errorf("nginx started more than once:\n%s", logb.String())
+	}
+
+	for i, l := range res.Legs {
+		if l.Name != names[i] || len(l.Rounds) != rounds {
+			t.Fatalf("leg %d: %s with %d rounds", i, l.Name, len(l.Rounds))
+		}
+		tputs := make([]float64, rounds)
+		for r, rr := range l.Rounds {
+			pos := slicesIndex(roundOrder(names, r), l.Name) + 1
+			if rr.Round != r+1 || rr.Position != pos || rr.Failed != "" {
+				t.Errorf("leg %s round %d: %+v, want position %d", l.Name, r+1, rr, pos)
+			}
+			if rr.Errors != 0 || rr.ReqPerS <= 0 || rr.P99MS <= 0 {
+				t.Errorf("leg %s round %d: %+v (errors: wrong users?)", l.Name, r+1, rr)
+			}
+			tputs[r] = rr.ReqPerS
+		}
+		if m := medianIndex(tputs); l.Median != m+1 || l.Report.Throughput != tputs[m] {
+			t.Errorf("leg %s: median round %d (%.1f req/s) of %v", l.Name, l.Median, l.Report.Throughput, tputs)
+		}
+		if l.Report.MedianRound != l.Median || len(l.Report.Rounds) != rounds || l.Report.Errors != 0 {
+			t.Errorf("leg %s: report median_round %d, %d rounds, %d errors", l.Name, l.Report.MedianRound, len(l.Report.Rounds), l.Report.Errors)
+		}
+		var m struct {
+			Rounds []struct {
+				ReqPerS float64 `json:"req_per_s"`
+				P99MS   float64 `json:"p99_ms"`
+			} `json:"rounds"`
+			MedianRound int `json:"median_round"`
+		}
+		if err := json.Unmarshal(mustJSON(t, l.Report), &m); err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Rounds) != rounds || m.MedianRound != l.Median || m.Rounds[1].ReqPerS != tputs[1] || m.Rounds[2].P99MS != l.Rounds[2].P99MS {
+			t.Errorf("leg %s: JSON rounds %+v median_round %d", l.Name, m.Rounds, m.MedianRound)
+		}
+	}
+
+	var out bytes.Buffer
+	if err := res.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if !strings.Contains(out.String(), "  "+n+" req/s  ") {
+			t.Errorf("no rounds line for %s:\n%s", n, out.String())
+		}
+	}
+	if hasRatio := strings.Contains(out.String(), "easgate ÷ nginx req/s by round: r1 "); hasRatio != (nginxBin == "") {
+		t.Errorf("easgate ÷ nginx line: %v with nginx %q:\n%s", hasRatio, nginxBin, out.String())
+	}
+	t.Logf("\n%s", out.String())
+}
+
+func slicesIndex(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// lineHook is a Log writer that calls onLine for every complete line.
+type lineHook struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	part   []byte
+	onLine func(string)
+}
+
+func (h *lineHook) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.buf.Write(p)
+	h.part = append(h.part, p...)
+	for {
+		i := bytes.IndexByte(h.part, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := string(h.part[:i])
+		h.part = h.part[i+1:]
+		h.onLine(line)
+	}
+}
+
+// TestCompareRoundsGatewayDies kills nginx after its leg of round 1: its
+// round 2 is reported as failed, its result is round 1, and the direct
+// leg still runs both rounds.
+func TestCompareRoundsGatewayDies(t *testing.T) {
+	if _, err := findNginx(""); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but %v", err)
+		}
+		t.Skip(err)
+	}
+	var nginxDir string
+	killed := 0
+	hook := &lineHook{}
+	hook.onLine = func(line string) {
+		if i := strings.Index(line, " -p "); i >= 0 && strings.Contains(line, "starting ") {
+			nginxDir = strings.Fields(line[i+4:])[0]
+		}
+		if strings.Contains(line, "round 1/2: leg nginx:") {
+			b, err := os.ReadFile(filepath.Join(nginxDir, "nginx.pid"))
+			if err != nil {
+				t.Errorf("nginx pid file: %v", err)
+				return
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil {
+				t.Errorf("nginx pid file: %q", b)
+				return
+			}
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Errorf("kill nginx: %v", err)
+			}
+			killed = pid
+		}
+	}
+	res, err := Compare(CompareConfig{
+		Run:    RunConfig{Devices: 2, Duration: 300 * time.Millisecond, Scenario: ScenarioSmall, TimeScale: 300, Heartbeat: 120 * time.Second},
+		CAS:    FakeCASConfig{Messages: 4, TimeScale: 300},
+		Rounds: 2, Log: hook,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, hook.buf.String())
+	}
+	if killed == 0 || len(res.Legs) != 2 {
+		t.Fatalf("killed nginx pid %d; legs %+v skipped %v\n%s", killed, res.Legs, res.Skipped, hook.buf.String())
+	}
+	direct, nginx := res.Legs[0], res.Legs[1]
+	if direct.Rounds[0].Failed != "" || direct.Rounds[1].Failed != "" {
+		t.Errorf("direct rounds %+v", direct.Rounds)
+	}
+	if nginx.Rounds[0].Failed != "" || !strings.Contains(nginx.Rounds[1].Failed, "nginx exited") || nginx.Median != 1 ||
+		nginx.Report.Throughput != nginx.Rounds[0].ReqPerS || nginx.Rounds[1].Position != 1 {
+		t.Errorf("nginx rounds %+v median %d", nginx.Rounds, nginx.Median)
+	}
+	var out bytes.Buffer
+	if err := res.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), " r2 failed") {
+		t.Errorf("the failed round is not shown:\n%s", out.String())
 	}
 }

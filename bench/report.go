@@ -45,10 +45,28 @@ type Report struct {
 	// Client is the load generator's own process (easbench, /proc/self)
 	// over the run; set by Compare. When CASInProcess is true the fake CAS
 	// ran inside that process and Client includes its CPU and memory.
-	Client       *ProcReport     `json:"client,omitempty"`
-	CASInProcess bool            `json:"cas_in_process,omitempty"`
-	Timeline     []TimelinePoint `json:"timeline"`
-	Histogram    []HistogramBin  `json:"histogram"`
+	Client       *ProcReport `json:"client,omitempty"`
+	CASInProcess bool        `json:"cas_in_process,omitempty"`
+	// Rounds is set by `easbench compare --rounds N` with N > 1: every
+	// round of this leg in round order. This report is the run of round
+	// MedianRound (1-based), the one with the median throughput.
+	Rounds      []RoundResult   `json:"rounds,omitempty"`
+	MedianRound int             `json:"median_round,omitempty"`
+	Timeline    []TimelinePoint `json:"timeline"`
+	Histogram   []HistogramBin  `json:"histogram"`
+}
+
+// RoundResult is one leg's run in one round of `easbench compare`: its
+// place in the round's order, throughput, latency and errors. A round that
+// could not run has only Round, Position and Failed.
+type RoundResult struct {
+	Round    int     `json:"round"`    // 1-based
+	Position int     `json:"position"` // 1-based place of the leg in the round's order
+	ReqPerS  float64 `json:"req_per_s"`
+	P50MS    float64 `json:"p50_ms"`
+	P99MS    float64 `json:"p99_ms"`
+	Errors   int64   `json:"errors"`
+	Failed   string  `json:"failed,omitempty"` // why the leg did not run in this round
 }
 
 // CommandReport is the per-command summary. For Ping the latency is the
@@ -261,7 +279,27 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "%s pid %d: RSS start %s max %s end %s; CPU %.2fs (%.0f%% of one core)%s\n", p.label, p.PID,
 			byteSize(p.RSSStartKiB<<10), byteSize(p.RSSMaxKiB<<10), byteSize(p.RSSEndKiB<<10), p.CPUSeconds, p.CPUPercent, p.note)
 	}
+	if len(r.Rounds) > 0 {
+		fmt.Fprintf(w, "round %d of %d (median req/s): %s\n", r.MedianRound, len(r.Rounds), roundCells(r.Rounds, r.MedianRound))
+	}
 	return nil
+}
+
+// roundCells lists every round's req/s, "r1 1234.5  r2 1300.0*  r3 failed",
+// the median round marked with *.
+func roundCells(rounds []RoundResult, median int) string {
+	cells := make([]string, len(rounds))
+	for i, rr := range rounds {
+		switch {
+		case rr.Failed != "":
+			cells[i] = fmt.Sprintf("r%d failed", rr.Round)
+		case rr.Round == median:
+			cells[i] = fmt.Sprintf("r%d %.1f*", rr.Round, rr.ReqPerS)
+		default:
+			cells[i] = fmt.Sprintf("r%d %.1f", rr.Round, rr.ReqPerS)
+		}
+	}
+	return strings.Join(cells, "  ")
 }
 
 // labelledProc is a ProcReport with the role of its process.
@@ -340,6 +378,23 @@ svg{background:#fafafa;border:1px solid #ddd;margin:1em 0}text{font:11px sans-se
 			fmt.Fprintf(&b, "<tr><td>%s%s</td><td>%d</td><td>%.2f</td><td>%.0f%%</td><td>%s</td><td>%s</td><td>%s</td></tr>",
 				html.EscapeString(p.label), html.EscapeString(p.note), p.PID, p.CPUSeconds, p.CPUPercent,
 				byteSize(p.RSSStartKiB<<10), byteSize(p.RSSMaxKiB<<10), byteSize(p.RSSEndKiB<<10))
+		}
+		b.WriteString("</table>")
+	}
+	if len(r.Rounds) > 0 {
+		fmt.Fprintf(&b, `<h2>Rounds</h2><p>This report is round %d of %d, the one with the median throughput.</p>`, r.MedianRound, len(r.Rounds))
+		b.WriteString(`<table id="rounds"><tr><th>round</th><th>position</th><th>req/s</th><th>p50 ms</th><th>p99 ms</th><th>errors</th></tr>`)
+		for _, rr := range r.Rounds {
+			mark := ""
+			if rr.Round == r.MedianRound {
+				mark = " (median)"
+			}
+			if rr.Failed != "" {
+				fmt.Fprintf(&b, `<tr><td>%d</td><td>%d</td><td colspan="4">failed: %s</td></tr>`, rr.Round, rr.Position, html.EscapeString(rr.Failed))
+				continue
+			}
+			fmt.Fprintf(&b, "<tr><td>%d%s</td><td>%d</td><td>%.1f</td><td>%.2f</td><td>%.2f</td><td>%d</td></tr>",
+				rr.Round, mark, rr.Position, rr.ReqPerS, rr.P50MS, rr.P99MS, rr.Errors)
 		}
 		b.WriteString("</table>")
 	}

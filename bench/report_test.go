@@ -271,7 +271,7 @@ func TestCompareTextGolden(t *testing.T) {
 	through.Throughput /= 2
 	through.Overall.P50 *= 1.5
 	through.Overall.P99 *= 3
-	res := &CompareResult{Legs: []Leg{{"direct", direct}, {"easgate", through}}, CPUs: 2,
+	res := &CompareResult{Legs: []Leg{{Name: "direct", Report: direct}, {Name: "easgate", Report: through}}, CPUs: 2,
 		Skipped: map[string]string{"nginx": "disabled"}}
 	var b bytes.Buffer
 	if err := res.WriteText(&b); err != nil {
@@ -279,11 +279,139 @@ func TestCompareTextGolden(t *testing.T) {
 	}
 	golden(t, "compare.golden.txt", b.Bytes())
 
-	inproc := &CompareResult{Legs: []Leg{{"direct", withProcesses(true)}}, CPUs: 2}
+	inproc := &CompareResult{Legs: []Leg{{Name: "direct", Report: withProcesses(true)}}, CPUs: 2}
 	inproc.Legs[0].Report.Gateway = nil
 	b.Reset()
 	if err := inproc.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "compare-inprocess.golden.txt", b.Bytes())
+}
+
+// roundsResult is a three-round compare of the three legs: the rows are
+// the median rounds, nginx's round 2 failed and easgate's round 3 had
+// errors.
+func roundsResult() *CompareResult {
+	legRep := func(gw bool, tput, p50, p99 float64, errs int64) *Report {
+		r := withProcesses(false)
+		if !gw {
+			r.Gateway = nil
+		}
+		r.Throughput, r.Overall.P50, r.Overall.P99, r.Errors = tput, p50, p99, errs
+		return r
+	}
+	rr := func(round, pos int, tput, p99 float64, errs int64) RoundResult {
+		return RoundResult{Round: round, Position: pos, ReqPerS: tput, P50MS: p99 / 4, P99MS: p99, Errors: errs}
+	}
+	direct := Leg{Name: "direct", Median: 3, Report: legRep(false, 20000, 1, 4, 0),
+		Rounds: []RoundResult{rr(1, 1, 21000, 3.9, 0), rr(2, 3, 19000, 4.4, 0), rr(3, 2, 20000, 4, 0)}}
+	easgate := Leg{Name: "easgate", Median: 1, Report: legRep(true, 17000, 1.5, 8, 0),
+		Rounds: []RoundResult{rr(1, 2, 17000, 8, 0), rr(2, 1, 16000, 9, 0), rr(3, 3, 18500, 7, 2)}}
+	nginx := Leg{Name: "nginx", Median: 3, Report: legRep(true, 18000, 1.25, 6, 0),
+		Rounds: []RoundResult{rr(1, 3, 19000, 5.5, 0), {Round: 2, Position: 2, Failed: "nginx exited: signal: killed"}, rr(3, 1, 18000, 6, 0)}}
+	for _, l := range []Leg{direct, easgate, nginx} {
+		l.Report.Rounds, l.Report.MedianRound = l.Rounds, l.Median
+	}
+	return &CompareResult{Legs: []Leg{direct, easgate, nginx}, CPUs: 2, Rounds: 3, Skipped: map[string]string{}}
+}
+
+// TestCompareRoundsTextGolden fixes the lines under the table with more
+// than one round: every round's req/s per leg with the spread, and the
+// per-round easgate ÷ nginx ratio with its median.
+func TestCompareRoundsTextGolden(t *testing.T) {
+	res := roundsResult()
+	var b bytes.Buffer
+	if err := res.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "compare-rounds.golden.txt", b.Bytes())
+	out := b.String()
+	for _, want := range []string{
+		// Rows of the median rounds and ratios of these: 17000 / 20000.
+		"req/s ×", " 0.85\n",
+		"direct req/s   r1 21000.0   r2 19000.0  r3 20000.0*  spread 19000.0–21000.0 = 10.0%\n",
+		"easgate req/s  r1 17000.0*  r2 16000.0  r3 18500.0   spread 16000.0–18500.0 = 14.7%; errors by round 0/0/2\n",
+		"nginx req/s    r1 19000.0   r2 failed   r3 18000.0*  spread 18000.0–19000.0 = 5.6%\n",
+		// Round 2 has no nginx figure: rounds 1 and 3 only; lower-middle median.
+		"easgate ÷ nginx req/s by round: r1 0.89  r3 1.03; median 0.89\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("compare text lacks %q:\n%s", want, out)
+		}
+	}
+
+	// One round: no rounds lines, as before --rounds existed.
+	one := roundsResult()
+	one.Rounds = 1
+	b.Reset()
+	if err := one.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "rounds") || strings.Contains(b.String(), "÷") {
+		t.Errorf("one round prints round lines:\n%s", b.String())
+	}
+}
+
+// TestReportRounds: a compare leg's report with rounds lists them in the
+// JSON ("rounds", "median_round"), the text and the HTML.
+func TestReportRounds(t *testing.T) {
+	r := roundsResult().Legs[2].Report // nginx: a failed round
+	var js bytes.Buffer
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Rounds      []map[string]any `json:"rounds"`
+		MedianRound int              `json:"median_round"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Rounds) != 3 || m.MedianRound != 3 {
+		t.Fatalf("JSON rounds %v, median_round %d", m.Rounds, m.MedianRound)
+	}
+	for _, k := range []string{"round", "position", "req_per_s", "p50_ms", "p99_ms", "errors"} {
+		if _, ok := m.Rounds[0][k]; !ok {
+			t.Errorf("JSON round lacks %q: %v", k, m.Rounds[0])
+		}
+	}
+	if m.Rounds[0]["req_per_s"] != 19000.0 || m.Rounds[0]["p99_ms"] != 5.5 || m.Rounds[0]["position"] != 3.0 {
+		t.Errorf("round 1: %v", m.Rounds[0])
+	}
+	if _, ok := m.Rounds[0]["failed"]; ok || m.Rounds[1]["failed"] != "nginx exited: signal: killed" {
+		t.Errorf("failed: %v / %v", m.Rounds[0]["failed"], m.Rounds[1]["failed"])
+	}
+	if bytes.Contains(mustJSON(t, fixedReport()), []byte(`"rounds"`)) || bytes.Contains(mustJSON(t, fixedReport()), []byte(`"median_round"`)) {
+		t.Errorf("a report without rounds has rounds in its JSON")
+	}
+
+	var txt bytes.Buffer
+	if err := r.WriteText(&txt); err != nil {
+		t.Fatal(err)
+	}
+	if want := "round 3 of 3 (median req/s): r1 19000.0  r2 failed  r3 18000.0*\n"; !strings.Contains(txt.String(), want) {
+		t.Errorf("text lacks %q:\n%s", want, txt.String())
+	}
+
+	var h bytes.Buffer
+	if err := r.WriteHTML(&h); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<table id="rounds">`, "This report is round 3 of 3",
+		"<tr><td>1</td><td>3</td><td>19000.0</td><td>1.38</td><td>5.50</td><td>0</td></tr>",
+		`<tr><td>2</td><td>2</td><td colspan="4">failed: nginx exited: signal: killed</td></tr>`,
+		"<tr><td>3 (median)</td><td>1</td><td>18000.0</td>"} {
+		if !strings.Contains(h.String(), want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, r *Report) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := r.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

@@ -25,12 +25,13 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	easgateArgs := fs.String("easgate-args", "serve --config {config}", "arguments for --easgate-bin; {config} is the config path")
 	fs.StringVar(&cc.EasgateConfig, "easgate-config", "", "config template for --easgate-bin with {listen} and {upstream} (default: generated)")
 	fs.StringVar(&cc.NginxBin, "nginx", "", `nginx binary ("" = look up, "-" = skip)`)
+	fs.IntVar(&cc.Rounds, "rounds", 1, "run every leg this many times, interleaved (the leg order rotates each round); each leg's figures are its median round")
 	casInProcess := fs.Bool("cas-in-process", false, "run the fake CAS inside easbench instead of as its own process (its CPU then counts as bench CPU%)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), compareUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -38,6 +39,9 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := rf.finish(); err != nil {
 		return err
+	}
+	if cc.Rounds < 1 {
+		return exitError{2, fmt.Sprintf("compare: --rounds %d: want at least 1", cc.Rounds)}
 	}
 	var err error
 	if cc.CAS.Users, err = parseUsers(users); err != nil {
@@ -81,8 +85,14 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	if rf.failOnErr {
 		for _, l := range res.Legs {
-			if l.Report.Errors > 0 {
-				return exitError{3, "errors in leg " + l.Name}
+			for _, r := range l.Rounds {
+				if r.Errors > 0 {
+					msg := "errors in leg " + l.Name
+					if res.Rounds > 1 {
+						msg += fmt.Sprintf(" (round %d)", r.Round)
+					}
+					return exitError{3, msg}
+				}
 			}
 		}
 	}
@@ -107,9 +117,23 @@ CPU% is CPU time over the leg's wall time (100% = one core busy). On the
 direct leg the fake CAS and the load generator have the machine to
 themselves; through a gateway all three share it: compare CAS CPU% with
 gw CPU%, and their sum with 100% × the cores (printed under the table).
+--rounds N runs the legs N times in one invocation, each leg for the full
+--duration every round, the order rotating (round 1: direct, easgate, nginx;
+round 2: easgate, nginx, direct; ...); the fake CAS and the gateways start
+once and serve every round, the users are fresh each round (round R > 1
+inserts "rR-": udirect-r2-0001; list those in --users too). Each row is then
+the leg's round with the median req/s (the lower-middle one for even N) and
+the ratios are of these; under the table come every round's req/s per leg
+with the spread ((max - min) / median) and the ratio easgate ÷ nginx of
+each round with its median: the ratio within a round is the steadier one
+on a busy machine.
+
 --json/--html write one report per leg (report-direct.json, ...); in the
 JSON the figures are "gateway", "cas" and "client" ({pid, cpu_seconds,
-cpu_percent, rss_start_kib, rss_max_kib, rss_end_kib}).
+cpu_percent, rss_start_kib, rss_max_kib, rss_end_kib}); with --rounds N > 1
+the report is the median round's and also has "rounds" ([{round, position,
+req_per_s, p50_ms, p99_ms, errors}, ...], position = the leg's place in that
+round's order) and "median_round" (1-based).
 
 flags:
 `

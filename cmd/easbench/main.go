@@ -23,6 +23,7 @@ commands:
   compare    run one scenario direct, through easgate and through nginx, with the
              fake CAS in its own process; prints the ratios and, per leg, the CPU
              of the gateway, of the fake CAS and of the load generator
+             (--rounds N: N interleaved rounds, each leg's median round)
 
 Run "easbench <command> -h" for the flags of a command.
 `
@@ -64,6 +65,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// parseFlags parses a command's flags; a bad flag is a usage error (exit
+// 2), like an unknown command.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return exitError{2, err.Error()}
 }
 
 // exitError carries a specific exit code (2 = usage, 3 = errors seen with
@@ -125,7 +136,7 @@ no flag may be given.
 `, bench.CASSpecEnv)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/bench"
+	"github.com/valyala/fasthttp"
 )
 
 // TestMain lets `easbench compare` start this test binary as its fake CAS
@@ -219,6 +221,141 @@ func TestUpstreamSpec(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCompareRounds runs `easbench compare --rounds 3` with short legs: the
+// fake CAS in its own process, a stand-in gateway as easgate and nginx when
+// installed. The log shows the rotated order, the table has the rounds
+// lines, and each leg's JSON and HTML carry the three rounds and the chosen
+// one.
+func TestCompareRounds(t *testing.T) {
+	nginx := ""
+	if _, err := exec.LookPath("nginx"); err != nil {
+		if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("CI=true but nginx is not installed")
+			}
+			t.Log("nginx is not installed: without the nginx leg")
+			nginx = "-"
+		}
+	}
+	casAddr := freeAddr(t)
+	gw := standInGateway(t, casAddr)
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run([]string{"compare", "--rounds", "3", "--devices", "2", "--duration", "300ms", "--time-scale", "300",
+		"--scenario", "small", "--heartbeat", "120s", "--messages", "4", "--cas-listen", casAddr, "--easgate-url", gw,
+		"--nginx", nginx, "--fail-on-error", "--json", filepath.Join(dir, "r.json"), "--html", filepath.Join(dir, "r.html")}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	legs := []string{"direct", "easgate", "nginx"}
+	if nginx == "-" {
+		legs = legs[:2]
+	}
+	var order, want []string
+	for _, line := range strings.Split(errb.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 5 && f[1] == "round" && f[5] == "→" {
+			order = append(order, f[2]+" "+f[4])
+		}
+	}
+	for r := range 3 {
+		for i := range legs {
+			want = append(want, fmt.Sprintf("%d/3: %s", r+1, legs[(i+r)%len(legs)]))
+		}
+	}
+	if strings.Join(order, ", ") != strings.Join(want, ", ") {
+		t.Errorf("legs ran in the order\n%s\nwant\n%s", strings.Join(order, ", "), strings.Join(want, ", "))
+	}
+	s := out.String()
+	for _, l := range legs {
+		if !strings.Contains(s, "\n  "+l+" req/s  ") {
+			t.Errorf("no rounds line for %s:\n%s", l, s)
+		}
+	}
+	if !strings.Contains(s, "3 rounds, leg order rotated each round") {
+		t.Errorf("no rounds note:\n%s", s)
+	}
+	if got := strings.Contains(s, "easgate ÷ nginx req/s by round: r1 "); got != (nginx == "") {
+		t.Errorf("easgate ÷ nginx line present %v, nginx %q:\n%s", got, nginx, s)
+	}
+	for _, l := range legs {
+		b, err := os.ReadFile(filepath.Join(dir, "r-"+l+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep bench.Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Rounds) != 3 || rep.MedianRound < 1 || rep.MedianRound > 3 || rep.Throughput != rep.Rounds[rep.MedianRound-1].ReqPerS {
+			t.Errorf("%s: rounds %+v, median_round %d, req/s %.1f", l, rep.Rounds, rep.MedianRound, rep.Throughput)
+		}
+		for i, r := range rep.Rounds {
+			if r.Round != i+1 || r.Position < 1 || r.Position > len(legs) || r.ReqPerS <= 0 || r.P99MS <= 0 || r.Failed != "" {
+				t.Errorf("%s round %d: %+v", l, i+1, r)
+			}
+		}
+		h, err := os.ReadFile(filepath.Join(dir, "r-"+l+".html"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(h, []byte(`<table id="rounds">`)) {
+			t.Errorf("%s: HTML lacks the rounds table", l)
+		}
+	}
+}
+
+// TestCompareRoundsFlag: --rounds is documented and must be at least 1.
+func TestCompareRoundsFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--rounds", "0"}, 2, "compare: --rounds 0: want at least 1"},
+		{[]string{"--rounds=-2"}, 2, "compare: --rounds -2: want at least 1"},
+		{[]string{"--rounds", "three"}, 1, `invalid value "three" for flag -rounds`},
+		{[]string{"-h"}, 0, "--rounds N runs the legs N times in one invocation"},
+		{[]string{"-h"}, 0, "-rounds int"},
+		{[]string{"-h"}, 0, `"median_round"`},
+	}
+	for _, tc := range tests {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"compare"}, tc.args...), &out, &errb); code != tc.code || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("compare %v: exit %d, want %d and %q in\n%s", tc.args, code, tc.code, tc.want, errb.String())
+		}
+	}
+}
+
+// freeAddr returns a free loopback address.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// standInGateway is a small reverse proxy to casAddr standing in for a
+// running easgate; it returns its URL.
+func standInGateway(t *testing.T, casAddr string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &fasthttp.HostClient{Addr: casAddr, MaxConns: 1000}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if err := hc.Do(&ctx.Request, &ctx.Response); err != nil {
+			ctx.SetStatusCode(fasthttp.StatusBadGateway)
+		}
+	}}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return "http://" + ln.Addr().String()
 }
 
 func TestLegPath(t *testing.T) {

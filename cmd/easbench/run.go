@@ -65,7 +65,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	cert := fs.String("cert", "", "client certificate (PEM) for certificate authentication")
 	key := fs.String("key", "", "client key (PEM)")
 	pid := fs.Int("pid", 0, "gateway PID to sample RSS and CPU from /proc")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
