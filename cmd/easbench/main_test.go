@@ -315,7 +315,7 @@ func TestCompareRoundsFlag(t *testing.T) {
 	}{
 		{[]string{"--rounds", "0"}, 2, "compare: --rounds 0: want at least 1"},
 		{[]string{"--rounds=-2"}, 2, "compare: --rounds -2: want at least 1"},
-		{[]string{"--rounds", "three"}, 1, `invalid value "three" for flag -rounds`},
+		{[]string{"--rounds", "three"}, 2, `invalid value "three" for flag -rounds`},
 		{[]string{"-h"}, 0, "--rounds N runs the legs N times in one invocation"},
 		{[]string{"-h"}, 0, "-rounds int"},
 		{[]string{"-h"}, 0, `"median_round"`},
