@@ -1,6 +1,7 @@
 package eas
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,6 +25,11 @@ func bodySeeds(f *testing.F) {
 	f.Add([]byte{0x03, 0x01, 0x6A, 0x00})
 	f.Add([]byte{0x03, 0x01, 0x6A, 0x00, 0x00, 0x0D, 0x45, 0x48, 0x03, '4', '8', '0', 0x00, 0x48, 0x03, '9', 0x00, 0x01, 0x01})
 	f.Add([]byte{0x03, 0x01, 0x6A, 0x00, 0x45, 0x64, 0xC3, 0x02, '1', '0', 0x01, 0x01})
+	// Sync > Collections > Collection > Commands > {Add > ClientId "c",
+	// Fetch > ServerId "1"}, GetChanges "0", and a Wait.
+	f.Add([]byte{0x03, 0x01, 0x6A, 0x00, 0x45, 0x5C, 0x4F, 0x4B, 0x03, '1', 0x00, 0x01, 0x53, 0x03, '0', 0x00, 0x01,
+		0x56, 0x47, 0x4C, 0x03, 'c', 0x00, 0x01, 0x01, 0x4A, 0x4D, 0x03, '1', 0x00, 0x01, 0x01, 0x01, 0x01, 0x01,
+		0x64, 0x03, '5', 0x00, 0x01, 0x01})
 }
 
 func FuzzReadDeviceInfo(f *testing.F) {
@@ -68,8 +74,16 @@ func FuzzReadSync(f *testing.F) {
 	bodySeeds(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var s SyncInfo
-		if err := ReadSync(body, &s); err == nil && s.Empty != (len(body) == 0) {
-			t.Fatalf("Empty=%v for %d bytes", s.Empty, len(body))
+		if err := ReadSync(body, &s); err == nil {
+			if s.Empty != (len(body) == 0) {
+				t.Fatalf("Empty=%v for %d bytes", s.Empty, len(body))
+			}
+			// A second read into the same (reused) SyncInfo agrees.
+			again := SyncInfo{Collections: s.Collections}
+			snapshot := fmt.Sprint(s)
+			if err := ReadSync(body, &again); err != nil || fmt.Sprint(again) != snapshot {
+				t.Fatalf("re-read differs: %v\n%s\n%v", err, snapshot, again)
+			}
 		}
 		bodyCheckAll(t, body)
 	})

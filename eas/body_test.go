@@ -359,14 +359,21 @@ func TestReadSync(t *testing.T) {
 		body []byte
 		want SyncInfo
 	}{
-		{file: "sync_request_wait.wbxml", want: SyncInfo{Wait: 8, Collections: []SyncCollection{
-			{SyncKey: "1129367346", CollectionID: "5", GetChanges: true, WindowSize: 25},
+		{file: "sync_request_wait.wbxml", want: SyncInfo{Wait: 8, HasWait: true, Collections: []SyncCollection{
+			{SyncKey: "1129367346", CollectionID: "5", GetChanges: GetChangesYes, WindowSize: 25, BodyTypes: []int{2}},
 			{SyncKey: "0", CollectionID: "1"}}}},
-		{file: "sync_request_heartbeat.wbxml", want: SyncInfo{HeartbeatInterval: 60, WindowSize: 512, Collections: []SyncCollection{
-			{SyncKey: "560109801", CollectionID: "5", GetChanges: true, WindowSize: 512}}}},
+		{file: "sync_request_heartbeat.wbxml", want: SyncInfo{HeartbeatInterval: 60, HasHeartbeatInterval: true, WindowSize: 512,
+			Collections: []SyncCollection{{SyncKey: "560109801", CollectionID: "5", GetChanges: GetChangesYes, WindowSize: 512}}}},
 		{file: "sync_request_commands_121.wbxml", want: SyncInfo{Collections: []SyncCollection{
-			{SyncKey: "3", CollectionID: "5", Class: "Email", HasCommands: true}}}},
-		{file: "sync_request_partial.wbxml", want: SyncInfo{Wait: 20, Partial: true, Collections: []SyncCollection{
+			{SyncKey: "3", CollectionID: "5", Class: "Email", GetChanges: GetChangesNo, HasCommands: true,
+				Commands: []SyncCommand{{Kind: SyncChange, ID: "5:12"}}}}}},
+		{file: "sync_request_commands_141.wbxml", want: SyncInfo{HeartbeatInterval: 480, HasHeartbeatInterval: true,
+			Collections: []SyncCollection{
+				{SyncKey: "1234567890", CollectionID: "5", GetChanges: GetChangesNo, WindowSize: 50, BodyTypes: []int{2, 4, 1},
+					HasCommands: true, Commands: []SyncCommand{{Kind: SyncAdd, ID: "c-1"}, {Kind: SyncChange, ID: "5:12"},
+						{Kind: SyncDelete, ID: "5:13"}, {Kind: SyncFetch, ID: "5:14"}}},
+				{SyncKey: "42", CollectionID: "8", HasCommands: true, Commands: []SyncCommand{{Kind: SyncAdd, ID: "c-2", Class: "Calendar"}}}}}},
+		{file: "sync_request_partial.wbxml", want: SyncInfo{Wait: 20, HasWait: true, Partial: true, Collections: []SyncCollection{
 			{SyncKey: "7", CollectionID: "9"}}}},
 		{body: []byte{}, want: SyncInfo{Empty: true}},
 		// Sync response with Status 14 and Limit (MS-ASCMD §2.2.3.97).
@@ -378,15 +385,25 @@ func TestReadSync(t *testing.T) {
 			if tc.file != "" {
 				body = bodyFile(t, tc.file)
 			}
-			got := SyncInfo{Wait: 3, Partial: true, Collections: []SyncCollection{
-				{SyncKey: "old", CollectionID: "old", Class: "old", GetChanges: true, WindowSize: 7, HasCommands: true},
-				{SyncKey: "0", CollectionID: "1", Class: "Calendar", Status: 3, MoreAvailable: true},
+			got := SyncInfo{Wait: 3, HasWait: true, Partial: true, Collections: []SyncCollection{
+				{SyncKey: "old", CollectionID: "old", Class: "old", GetChanges: GetChangesYes, WindowSize: 7, HasCommands: true,
+					Commands: []SyncCommand{{Kind: SyncFetch, ID: "old", Class: "old"}, {Kind: SyncAdd, ID: "x"}}, BodyTypes: []int{9, 9, 9}},
+				{SyncKey: "0", CollectionID: "1", Class: "Calendar", Status: 3, MoreAvailable: true, GetChanges: GetChangesNo},
 				{}, {}}}
 			if err := ReadSync(body, &got); err != nil {
 				t.Fatalf("ReadSync: %v", err)
 			}
 			if len(got.Collections) == 0 {
 				got.Collections = nil
+			}
+			for i := range got.Collections {
+				c := &got.Collections[i]
+				if len(c.Commands) == 0 {
+					c.Commands = nil
+				}
+				if len(c.BodyTypes) == 0 {
+					c.BodyTypes = nil
+				}
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v\nwant %+v", got, tc.want)
@@ -547,8 +564,45 @@ func bodyCheckAll(t testing.TB, body []byte) {
 	if syncErr == nil && ok && hold != s.Wait*60 && hold != s.HeartbeatInterval {
 		t.Fatalf("ReadSyncHold %d disagrees with ReadSync %+v", hold, s)
 	}
+	if syncErr == nil {
+		syncCheckBounds(t, &s)
+	}
 	var fs FolderSyncInfo
 	check("ReadFolderSync", ReadFolderSync(body, &fs))
+	var est GetItemEstimateInfo
+	if err := ReadGetItemEstimate(body, &est); err != nil {
+		check("ReadGetItemEstimate", err)
+	} else if len(est.Collections) > MaxSyncCollections {
+		t.Fatalf("ReadGetItemEstimate kept %d collections", len(est.Collections))
+	}
+}
+
+// syncCheckBounds fails when what ReadSync accepted breaks its bounds.
+func syncCheckBounds(t testing.TB, s *SyncInfo) {
+	t.Helper()
+	if len(s.Collections) > MaxSyncCollections {
+		t.Fatalf("ReadSync kept %d collections", len(s.Collections))
+	}
+	n := 0
+	for _, c := range s.Collections {
+		n += len(c.Commands)
+		if len(c.BodyTypes) > MaxSyncBodyTypes || len(c.SyncKey) > MaxSyncIDLen || len(c.CollectionID) > MaxSyncIDLen ||
+			len(c.Class) > MaxSyncIDLen || c.GetChanges > GetChangesYes || (len(c.Commands) > 0 && !c.HasCommands) {
+			t.Fatalf("ReadSync collection out of bounds: %d body types, ids %d/%d/%d, GetChanges %d",
+				len(c.BodyTypes), len(c.SyncKey), len(c.CollectionID), len(c.Class), c.GetChanges)
+		}
+		for _, cmd := range c.Commands {
+			if cmd.Kind.Tag() == 0 || len(cmd.ID) > MaxSyncIDLen || len(cmd.Class) > MaxSyncIDLen {
+				t.Fatalf("ReadSync command out of bounds: kind %d, id %d, class %d", cmd.Kind, len(cmd.ID), len(cmd.Class))
+			}
+		}
+	}
+	if n > MaxSyncCommands {
+		t.Fatalf("ReadSync kept %d commands", n)
+	}
+	if (s.Wait != 0 && !s.HasWait) || (s.HeartbeatInterval != 0 && !s.HasHeartbeatInterval) {
+		t.Fatalf("Wait %d/%v HeartbeatInterval %d/%v", s.Wait, s.HasWait, s.HeartbeatInterval, s.HasHeartbeatInterval)
+	}
 }
 
 func TestBodyErrorString(t *testing.T) {

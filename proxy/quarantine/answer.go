@@ -171,12 +171,13 @@ func (e *Emulator) Answer(d Device, req Request) Answer {
 }
 
 func (e *Emulator) folderSync(en *entry, req Request) (Answer, bool) {
-	key, err := folderSyncKey(req.Body)
-	if err != nil {
-		// Exchange would reject it too; let it say so in its own words.
+	var info eas.FolderSyncInfo
+	if err := eas.ReadFolderSync(req.Body, &info); err != nil || info.SyncKey == "" {
+		// No readable SyncKey: Exchange would reject it too; let it say
+		// so in its own words.
 		return Answer{Forward: true, Outcome: "forward"}, false
 	}
-	if key == "0" {
+	if info.SyncKey == "0" {
 		en.fsZero = true
 		return Answer{Forward: true, Outcome: "forward"}, false
 	}
@@ -316,14 +317,15 @@ func pingStatus(status int, folders []string, heartbeat, maxFolders int) []byte 
 // (the collection was never synced), otherwise the estimate: 1 for the
 // Inbox while the notice has not reached the phone, 0 for everything else.
 func (e *Emulator) estimate(r *Record, req Request) (Answer, bool) {
-	cols, err := parseEstimate(req.Body)
-	if err != nil {
+	var info eas.GetItemEstimateInfo
+	if err := eas.ReadGetItemEstimate(req.Body, &info); err != nil || len(info.Collections) == 0 {
+		// Collections > Collection is required (MS-ASCMD §2.2.1.9).
 		return malformed(req.Command, req.Version), false
 	}
-	out := make([]eas.Estimate, 0, len(cols))
-	for _, c := range cols {
-		est := eas.Estimate{CollectionID: c.ID}
-		st := r.Collections[c.ID]
+	out := make([]eas.Estimate, 0, len(info.Collections))
+	for _, c := range info.Collections {
+		est := eas.Estimate{CollectionID: c.CollectionID}
+		st := r.Collections[c.CollectionID]
 		switch {
 		case c.SyncKey == "0":
 			est.Status = 3
@@ -331,7 +333,7 @@ func (e *Emulator) estimate(r *Record, req Request) (Answer, bool) {
 			est.Status = 4
 		default:
 			est.Status = 1
-			if c.ID == r.InboxID && !r.NoticeDelivered && !(c.SyncKey == st.Key && st.NoticeInKey) {
+			if c.CollectionID == r.InboxID && !r.NoticeDelivered && !(c.SyncKey == st.Key && st.NoticeInKey) {
 				est.Count = 1
 			}
 		}

@@ -189,7 +189,7 @@ func (p *phone) hierarchy() {
 
 // sync sends the collections with the phone's keys (0 for new ones) and
 // applies the answer; it returns the decoded answer (nil when empty).
-func (p *phone) sync(ids []string, bodyTypes []int, cmds map[string][]clientCmd) (*node, Answer) {
+func (p *phone) sync(ids []string, bodyTypes []int, cmds map[string][]eas.SyncCommand) (*node, Answer) {
 	p.t.Helper()
 	var cols []col
 	for _, id := range ids {
@@ -398,16 +398,16 @@ func TestClientChanges(t *testing.T) {
 			p.hierarchy()
 			p.sync([]string{"5", "7"}, []int{1}, nil)
 			p.sync([]string{"5", "7"}, []int{1}, nil) // the notice
-			n, _ := p.sync([]string{"5", "7"}, nil, map[string][]clientCmd{
+			n, _ := p.sync([]string{"5", "7"}, nil, map[string][]eas.SyncCommand{
 				"5": {
-					{Kind: wbxml.AirSyncChange, ID: "5:Qtest"}, // mark the notice read: fine
-					{Kind: wbxml.AirSyncChange, ID: "5:9999"},  // not saved
-					{Kind: wbxml.AirSyncDelete, ID: "5:1"},     // not saved
-					{Kind: wbxml.AirSyncFetch, ID: "5:Qtest"},  // the notice
-					{Kind: wbxml.AirSyncFetch, ID: "5:1"},      // no such item
-					{Kind: wbxml.AirSyncAdd, ID: "c1", Class: "Email"},
+					{Kind: eas.SyncChange, ID: "5:Qtest"}, // mark the notice read: fine
+					{Kind: eas.SyncChange, ID: "5:9999"},  // not saved
+					{Kind: eas.SyncDelete, ID: "5:1"},     // not saved
+					{Kind: eas.SyncFetch, ID: "5:Qtest"},  // the notice
+					{Kind: eas.SyncFetch, ID: "5:1"},      // no such item
+					{Kind: eas.SyncAdd, ID: "c1", Class: "Email"},
 				},
-				"7": {{Kind: wbxml.AirSyncAdd, ID: "draft-1"}},
+				"7": {{Kind: eas.SyncAdd, ID: "draft-1"}},
 			})
 			got := map[string]string{}
 			for _, c := range n.find(wbxml.AirSyncCollections).all(wbxml.AirSyncCollection) {
@@ -633,20 +633,7 @@ func BenchmarkSyncSteadyState(b *testing.B) {
 // TestSettings: Settings is forwarded unless it would change the mailbox.
 func TestSettings(t *testing.T) {
 	e := newTestEmulator(t, nil)
-	body := func(tags ...wbxml.Tag) []byte {
-		var w wbxml.Encoder
-		w.Header()
-		w.Start(wbxml.SettingsSettings)
-		for _, tg := range tags {
-			w.Start(tg)
-			w.Start(wbxml.SettingsSet)
-			w.Element(wbxml.SettingsModel, "x")
-			w.End()
-			w.End()
-		}
-		w.End()
-		return w.Bytes()
-	}
+	body := settingsBody
 	for _, v := range versions {
 		if a := e.Answer(android, Request{Command: eas.CmdSettings, Version: v, Body: body(wbxml.SettingsDeviceInformation)}); !a.Forward {
 			t.Errorf("%s DeviceInformation not forwarded", v)

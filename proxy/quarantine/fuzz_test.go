@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/eas/wbxml"
 )
 
 // seeds returns the request bodies in testdata/requests plus generated ones.
@@ -25,19 +26,32 @@ func seeds(f *testing.F) {
 	f.Add([]byte{})
 }
 
-func FuzzParseSync(f *testing.F) {
+// FuzzSettings feeds any body to settings, whose parser is the one
+// request reader left in this package (Sync, GetItemEstimate and
+// FolderSync are read by eas, whose fuzz targets cover the readers; the
+// emulator's use of them is FuzzAnswer's). It never panics, and an answer
+// it gives is a Settings response with Status 1 and a Status in every
+// entry.
+func FuzzSettings(f *testing.F) {
 	seeds(f)
+	f.Add(settingsBody(wbxml.SettingsDeviceInformation, wbxml.SettingsOof, wbxml.SettingsUserInformation))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		r, err := parseSync(body)
-		if err == nil && r == nil {
-			t.Fatal("nil request without error")
+		a, ok := settings(body)
+		if !ok {
+			if a.HTTPStatus != 0 || a.Body != nil {
+				t.Fatalf("no answer, yet %+v", a)
+			}
+			return
 		}
-		if err == nil && len(r.Cols) > maxCollections {
-			t.Fatalf("%d collections", len(r.Cols))
+		n, err := decodeTree(a.Body)
+		if err != nil || n.Tag != wbxml.SettingsSettings || n.text(wbxml.SettingsStatus) != "1" {
+			t.Fatalf("answer %v: % X", err, a.Body)
 		}
-		parseEstimate(body)
-		folderSyncKey(body)
-		settings(body)
+		for _, c := range n.Children[1:] {
+			if s := c.text(wbxml.SettingsStatus); s != "1" && s != "7" {
+				t.Fatalf("%v Status %q", c.Tag, s)
+			}
+		}
 	})
 }
 

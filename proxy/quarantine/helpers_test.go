@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/eas/wbxml"
 )
 
@@ -182,7 +183,7 @@ type col struct {
 	key, id, class string
 	getChanges     string // "" omits GetChanges
 	bodyTypes      []int
-	cmds           []clientCmd
+	cmds           []eas.SyncCommand
 }
 
 func syncBody(cols []col, wait, hb int) []byte {
@@ -216,16 +217,16 @@ func syncBody(cols []col, wait, hb int) []byte {
 		if len(c.cmds) > 0 {
 			e.Start(wbxml.AirSyncCommands)
 			for _, cmd := range c.cmds {
-				e.Start(cmd.Kind)
+				e.Start(cmd.Kind.Tag())
 				if cmd.Class != "" {
 					e.Element(wbxml.AirSyncClass, cmd.Class)
 				}
-				if cmd.Kind == wbxml.AirSyncAdd {
+				if cmd.Kind == eas.SyncAdd {
 					e.Element(wbxml.AirSyncClientId, cmd.ID)
 				} else {
 					e.Element(wbxml.AirSyncServerId, cmd.ID)
 				}
-				if cmd.Kind == wbxml.AirSyncAdd || cmd.Kind == wbxml.AirSyncChange {
+				if cmd.Kind == eas.SyncAdd || cmd.Kind == eas.SyncChange {
 					e.Start(wbxml.AirSyncApplicationData)
 					e.Element(wbxml.EmailRead, "1")
 					e.End()

@@ -57,11 +57,8 @@ type respCol struct {
 // sync answers a Sync request with easgate's own sync keys (see the package
 // doc and the comment above about client changes).
 func (e *Emulator) sync(r *Record, req Request) (Answer, bool) {
-	sr, err := parseSync(req.Body)
-	if err != nil {
-		return emulated(syncTop(syncProtocolError, 0)), false
-	}
-	if sr.HasWait && sr.HasBeat {
+	var sr eas.SyncInfo
+	if err := eas.ReadSync(req.Body, &sr); err != nil || (sr.HasWait && sr.HasHeartbeatInterval) {
 		return emulated(syncTop(syncProtocolError, 0)), false
 	}
 	minHB, maxHB := int(e.opts.MinHeartbeat/time.Second), int(e.opts.MaxHeartbeat/time.Second)
@@ -79,17 +76,18 @@ func (e *Emulator) sync(r *Record, req Request) (Answer, bool) {
 			return emulated(syncTop(syncBadWait, maxW)), false
 		}
 		hold = sr.Wait * 60
-	case sr.HasBeat:
-		if sr.Heartbeat < minHB {
+	case sr.HasHeartbeatInterval:
+		if sr.HeartbeatInterval < minHB {
 			return emulated(syncTop(syncBadWait, minHB)), false
 		}
-		if sr.Heartbeat > maxHB {
+		if sr.HeartbeatInterval > maxHB {
 			return emulated(syncTop(syncBadWait, maxHB)), false
 		}
-		hold = sr.Heartbeat
+		hold = sr.HeartbeatInterval
 	}
 	changed := false
-	cols := sr.Cols
+	// sr is this call's own: the cache may keep its BodyTypes slices.
+	cols := sr.Collections
 	switch {
 	case sr.Empty:
 		if len(r.LastSync) == 0 {
@@ -102,13 +100,14 @@ func (e *Emulator) sync(r *Record, req Request) (Answer, bool) {
 			return emulated(syncTop(syncIncomplete, 0)), false
 		}
 		cols = r.cachedCols(cols)
-		if !sr.HasWait && !sr.HasBeat {
+		if !sr.HasWait && !sr.HasHeartbeatInterval {
 			hold = r.LastSyncHold
 		}
 	default:
 		r.LastSync = r.LastSync[:0]
 		for _, c := range cols {
-			r.LastSync = append(r.LastSync, cachedCol{ID: c.ID, Class: c.Class, BodyTypes: c.BodyTypes, GetChanges: c.GetChanges})
+			r.LastSync = append(r.LastSync, cachedCol{ID: c.CollectionID, Class: c.Class, BodyTypes: c.BodyTypes,
+				GetChanges: storeGetChanges(c.GetChanges)})
 		}
 		r.LastSyncHold = hold
 		changed = true
@@ -144,12 +143,12 @@ func (e *Emulator) sync(r *Record, req Request) (Answer, bool) {
 // cachedCols returns the cached request's collections with the keys the
 // phone now holds, with the collections of a partial request in place of
 // their cached versions.
-func (r *Record) cachedCols(partial []syncCol) []syncCol {
-	out := append([]syncCol(nil), partial...)
+func (r *Record) cachedCols(partial []eas.SyncCollection) []eas.SyncCollection {
+	out := append([]eas.SyncCollection(nil), partial...)
 	for _, c := range r.LastSync {
 		dup := false
 		for i := range partial {
-			if partial[i].ID == c.ID {
+			if partial[i].CollectionID == c.ID {
 				dup = true
 				break
 			}
@@ -161,23 +160,25 @@ func (r *Record) cachedCols(partial []syncCol) []syncCol {
 		if st := r.Collections[c.ID]; st != nil {
 			key = st.Key
 		}
-		out = append(out, syncCol{SyncKey: key, ID: c.ID, Class: c.Class, BodyTypes: c.BodyTypes, GetChanges: c.GetChanges})
+		out = append(out, eas.SyncCollection{SyncKey: key, CollectionID: c.ID, Class: c.Class, BodyTypes: c.BodyTypes,
+			GetChanges: loadGetChanges(c.GetChanges)})
 	}
 	return out
 }
 
 // syncCollection computes one collection's answer; ok is false when the
 // collection has nothing to report.
-func (e *Emulator) syncCollection(r *Record, c *syncCol) (rc respCol, ok, changed bool) {
-	rc = respCol{id: c.ID, status: syncOK}
-	st := r.Collections[c.ID]
+func (e *Emulator) syncCollection(r *Record, c *eas.SyncCollection) (rc respCol, ok, changed bool) {
+	id := c.CollectionID
+	rc = respCol{id: id, status: syncOK}
+	st := r.Collections[id]
 	if bt := pickBodyType(c.BodyTypes); bt != 0 && st != nil && st.BodyType != bt {
 		st.BodyType = bt
 		changed = true
 	}
 	switch {
 	case c.SyncKey == "0":
-		if c.ID == "" {
+		if id == "" {
 			rc.key, rc.status = "0", syncProtocolError
 			return rc, true, changed
 		}
@@ -189,8 +190,8 @@ func (e *Emulator) syncCollection(r *Record, c *syncCol) (rc respCol, ok, change
 		// A phone that restarts its Inbox from 0 has dropped the notice;
 		// it gets it again.
 		st = &CollectionState{Key: r.newKey(), BodyType: pickBodyType(c.BodyTypes)}
-		r.Collections[c.ID] = st
-		if c.ID == r.InboxID {
+		r.Collections[id] = st
+		if id == r.InboxID {
 			r.NoticeDelivered = false
 		}
 		rc.key = st.Key
@@ -200,7 +201,7 @@ func (e *Emulator) syncCollection(r *Record, c *syncCol) (rc respCol, ok, change
 			r.NoticeDelivered = true // the phone acknowledged the notice
 			changed = true
 		}
-		rc.notice = c.ID == r.InboxID && r.NoticePending() && c.GetChanges != 0
+		rc.notice = id == r.InboxID && r.NoticePending() && c.GetChanges != eas.GetChangesNo
 		rc.responses = r.itemResponses(c)
 		if !rc.notice && len(rc.responses) == 0 {
 			return rc, false, changed
@@ -224,20 +225,20 @@ func (e *Emulator) syncCollection(r *Record, c *syncCol) (rc respCol, ok, change
 }
 
 // itemResponses answers the client's own changes in c (see above).
-func (r *Record) itemResponses(c *syncCol) []respItem {
+func (r *Record) itemResponses(c *eas.SyncCollection) []respItem {
 	var out []respItem
-	for _, cmd := range c.Cmds {
-		isNotice := r.NoticeID != "" && cmd.ID == r.NoticeID && c.ID == r.InboxID
-		it := respItem{kind: cmd.Kind, id: cmd.ID, class: cmd.Class}
+	for _, cmd := range c.Commands {
+		isNotice := r.NoticeID != "" && cmd.ID == r.NoticeID && c.CollectionID == r.InboxID
+		it := respItem{kind: cmd.Kind.Tag(), id: cmd.ID, class: cmd.Class}
 		switch cmd.Kind {
-		case wbxml.AirSyncAdd:
+		case eas.SyncAdd:
 			it.status = syncConversionError
-		case wbxml.AirSyncChange, wbxml.AirSyncDelete:
+		case eas.SyncChange, eas.SyncDelete:
 			if isNotice {
 				continue // easgate's own item: the change succeeds
 			}
 			it.status = syncConversionError
-		case wbxml.AirSyncFetch:
+		case eas.SyncFetch:
 			if isNotice {
 				it.status, it.fetch = syncOK, true
 			} else {
