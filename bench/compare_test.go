@@ -33,23 +33,12 @@ func TestCompareLegs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := &fasthttp.HostClient{Addr: casAddr, MaxConns: 1000}
-	proxy := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		if err := hc.Do(&ctx.Request, &ctx.Response); err != nil {
-			ctx.SetStatusCode(fasthttp.StatusBadGateway)
-		}
-	}}
-	go func() { _ = proxy.Serve(ln) }()
-	defer proxy.Shutdown()
+	gwURL := gatewayStandIn(t, casAddr)
 
 	var logb bytes.Buffer
 	res, err := Compare(CompareConfig{
 		Run: compareRun(), CAS: FakeCASConfig{Messages: 6, AttachmentSize: 3000, TimeScale: 300, PingChangeEvery: time.Minute},
-		CASListen: casAddr, EasgateURL: "http://" + ln.Addr().String(), NginxBin: "-", Log: &logb,
+		CASListen: casAddr, EasgateURL: gwURL, NginxBin: "-", Log: &logb,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -183,14 +172,8 @@ func TestCompareCASSubprocess(t *testing.T) {
 		if r.Client.PID != os.Getpid() || r.Client.CPUSeconds <= 0 || r.Client.CPUPercent <= 0 || r.Client.RSSMaxKiB <= 0 {
 			t.Errorf("leg %s: load generator figures %+v", l.Name, r.Client)
 		}
-		var js bytes.Buffer
-		if err := r.WriteJSON(&js); err != nil {
-			t.Fatal(err)
-		}
 		var m map[string]any
-		if err := json.Unmarshal(js.Bytes(), &m); err != nil {
-			t.Fatal(err)
-		}
+		reportJSON(t, r, &m)
 		for _, proc := range []string{"cas", "client"} {
 			pm, _ := m[proc].(map[string]any)
 			for _, k := range []string{"pid", "cpu_seconds", "cpu_percent", "rss_start_kib", "rss_max_kib", "rss_end_kib"} {

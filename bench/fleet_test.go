@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -61,14 +60,8 @@ func TestRunAgainstFakeCAS(t *testing.T) {
 	if !strings.Contains(progress.String(), "requests=") && rep.DurationS > 10 {
 		t.Errorf("no progress line")
 	}
-	var js bytes.Buffer
-	if err := rep.WriteJSON(&js); err != nil {
-		t.Fatal(err)
-	}
 	var back map[string]any
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
-		t.Fatal(err)
-	}
+	reportJSON(t, rep, &back)
 	t.Logf("\n%s", text.String())
 }
 

@@ -198,14 +198,8 @@ func withProcesses(inProcess bool) *Report {
 func TestReportProcesses(t *testing.T) {
 	for _, inProcess := range []bool{false, true} {
 		r := withProcesses(inProcess)
-		var js bytes.Buffer
-		if err := r.WriteJSON(&js); err != nil {
-			t.Fatal(err)
-		}
 		var m map[string]any
-		if err := json.Unmarshal(js.Bytes(), &m); err != nil {
-			t.Fatal(err)
-		}
+		reportJSON(t, r, &m)
 		procs := []string{"gateway", "client"}
 		if !inProcess {
 			procs = append(procs, "cas")
@@ -356,17 +350,11 @@ func TestCompareRoundsTextGolden(t *testing.T) {
 // JSON ("rounds", "median_round"), the text and the HTML.
 func TestReportRounds(t *testing.T) {
 	r := roundsResult().Legs[2].Report // nginx: a failed round
-	var js bytes.Buffer
-	if err := r.WriteJSON(&js); err != nil {
-		t.Fatal(err)
-	}
 	var m struct {
 		Rounds      []map[string]any `json:"rounds"`
 		MedianRound int              `json:"median_round"`
 	}
-	if err := json.Unmarshal(js.Bytes(), &m); err != nil {
-		t.Fatal(err)
-	}
+	reportJSON(t, r, &m)
 	if len(m.Rounds) != 3 || m.MedianRound != 3 {
 		t.Fatalf("JSON rounds %v, median_round %d", m.Rounds, m.MedianRound)
 	}
@@ -414,4 +402,17 @@ func mustJSON(t *testing.T, r *Report) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// reportJSON writes r as JSON and decodes it into dst: the JSON must be
+// valid and decode into the shape the caller expects.
+func reportJSON(t *testing.T, r *Report, dst any) {
+	t.Helper()
+	var js bytes.Buffer
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(js.Bytes(), dst); err != nil {
+		t.Fatalf("report JSON: %v\n%s", err, js.String())
+	}
 }

@@ -576,11 +576,7 @@ func BenchmarkHeldRoundTrip(b *testing.B) {
 		_ = resp.CloseBodyStream()
 	}
 	b.Run("held", func(b *testing.B) {
-		be, err := newBackend("http://"+addr, "", backendOptions{connect: time.Second})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer be.hcHold.CloseIdleConnections()
+		be := benchBackend(b, addr)
 		b.ReportAllocs()
 		for b.Loop() {
 			h := &heldPoll{req: fasthttp.AcquireRequest()}
@@ -594,11 +590,7 @@ func BenchmarkHeldRoundTrip(b *testing.B) {
 		}
 	})
 	b.Run("fasthttp-transport", func(b *testing.B) {
-		be, err := newBackend("http://"+addr, "", backendOptions{connect: time.Second})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer be.hcHold.CloseIdleConnections()
+		be := benchBackend(b, addr)
 		b.ReportAllocs()
 		for b.Loop() {
 			req := fasthttp.AcquireRequest()
@@ -614,4 +606,15 @@ func BenchmarkHeldRoundTrip(b *testing.B) {
 			fasthttp.ReleaseResponse(resp)
 		}
 	})
+}
+
+// benchBackend is a backend for addr whose idle connections close when b
+// ends.
+func benchBackend(b *testing.B, addr string) *backend {
+	be, err := newBackend("http://"+addr, "", backendOptions{connect: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(be.hcHold.CloseIdleConnections)
+	return be
 }
