@@ -327,6 +327,22 @@ func hopBit(k []byte) uint16 {
 	return 0
 }
 
+// hopScan collects, during one pass over a header, which hop-by-hop
+// headers it has and the Connection header's value.
+type hopScan struct {
+	present uint16
+	conn    []byte
+}
+
+// add notes the header k: v when it is a hop-by-hop header.
+func (s *hopScan) add(k, v []byte) {
+	bit := hopBit(k)
+	s.present |= bit
+	if bit == hopConnection && s.conn == nil {
+		s.conn = v
+	}
+}
+
 // hopHeader is what stripHops needs of a request or response header.
 type hopHeader interface {
 	Del(key string)
@@ -359,8 +375,8 @@ func stripHops(h hopHeader, present uint16, conn []byte) {
 func stripRequestHops(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
 	var (
-		present        uint16
-		conn, xff, xfp []byte
+		hops     hopScan
+		xff, xfp []byte
 	)
 	for k, v := range h.All() {
 		switch {
@@ -369,12 +385,7 @@ func stripRequestHops(ctx *fasthttp.RequestCtx) {
 		case len(k) == len(hdrForwardedProto) && asciiEqualFold(k, hdrForwardedProto):
 			xfp = v
 		default:
-			if bit := hopBit(k); bit != 0 {
-				present |= bit
-				if bit == hopConnection && conn == nil {
-					conn = v
-				}
-			}
+			hops.add(k, v)
 		}
 	}
 	// The new values are built before any header is removed: the values
@@ -395,7 +406,7 @@ func stripRequestHops(ctx *fasthttp.RequestCtx) {
 		protoV = append(append(protoV, xfp...), ", "...)
 	}
 	protoV = append(protoV, proto...)
-	stripHops(h, present, conn)
+	stripHops(h, hops.present, hops.conn)
 	h.SetCanonical(keyForwardedFor, forV)
 	h.SetCanonical(keyForwardedProto, protoV)
 }
@@ -422,17 +433,11 @@ func appendIP(dst []byte, ip net.IP) []byte {
 
 // stripResponseHops removes hop-by-hop headers from the CAS's answer.
 func stripResponseHops(h *fasthttp.ResponseHeader) {
-	var present uint16
-	var conn []byte
+	var hops hopScan
 	for k, v := range h.All() {
-		if bit := hopBit(k); bit != 0 {
-			present |= bit
-			if bit == hopConnection && conn == nil {
-				conn = v
-			}
-		}
+		hops.add(k, v)
 	}
-	stripHops(h, present&^hopExpect, conn)
+	stripHops(h, hops.present&^hopExpect, hops.conn)
 }
 
 func forEachToken(v []byte, f func([]byte)) {
