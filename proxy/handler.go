@@ -741,7 +741,7 @@ type upstreamBody struct {
 func (u *upstreamBody) Read(p []byte) (int, error) {
 	n, err := u.r.Read(p)
 	u.x.bytesOut += int64(n)
-	return n, err
+	return n, bodyReadError(err) // heldtrip.go
 }
 
 func (u *upstreamBody) Close() error {

@@ -152,7 +152,16 @@ func (b *heldBody) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		b.eof = true
 	}
-	return n, err
+	return n, bodyReadError(err)
+}
+
+// bodyReadError keeps the CAS's bytes out of a body read error (fasthttp's
+// chunk errors quote the offending byte): such errors reach the access log.
+func bodyReadError(err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	return heldError(err)
 }
 
 func (b *heldBody) Close() error {
