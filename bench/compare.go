@@ -310,16 +310,10 @@ func Compare(cfg CompareConfig) (*CompareResult, error) {
 			return rr, nil
 		}
 		rc := cfg.Run
-		rc.Target, rc.PID = t.url, t.pid
+		rc.Target, rc.PID, rc.CASPID, rc.SampleSelf = t.url, t.pid, casPID, true
 		rc.UserPrefix = roundUserPrefix(cfg.Run.UserPrefix, t.name, round)
 		fmt.Fprintf(logw, "easbench: %sleg %s → %s\n", label, t.name, t.url)
-		every := rc.Duration / 120
-		if every < 100*time.Millisecond {
-			every = 100 * time.Millisecond
-		}
-		ls := startLegSampler(casPID, every)
 		rep, err := Run(rc)
-		casRep, selfRep := ls.finish()
 		switch {
 		case err != nil:
 			rr.Failed = err.Error()
@@ -332,7 +326,7 @@ func Compare(cfg CompareConfig) (*CompareResult, error) {
 			rr.Failed = t.name + " exited during the leg: " + t.proc.exitReason()
 			return rr, nil
 		}
-		rep.CAS, rep.Client, rep.CASInProcess = casRep, selfRep, casChild == nil
+		rep.CASInProcess = casChild == nil
 		rr.ReqPerS, rr.P50MS, rr.P99MS, rr.Errors = rep.Throughput, rep.Overall.P50, rep.Overall.P99, rep.Errors
 		if rounds > 1 {
 			fmt.Fprintf(logw, "easbench: %sleg %s: %.1f req/s, p99 %.2f ms, %d errors\n", label, t.name, rr.ReqPerS, rr.P99MS, rr.Errors)

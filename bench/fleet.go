@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,11 @@ type RunConfig struct {
 	Timeout time.Duration
 	// PID, when non-zero, is the gateway process sampled for RSS and CPU.
 	PID int
+	// CASPID, when non-zero, is the fake CAS's own process, sampled the
+	// same way (Report.CAS); SampleSelf samples this process, the load
+	// generator (Report.Client). Compare sets both.
+	CASPID     int
+	SampleSelf bool
 	// Progress receives a progress line while running (nil: none);
 	// ProgressTTY rewrites one line in place instead of printing lines.
 	Progress    io.Writer
@@ -136,19 +142,25 @@ func Run(cfg RunConfig) (*Report, error) {
 	}
 	f.rec = NewRecorder(f.start, slice)
 
-	var proc *procSampler
+	var procs runProcs
 	if cfg.PID > 0 {
 		var err error
-		if proc, err = newProcSampler(cfg.PID); err != nil {
+		if procs.gateway, err = newProcSampler(cfg.PID); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.CASPID > 0 {
+		procs.cas, _ = newProcSampler(cfg.CASPID) // nil when it already exited
+	}
+	if cfg.SampleSelf {
+		procs.self, _ = newProcSampler(os.Getpid())
 	}
 	stop := make(chan struct{})
 	var bg sync.WaitGroup
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
-		f.monitor(stop, slice, proc)
+		f.monitor(stop, slice, &procs)
 	}()
 
 	profiles := assignProfiles(cfg.Mix, cfg.Devices)
@@ -173,7 +185,7 @@ func Run(cfg RunConfig) (*Report, error) {
 	if cfg.ProgressTTY && cfg.Progress != nil {
 		fmt.Fprintln(cfg.Progress)
 	}
-	return f.report(time.Since(f.start), proc), nil
+	return f.report(time.Since(f.start), &procs), nil
 }
 
 // sleepUntil waits until t or the end of the run; false when the run ended.
@@ -188,7 +200,7 @@ func (f *fleet) sleepUntil(t time.Time) bool {
 	return time.Now().Before(f.end)
 }
 
-func (f *fleet) monitor(stop <-chan struct{}, slice time.Duration, proc *procSampler) {
+func (f *fleet) monitor(stop <-chan struct{}, slice time.Duration, procs *runProcs) {
 	tick := time.NewTicker(slice)
 	defer tick.Stop()
 	every := time.Second
@@ -203,9 +215,7 @@ func (f *fleet) monitor(stop <-chan struct{}, slice time.Duration, proc *procSam
 		case now := <-tick.C:
 			h := f.held.Load()
 			f.rec.setHeld(now, h)
-			if proc != nil {
-				proc.sample()
-			}
+			procs.sample()
 			if f.cfg.Progress != nil && now.Sub(last) >= every {
 				last = now
 				f.progress(now)

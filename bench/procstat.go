@@ -96,53 +96,26 @@ func (p *procSampler) report() *ProcReport {
 	return r
 }
 
-// legSampler samples, during one compare leg, the fake CAS's own process
-// (when it runs as a subprocess) and this process, the load generator.
-type legSampler struct {
-	cas, self *procSampler
-	stop      chan struct{}
-	done      chan struct{}
+// runProcs are the processes a run samples for RSS and CPU: the gateway
+// (RunConfig.PID), the fake CAS when it runs as its own process
+// (RunConfig.CASPID) and, when asked (RunConfig.SampleSelf), the load
+// generator itself. Nil samplers are skipped.
+type runProcs struct {
+	gateway, cas, self *procSampler
 }
 
-// startLegSampler starts sampling every period; casPID 0 means the fake
-// CAS runs in this process and is not sampled apart.
-func startLegSampler(casPID int, every time.Duration) *legSampler {
-	l := &legSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	if casPID > 0 {
-		l.cas, _ = newProcSampler(casPID) // nil when it already exited
-	}
-	l.self, _ = newProcSampler(os.Getpid())
-	go func() {
-		defer close(l.done)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			select {
-			case <-l.stop:
-				return
-			case <-tick.C:
-				if l.cas != nil {
-					l.cas.sample()
-				}
-				if l.self != nil {
-					l.self.sample()
-				}
-			}
+func (p *runProcs) sample() {
+	for _, s := range [...]*procSampler{p.gateway, p.cas, p.self} {
+		if s != nil {
+			s.sample()
 		}
-	}()
-	return l
+	}
 }
 
-// finish stops sampling and returns the figures over the leg (nil for a
-// process that could not be read).
-func (l *legSampler) finish() (cas, self *ProcReport) {
-	close(l.stop)
-	<-l.done
-	if l.cas != nil {
-		cas = l.cas.report()
+// reportOf is s's report, nil for a process that was not sampled.
+func reportOf(s *procSampler) *ProcReport {
+	if s == nil {
+		return nil
 	}
-	if l.self != nil {
-		self = l.self.report()
-	}
-	return cas, self
+	return s.report()
 }

@@ -43,7 +43,7 @@ type Report struct {
 	// compare` ran it as a subprocess (CompareConfig.CASCommand).
 	CAS *ProcReport `json:"cas,omitempty"`
 	// Client is the load generator's own process (easbench, /proc/self)
-	// over the run; set by Compare. When CASInProcess is true the fake CAS
+	// over the run; set by Compare (RunConfig.SampleSelf). When CASInProcess is true the fake CAS
 	// ran inside that process and Client includes its CPU and memory.
 	Client       *ProcReport `json:"client,omitempty"`
 	CASInProcess bool        `json:"cas_in_process,omitempty"`
@@ -120,7 +120,7 @@ type HistogramBin struct {
 // bad WBXML): `easbench run --fail-on-error` fails when it is not zero.
 func (r *Report) ProtocolErrors() int64 { return r.ErrorKinds["protocol"] }
 
-func (f *fleet) report(elapsed time.Duration, proc *procSampler) *Report {
+func (f *fleet) report(elapsed time.Duration, procs *runProcs) *Report {
 	rec := f.rec
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -170,9 +170,7 @@ func (f *fleet) report(elapsed time.Duration, proc *procSampler) *Report {
 	if secs > 0 {
 		r.Overall.Throughput = float64(rec.all.n) / secs
 	}
-	if proc != nil {
-		r.Gateway = proc.report()
-	}
+	r.Gateway, r.CAS, r.Client = reportOf(procs.gateway), reportOf(procs.cas), reportOf(procs.self)
 	return r
 }
 

@@ -38,7 +38,7 @@ func fixedReport() *Report {
 	for s := 0; s < 10; s++ {
 		f.rec.setHeld(at(float64(s)+0.5), int64(s%4))
 	}
-	return f.report(10*time.Second, nil)
+	return f.report(10*time.Second, &runProcs{})
 }
 
 func golden(t *testing.T, name string, got []byte) {
