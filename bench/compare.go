@@ -314,16 +314,19 @@ func Compare(cfg CompareConfig) (*CompareResult, error) {
 		rc.UserPrefix = roundUserPrefix(cfg.Run.UserPrefix, t.name, round)
 		fmt.Fprintf(logw, "easbench: %sleg %s → %s\n", label, t.name, t.url)
 		rep, err := Run(rc)
+		// A process that died during the leg leaves figures of a broken
+		// run, or makes Run fail (its /proc entry is gone): its death is
+		// the reason either way. A gateway reaped just before the leg
+		// is seen as exited a moment after Run failed on it.
 		switch {
-		case err != nil:
-			rr.Failed = err.Error()
-			return rr, nil
-		// A process that died during the leg leaves figures of a broken run.
 		case casChild != nil && casChild.exited():
 			rr.Failed = "the fake CAS exited during the leg: " + casChild.exitReason()
 			return rr, nil
-		case t.proc != nil && t.proc.exited():
+		case t.proc != nil && (t.proc.exited() || err != nil && t.proc.exitedWithin(time.Second)):
 			rr.Failed = t.name + " exited during the leg: " + t.proc.exitReason()
+			return rr, nil
+		case err != nil:
+			rr.Failed = err.Error()
 			return rr, nil
 		}
 		rep.CASInProcess = casChild == nil
@@ -406,6 +409,18 @@ func (c *child) exited() bool {
 	case <-c.done:
 		return true
 	default:
+		return false
+	}
+}
+
+// exitedWithin reports whether the process ends within d.
+func (c *child) exitedWithin(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return true
+	case <-t.C:
 		return false
 	}
 }
