@@ -73,12 +73,18 @@ type CompareConfig struct {
 	// NginxBin is the nginx binary ("" looks up "nginx" in PATH and
 	// /usr/sbin; "-" skips nginx).
 	NginxBin string
+	// BareCommand, when set, adds a fourth leg, "bare": a BareProxy in
+	// front of the fake CAS, run as its own process so that its CPU is
+	// sampled like the other gateways'. It is the argv of an `easbench
+	// bare-proxy`, e.g. {"/usr/local/bin/easbench", "bare-proxy"}, to which
+	// Compare appends --listen ADDR --upstream HOST:PORT. Empty: no bare leg.
+	BareCommand []string
 	// Log receives progress messages (nil: discarded).
 	Log io.Writer
 }
 
 // CompareResult holds one Leg per leg that ran, in the order direct,
-// easgate, nginx, and the reason for every leg that was skipped.
+// easgate, nginx, bare, and the reason for every leg that was skipped.
 type CompareResult struct {
 	Legs    []Leg
 	Skipped map[string]string
@@ -92,7 +98,7 @@ type CompareResult struct {
 // Leg is one leg's result: the report of its median round and the
 // headline figures of every round.
 type Leg struct {
-	Name string // "direct", "easgate", "nginx"
+	Name string // "direct", "easgate", "nginx", "bare"
 	// Report is the run of the round with the median throughput (for an
 	// even number of rounds the lower-middle one) among the rounds that
 	// ran. With more than one round its Rounds and MedianRound are set.
@@ -288,6 +294,14 @@ func Compare(cfg CompareConfig) (*CompareResult, error) {
 	} else {
 		defer p.stop()
 		targets = append(targets, legTarget{name: "nginx", url: p.url, pid: p.cmd.Process.Pid, proc: p})
+	}
+	if len(cfg.BareCommand) > 0 {
+		if p, err := startBare(cfg.BareCommand, addr, logw); err != nil {
+			res.Skipped["bare"] = err.Error()
+		} else {
+			defer p.stop()
+			targets = append(targets, legTarget{name: "bare", url: p.url, pid: p.cmd.Process.Pid, proc: p})
+		}
 	}
 
 	casPID := 0
@@ -529,7 +543,7 @@ admin:
 policy:
   # Report mode: every request is parsed, authenticated, identified and
   # decided (rules plus a cached compliance verdict), and then forwarded
-  # whatever the decision, so all three legs carry the same traffic.
+  # whatever the decision, so every leg carries the same traffic.
   mode: report
   default_access: quarantine
   discovery_period: 0s
@@ -674,17 +688,34 @@ func startNginx(bin, upstream string, logw io.Writer) (c *child, err error) {
 	return startChild(exec.Command(path, "-c", conf, "-p", dir, "-e", filepath.Join(dir, "error.log")), addr, dir, "nginx")
 }
 
+// startBare runs argv (an `easbench bare-proxy`) in front of the fake CAS
+// at upstream.
+func startBare(argv []string, upstream string, logw io.Writer) (*child, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "easbench-bare-")
+	if err != nil {
+		return nil, err
+	}
+	args := append(append([]string{}, argv[1:]...), "--listen", addr, "--upstream", upstream)
+	fmt.Fprintf(logw, "easbench: starting the bare fasthttp proxy: %s %s\n", argv[0], strings.Join(args, " "))
+	return startChild(exec.Command(argv[0], args...), addr, dir, "bare proxy")
+}
+
 // WriteText prints one line per leg and the ratios to the direct leg.
 // Next to latency and throughput each line shows, for the leg's run, the
-// CPU (% of one core) and maximum RSS of the gateway ("gw": easgate or
-// nginx, none on the direct leg), of the fake CAS's own process ("CAS",
+// CPU (% of one core) and maximum RSS of the gateway ("gw": easgate,
+// nginx or the bare proxy, none on the direct leg), of the fake CAS's own process ("CAS",
 // when it ran as a subprocess) and the CPU of the load generator, easbench
 // itself ("bench"). A table is followed by a note saying how many cores the
 // machine has and one per skipped leg. With more than one round the rows
 // are each leg's median round, and the ratios are of these; under the table
 // one line per leg gives every round's req/s and their spread, (max − min)
-// as a percentage of the median, and one line the ratio easgate ÷ nginx
-// (req/s) of every round in which both ran, with its median.
+// as a percentage of the median, and one line per pair easgate ÷ nginx,
+// easgate ÷ bare and bare ÷ nginx (req/s) with the ratio of every round in
+// which both legs ran and its median.
 func (c *CompareResult) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "leg\treq/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tgw CPU%\tgw RSS\tCAS CPU%\tCAS RSS\tbench CPU%\tp50 ×\tp99 ×\treq/s ×\t")
@@ -727,7 +758,7 @@ func (c *CompareResult) WriteText(w io.Writer) error {
 		if c.CPUs > 0 {
 			cores = fmt.Sprintf("; %d cores here", c.CPUs)
 		}
-		fmt.Fprintf(w, "CPU%% = CPU time / leg wall time (100%% = one core%s); gw = easgate or nginx, CAS = the fake CAS process, bench = the load generator\n", cores)
+		fmt.Fprintf(w, "CPU%% = CPU time / leg wall time (100%% = one core%s); gw = easgate, nginx or the bare proxy, CAS = the fake CAS process, bench = the load generator\n", cores)
 	}
 	if inProcess {
 		fmt.Fprintln(w, "* the fake CAS ran inside easbench: bench CPU% includes it (no separate CAS figure)")
@@ -744,8 +775,9 @@ func (c *CompareResult) WriteText(w io.Writer) error {
 }
 
 // writeRounds prints, for more than one round, every leg's req/s per
-// round with the spread, and the per-round ratio easgate ÷ nginx with its
-// median.
+// round with the spread, and the per-round ratios easgate ÷ nginx,
+// easgate ÷ bare and bare ÷ nginx (those whose legs ran) with their
+// medians.
 func (c *CompareResult) writeRounds(w io.Writer) error {
 	fmt.Fprintf(w, "%d rounds, leg order rotated each round; the rows above are each leg's median round (*); spread = (max − min) / median\n", c.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -785,12 +817,14 @@ func (c *CompareResult) writeRounds(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if ratios, med := c.RoundRatios("easgate", "nginx"); len(ratios) > 0 {
-		cells := make([]string, len(ratios))
-		for i, r := range ratios {
-			cells[i] = fmt.Sprintf("r%d %.2f", r.Round, r.Ratio)
+	for _, pair := range [][2]string{{"easgate", "nginx"}, {"easgate", "bare"}, {"bare", "nginx"}} {
+		if ratios, med := c.RoundRatios(pair[0], pair[1]); len(ratios) > 0 {
+			cells := make([]string, len(ratios))
+			for i, r := range ratios {
+				cells[i] = fmt.Sprintf("r%d %.2f", r.Round, r.Ratio)
+			}
+			fmt.Fprintf(w, "%s ÷ %s req/s by round: %s; median %.2f\n", pair[0], pair[1], strings.Join(cells, "  "), med)
 		}
-		fmt.Fprintf(w, "easgate ÷ nginx req/s by round: %s; median %.2f\n", strings.Join(cells, "  "), med)
 	}
 	return nil
 }

@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 func compareRun() RunConfig {
@@ -113,14 +111,9 @@ func gatewayStandIn(t *testing.T, casAddr string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := &fasthttp.HostClient{Addr: casAddr, MaxConns: 1000}
-	proxy := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		if err := hc.Do(&ctx.Request, &ctx.Response); err != nil {
-			ctx.SetStatusCode(fasthttp.StatusBadGateway)
-		}
-	}}
-	go func() { _ = proxy.Serve(ln) }()
-	t.Cleanup(func() { _ = proxy.Shutdown() })
+	p := NewBareProxy(casAddr)
+	go func() { _ = p.Serve(ln) }()
+	t.Cleanup(func() { _ = p.Close() })
 	return "http://" + ln.Addr().String()
 }
 
@@ -484,7 +477,7 @@ func TestCompareRounds(t *testing.T) {
 	}
 	const devices, rounds = 2, 3
 	users := map[string]string{}
-	for _, leg := range []string{"direct", "easgate", "nginx"} {
+	for _, leg := range []string{"direct", "easgate", "nginx", "bare"} {
 		for i := 1; i <= devices; i++ {
 			users[fmt.Sprintf("%s-u%04d", leg, i)] = "pw"
 			for r := 2; r <= rounds; r++ {
@@ -499,13 +492,15 @@ func TestCompareRounds(t *testing.T) {
 		CAS:       FakeCASConfig{Messages: 4, TimeScale: 300, Users: users},
 		Rounds:    rounds,
 		CASListen: casAddr, EasgateURL: gatewayStandIn(t, casAddr), NginxBin: nginxBin, Log: &logb,
+		// The bare proxy is this test binary (TestMain).
+		BareCommand: []string{os.Args[0], "bare-proxy"},
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, logb.String())
 	}
-	names := []string{"direct", "easgate", "nginx"}
+	names := []string{"direct", "easgate", "nginx", "bare"}
 	if nginxBin == "-" {
-		names = names[:2]
+		names = []string{"direct", "easgate", "bare"}
 	}
 	if len(res.Legs) != len(names) || res.Rounds != rounds {
 		t.Fatalf("legs %+v, rounds %d, skipped %v\n%s", res.Legs, res.Rounds, res.Skipped, logb.String())
@@ -576,8 +571,30 @@ func TestCompareRounds(t *testing.T) {
 			t.Errorf("no rounds line for %s:\n%s", n, out.String())
 		}
 	}
-	if hasRatio := strings.Contains(out.String(), "easgate ÷ nginx req/s by round: r1 "); hasRatio != (nginxBin == "") {
-		t.Errorf("easgate ÷ nginx line: %v with nginx %q:\n%s", hasRatio, nginxBin, out.String())
+	for _, pair := range []struct {
+		line string
+		want bool
+	}{
+		{"easgate ÷ nginx req/s by round: r1 ", nginxBin == ""},
+		{"easgate ÷ bare req/s by round: r1 ", true},
+		{"bare ÷ nginx req/s by round: r1 ", nginxBin == ""},
+	} {
+		if has := strings.Contains(out.String(), pair.line); has != pair.want {
+			t.Errorf("%q: %v with nginx %q:\n%s", pair.line, has, nginxBin, out.String())
+		}
+	}
+	var barePID int
+	for _, l := range res.Legs {
+		if l.Name == "bare" {
+			if g := l.Report.Gateway; g == nil || g.PID == os.Getpid() || g.CPUSeconds <= 0 || g.RSSMaxKiB <= 0 {
+				t.Errorf("bare leg: gateway figures %+v: want the bare proxy's own process", g)
+			} else {
+				barePID = g.PID
+			}
+		}
+	}
+	if barePID != 0 && !processGone(barePID) {
+		t.Errorf("bare proxy pid %d still runs after Compare returned", barePID)
 	}
 	t.Logf("\n%s", out.String())
 }

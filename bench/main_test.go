@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -27,6 +28,8 @@ const (
 
 func TestMain(m *testing.M) {
 	switch {
+	case len(os.Args) > 1 && os.Args[1] == "bare-proxy": // CompareConfig.BareCommand
+		os.Exit(bareChildMain(os.Args[2:]))
 	case os.Getenv(testCASChildEnv) == "1":
 		os.Exit(casChildMain())
 	case os.Getenv(testCompareParentEnv) == "1":
@@ -62,6 +65,33 @@ func casChildMain() int {
 	}
 	fmt.Fprintf(os.Stderr, "easbench: test fake CAS on %s\n", ln.Addr())
 	if err := cas.Serve(ln); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// bareChildMain is `easbench bare-proxy --listen ADDR --upstream HOST:PORT`.
+func bareChildMain(args []string) int {
+	fs := flag.NewFlagSet("bare-proxy", flag.ContinueOnError)
+	listen := fs.String("listen", "", "")
+	upstream := fs.String("upstream", "", "")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	p := NewBareProxy(*upstream)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	go func() {
+		<-sig
+		_ = p.Close()
+	}()
+	if err := p.Serve(ln); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

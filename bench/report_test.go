@@ -282,7 +282,7 @@ func TestCompareTextGolden(t *testing.T) {
 	golden(t, "compare-inprocess.golden.txt", b.Bytes())
 }
 
-// roundsResult is a three-round compare of the three legs: the rows are
+// roundsResult is a three-round compare of the four legs: the rows are
 // the median rounds, nginx's round 2 failed and easgate's round 3 had
 // errors.
 func roundsResult() *CompareResult {
@@ -303,15 +303,18 @@ func roundsResult() *CompareResult {
 		Rounds: []RoundResult{rr(1, 2, 17000, 8, 0), rr(2, 1, 16000, 9, 0), rr(3, 3, 18500, 7, 2)}}
 	nginx := Leg{Name: "nginx", Median: 3, Report: legRep(true, 18000, 1.25, 6, 0),
 		Rounds: []RoundResult{rr(1, 3, 19000, 5.5, 0), {Round: 2, Position: 2, Failed: "nginx exited: signal: killed"}, rr(3, 1, 18000, 6, 0)}}
-	for _, l := range []Leg{direct, easgate, nginx} {
+	bare := Leg{Name: "bare", Median: 2, Report: legRep(true, 20000, 1.1, 5, 0),
+		Rounds: []RoundResult{rr(1, 4, 21250, 5, 0), rr(2, 4, 20000, 5, 0), rr(3, 4, 18500, 5, 0)}}
+	for _, l := range []Leg{direct, easgate, nginx, bare} {
 		l.Report.Rounds, l.Report.MedianRound = l.Rounds, l.Median
 	}
-	return &CompareResult{Legs: []Leg{direct, easgate, nginx}, CPUs: 2, Rounds: 3, Skipped: map[string]string{}}
+	return &CompareResult{Legs: []Leg{direct, easgate, nginx, bare}, CPUs: 2, Rounds: 3, Skipped: map[string]string{}}
 }
 
 // TestCompareRoundsTextGolden fixes the lines under the table with more
 // than one round: every round's req/s per leg with the spread, and the
-// per-round easgate ÷ nginx ratio with its median.
+// per-round ratios easgate ÷ nginx, easgate ÷ bare and bare ÷ nginx with
+// their medians.
 func TestCompareRoundsTextGolden(t *testing.T) {
 	res := roundsResult()
 	var b bytes.Buffer
@@ -323,11 +326,13 @@ func TestCompareRoundsTextGolden(t *testing.T) {
 	for _, want := range []string{
 		// Rows of the median rounds and ratios of these: 17000 / 20000.
 		"req/s ×", " 0.85\n",
-		"direct req/s   r1 21000.0   r2 19000.0  r3 20000.0*  spread 19000.0–21000.0 = 10.0%\n",
-		"easgate req/s  r1 17000.0*  r2 16000.0  r3 18500.0   spread 16000.0–18500.0 = 14.7%; errors by round 0/0/2\n",
-		"nginx req/s    r1 19000.0   r2 failed   r3 18000.0*  spread 18000.0–19000.0 = 5.6%\n",
+		"direct req/s   r1 21000.0   r2 19000.0   r3 20000.0*  spread 19000.0–21000.0 = 10.0%\n",
+		"easgate req/s  r1 17000.0*  r2 16000.0   r3 18500.0   spread 16000.0–18500.0 = 14.7%; errors by round 0/0/2\n",
+		"nginx req/s    r1 19000.0   r2 failed    r3 18000.0*  spread 18000.0–19000.0 = 5.6%\n",
 		// Round 2 has no nginx figure: rounds 1 and 3 only; lower-middle median.
 		"easgate ÷ nginx req/s by round: r1 0.89  r3 1.03; median 0.89\n",
+		"easgate ÷ bare req/s by round: r1 0.80  r2 0.80  r3 1.00; median 0.80\n",
+		"bare ÷ nginx req/s by round: r1 1.12  r3 1.03; median 1.03\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("compare text lacks %q:\n%s", want, out)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/bench"
 )
 
 // BenchmarkProxySmallRequest sends a small FolderSync through easgate, in
@@ -63,19 +65,13 @@ func BenchmarkProxySmallRequest(b *testing.B) {
 // startBareProxy runs the smallest fasthttp reverse proxy in front of
 // upstream: what a fasthttp gateway costs before any EAS work.
 func startBareProxy(b *testing.B, upstream string) string {
-	hc := &fasthttp.HostClient{Addr: upstream, MaxConns: 1024}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		ctx.Request.Header.Del("Connection")
-		if err := hc.Do(&ctx.Request, &ctx.Response); err != nil {
-			ctx.Error(err.Error(), fasthttp.StatusBadGateway)
-		}
-	}}
+	p := bench.NewBareProxy(upstream)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() { _ = srv.Shutdown() })
+	go func() { _ = p.Serve(ln) }()
+	b.Cleanup(func() { _ = p.Close() })
 	return ln.Addr().String()
 }
 

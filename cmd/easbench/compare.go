@@ -26,6 +26,7 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cc.EasgateConfig, "easgate-config", "", "config template for --easgate-bin with {listen} and {upstream} (default: generated)")
 	fs.StringVar(&cc.NginxBin, "nginx", "", `nginx binary ("" = look up, "-" = skip)`)
 	fs.IntVar(&cc.Rounds, "rounds", 1, "run every leg this many times, interleaved (the leg order rotates each round); each leg's figures are its median round")
+	bare := fs.Bool("bare", false, "add a leg through a bare fasthttp proxy (easbench bare-proxy, its own process): what any fasthttp gateway costs before EAS work")
 	casInProcess := fs.Bool("cas-in-process", false, "run the fake CAS inside easbench instead of as its own process (its CPU then counts as bench CPU%)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), compareUsage)
@@ -52,12 +53,17 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	cc.EasgateArgs = strings.Fields(*easgateArgs)
 	cc.Run = rf.cfg
 	cc.Log = stderr
-	if !*casInProcess {
+	if !*casInProcess || *bare {
 		exe, err := os.Executable()
 		if err != nil {
-			return fmt.Errorf("compare: cannot find the easbench binary to run the fake CAS (%v); use --cas-in-process", err)
+			return fmt.Errorf("compare: cannot find the easbench binary to run the fake CAS and the bare proxy (%v); use --cas-in-process without --bare", err)
 		}
-		cc.CASCommand = []string{exe, "upstream"}
+		if !*casInProcess {
+			cc.CASCommand = []string{exe, "upstream"}
+		}
+		if *bare {
+			cc.BareCommand = []string{exe, "bare-proxy"}
+		}
 	}
 	res, err := bench.Compare(cc)
 	if res != nil {
@@ -106,7 +112,8 @@ it ("direct"), through easgate (--easgate-bin or --easgate-url) and through
 nginx, with fresh users each time, and prints one line per leg:
 
   req/s, p50/p99/p99.9 ms, errors
-  gw CPU%, gw RSS     the gateway process (easgate or nginx; "-" when direct)
+  gw CPU%, gw RSS     the gateway process (easgate, nginx or the bare proxy;
+                      "-" when direct)
   CAS CPU%, CAS RSS   the fake CAS, which runs as its own process
                       ("easbench upstream", given its options through $EASBENCH_CAS_SPEC)
                       unless --cas-in-process
@@ -127,6 +134,12 @@ the ratios are of these; under the table come every round's req/s per leg
 with the spread ((max - min) / median) and the ratio easgate ÷ nginx of
 each round with its median: the ratio within a round is the steadier one
 on a busy machine.
+
+--bare adds a fourth leg, "bare": the smallest reverse proxy fasthttp makes
+(easbench bare-proxy, its own process), which does no EAS work. It rotates
+with the others; with --rounds the ratios easgate ÷ bare (the price of
+easgate's own work) and bare ÷ nginx (the price of Go and fasthttp on this
+machine) are printed by round too.
 
 --json/--html write one report per leg (report-direct.json, ...); in the
 JSON the figures are "gateway", "cas" and "client" ({pid, cpu_seconds,

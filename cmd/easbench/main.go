@@ -23,7 +23,10 @@ commands:
   compare    run one scenario direct, through easgate and through nginx, with the
              fake CAS in its own process; prints the ratios and, per leg, the CPU
              of the gateway, of the fake CAS and of the load generator
-             (--rounds N: N interleaved rounds, each leg's median round)
+             (--rounds N: N interleaved rounds, each leg's median round;
+             --bare: a fourth leg through a bare fasthttp proxy)
+  bare-proxy a minimal fasthttp reverse proxy, no EAS work (the --bare leg):
+             easbench bare-proxy --listen 127.0.0.1:8082 --upstream 127.0.0.1:8081
 
 Run "easbench <command> -h" for the flags of a command.
 `
@@ -45,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(args[1:], stdout, stderr)
 	case "compare":
 		err = cmdCompare(args[1:], stdout, stderr)
+	case "bare-proxy":
+		err = cmdBareProxy(args[1:], stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -175,4 +180,47 @@ no flag may be given.
 	s := cas.Stats()
 	fmt.Fprintf(stderr, "easbench: served %v; SendMail %d; Provisioned %d; max held Pings %d\n", s.Requests, s.SendMail, s.Provisioned, s.MaxHeldPings)
 	return err
+}
+
+func cmdBareProxy(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("easbench bare-proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8082", "address to listen on (plain HTTP)")
+	upstream := fs.String("upstream", "127.0.0.1:8081", "host:port of the upstream (plain HTTP), e.g. a fake CAS")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: easbench bare-proxy [flags]
+
+Runs the smallest reverse proxy fasthttp makes, in front of one plain-HTTP
+upstream, until SIGINT or SIGTERM: each request is passed on over kept-alive
+connections and the answer handed back, with no EAS work (no parsing, policy,
+access log or metrics). easbench compare --bare runs it as a fourth leg, so
+that easgate ÷ bare shows what easgate's own work costs and bare ÷ nginx what
+Go and fasthttp cost against nginx on this machine. Answers are buffered
+whole: it is a yardstick for small requests, not a gateway.
+
+`)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return exitError{2, "bare-proxy: unexpected argument " + fs.Arg(0)}
+	}
+	if _, _, err := net.SplitHostPort(*upstream); err != nil {
+		return exitError{2, fmt.Sprintf("bare-proxy: --upstream %q: want host:port (%v)", *upstream, err)}
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	p := bench.NewBareProxy(*upstream)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		_ = p.Close()
+	}()
+	fmt.Fprintf(stderr, "easbench: bare fasthttp proxy on http://%s to http://%s\n", ln.Addr(), *upstream)
+	return p.Serve(ln)
 }

@@ -14,13 +14,13 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/bench"
-	"github.com/valyala/fasthttp"
 )
 
 // TestMain lets `easbench compare` start this test binary as its fake CAS
-// (os.Executable() + "upstream"): it then runs the real upstream command.
+// (os.Executable() + "upstream") and as its bare proxy (+ "bare-proxy"): it
+// then runs the real command.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "upstream" && os.Getenv(bench.CASSpecEnv) != "" {
+	if len(os.Args) > 1 && (os.Args[1] == "upstream" && os.Getenv(bench.CASSpecEnv) != "" || os.Args[1] == "bare-proxy") {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -328,6 +328,69 @@ func TestCompareRoundsFlag(t *testing.T) {
 	}
 }
 
+// TestCompareBare: --bare adds a leg through `easbench bare-proxy`, run as
+// its own process (this binary, see TestMain), with its own CPU figures;
+// with rounds, the ratio easgate ÷ bare is printed by round.
+func TestCompareBare(t *testing.T) {
+	casAddr := freeAddr(t)
+	var users []string
+	for _, leg := range []string{"direct", "easgate", "bare"} {
+		for _, r := range []string{"", "r2-"} {
+			users = append(users, "u"+leg+"-"+r+"0001:pw")
+		}
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"compare", "--bare", "--rounds", "2", "--devices", "1", "--duration", "400ms", "--time-scale", "300",
+		"--scenario", "small", "--nginx", "-", "--messages", "5", "--cas-listen", casAddr,
+		"--easgate-url", standInGateway(t, casAddr), "--users", strings.Join(users, ","), "--password", "pw", "--fail-on-error"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	s := out.String()
+	var bareRow []string
+	for _, line := range strings.Split(s, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "bare" && bareRow == nil {
+			bareRow = f // the table row; the rounds line comes later
+		}
+	}
+	if len(bareRow) < 12 || !strings.HasSuffix(bareRow[6], "%") || bareRow[7] == "-" {
+		t.Errorf("bare row without the bare proxy's CPU and RSS: %q\n%s", bareRow, s)
+	}
+	for _, want := range []string{"  bare req/s  ", "easgate ÷ bare req/s by round: r1 ", "skipped nginx"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if !strings.Contains(errb.String(), "starting the bare fasthttp proxy:") || !strings.Contains(errb.String(), " bare-proxy --listen 127.0.0.1:") {
+		t.Errorf("the bare proxy did not run as its own process:\n%s", errb.String())
+	}
+}
+
+// TestBareProxyCommand: bad flags are usage errors; -h explains the leg.
+func TestBareProxyCommand(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--upstream", "cas"}, 2, `bare-proxy: --upstream "cas": want host:port`},
+		{[]string{"extra"}, 2, "bare-proxy: unexpected argument extra"},
+		{[]string{"--nope"}, 2, "flag provided but not defined: -nope"},
+		{[]string{"-h"}, 0, "no EAS work"},
+		{[]string{"--listen", "256.0.0.1:1"}, 1, "256.0.0.1"},
+	}
+	for _, tc := range tests {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"bare-proxy"}, tc.args...), &out, &errb); code != tc.code || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("bare-proxy %v: exit %d, want %d and %q in\n%s", tc.args, code, tc.code, tc.want, errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"-h"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "bare-proxy") {
+		t.Errorf("easbench -h does not list bare-proxy:\n%s", out.String())
+	}
+}
+
 // freeAddr returns a free loopback address.
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -347,14 +410,9 @@ func standInGateway(t *testing.T, casAddr string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := &fasthttp.HostClient{Addr: casAddr, MaxConns: 1000}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		if err := hc.Do(&ctx.Request, &ctx.Response); err != nil {
-			ctx.SetStatusCode(fasthttp.StatusBadGateway)
-		}
-	}}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Shutdown() })
+	p := bench.NewBareProxy(casAddr)
+	go func() { _ = p.Serve(ln) }()
+	t.Cleanup(func() { _ = p.Close() })
 	return "http://" + ln.Addr().String()
 }
 
