@@ -26,9 +26,8 @@ func seeds(f *testing.F) {
 	f.Add([]byte{})
 }
 
-// FuzzSettings feeds any body to settings, whose parser is the one
-// request reader left in this package (Sync, GetItemEstimate and
-// FolderSync are read by eas, whose fuzz targets cover the readers; the
+// FuzzSettings feeds any body to settings (its reader, eas.ReadSettings,
+// has its own fuzz target in eas, as the other request readers do; the
 // emulator's use of them is FuzzAnswer's). It never panics, and an answer
 // it gives is a Settings response with Status 1 and a Status in every
 // entry.

@@ -49,9 +49,10 @@ func TestGetChangesPersisted(t *testing.T) {
 	}
 }
 
-// TestParserErrors: the Settings parser fails with *eas.BodyError whose
-// text carries no body values.
-func TestParserErrors(t *testing.T) {
+// TestSettingsReadErrors: an unreadable Settings body fails
+// eas.ReadSettings with a *eas.BodyError whose text carries no body
+// values, and settings leaves it to Exchange (no answer).
+func TestSettingsReadErrors(t *testing.T) {
 	valid := settingsBody(wbxml.SettingsOof)
 	for _, tc := range []struct {
 		name string
@@ -64,20 +65,8 @@ func TestParserErrors(t *testing.T) {
 		{"second root", append(append([]byte(nil), valid...), valid[4:]...), eas.BodySyntax},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &parser{cmd: "Settings"}
-			root, err := p.root(tc.body, wbxml.SettingsSettings)
-			for err == nil && root.HasContent {
-				var tok wbxml.Token
-				var end bool
-				if tok, end, err = p.child(); err == nil && !end {
-					err = p.skip(tok)
-				} else if end {
-					break
-				}
-			}
-			if err == nil {
-				err = p.end()
-			}
+			var info eas.SettingsInfo
+			err := eas.ReadSettings(tc.body, &info)
 			var be *eas.BodyError
 			if !errors.As(err, &be) || be.Kind != tc.kind || be.Command != "Settings" {
 				t.Fatalf("err = %#v, want kind %v", err, tc.kind)

@@ -1,6 +1,7 @@
 package quarantine
 
 import (
+	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/eas/wbxml"
 )
 
@@ -18,40 +19,15 @@ const (
 // does easgate, answering the whole request itself: Settings Status 1,
 // then in request order DeviceInformation Status 1 (easgate has read it),
 // Oof, DevicePassword, UserInformation and RightsManagementInformation
-// Status 7. A body easgate cannot read is forwarded for Exchange to judge.
+// Status 7 (at most eas.MaxSettingsProperties entries). The body is read
+// by eas.ReadSettings; a body it cannot read is forwarded for Exchange to
+// judge.
 func settings(body []byte) (Answer, bool) {
 	if len(body) == 0 {
 		return Answer{}, false
 	}
-	p := &parser{cmd: "Settings"}
-	root, err := p.root(body, wbxml.SettingsSettings)
-	if err != nil || !root.HasContent {
-		return Answer{}, false
-	}
-	var order []wbxml.Tag
-	deny := false
-	for {
-		tok, end, err := p.child()
-		if err != nil {
-			return Answer{}, false
-		}
-		if end {
-			break
-		}
-		switch tok.Tag {
-		case wbxml.SettingsOof, wbxml.SettingsDevicePassword:
-			deny = true
-			fallthrough
-		case wbxml.SettingsDeviceInformation, wbxml.SettingsUserInformation, wbxml.SettingsRightsManagementInformation:
-			if len(order) < 16 {
-				order = append(order, tok.Tag)
-			}
-		}
-		if err := p.skip(tok); err != nil {
-			return Answer{}, false
-		}
-	}
-	if p.end() != nil || !deny {
+	var info eas.SettingsInfo
+	if err := eas.ReadSettings(body, &info); err != nil || !(info.Has(eas.SettingsOof) || info.Has(eas.SettingsDevicePassword)) {
 		return Answer{}, false
 	}
 	var e wbxml.Encoder
@@ -59,9 +35,9 @@ func settings(body []byte) (Answer, bool) {
 	e.Header()
 	e.Start(wbxml.SettingsSettings)
 	e.Element(wbxml.SettingsStatus, "1")
-	for _, t := range order {
-		e.Start(t)
-		if t == wbxml.SettingsDeviceInformation {
+	for _, p := range info.List() {
+		e.Start(p.Tag())
+		if p == eas.SettingsDeviceInformation {
 			e.Element(wbxml.SettingsStatus, itoaSmall(settingsOK))
 		} else {
 			e.Element(wbxml.SettingsStatus, itoaSmall(settingsDeniedByPolicy))
