@@ -58,6 +58,9 @@ type enforcer struct {
 	entered   *prometheus.CounterVec
 	quarGauge prometheus.GaugeFunc
 
+	// recheckSet tells the sweep (sweepLoop) that recheck changed.
+	recheckSet chan struct{}
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
@@ -121,9 +124,8 @@ func newEnforcer(log zerolog.Logger, reg *prometheus.Registry, st policy.Store) 
 	if err := q.Load(); err != nil {
 		log.Warn().Err(err).Msg("state store: some quarantine records were skipped")
 	}
-	en := &enforcer{log: log, quar: q, stop: make(chan struct{})}
+	en := &enforcer{log: log, quar: q, stop: make(chan struct{}), recheckSet: make(chan struct{}, 1)}
 	en.recheck.Store(int64(heldRecheck))
-	en.held.m = map[string]map[*waiter]struct{}{}
 	en.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "easgate_policy_decisions_total",
 		Help: "Policy decisions for EAS requests, by action, first reason and mode (enforce, report).",
@@ -137,8 +139,9 @@ func newEnforcer(log zerolog.Logger, reg *prometheus.Registry, st policy.Store) 
 		Help: "Devices with an emulated quarantine in progress.",
 	}, func() float64 { return float64(q.Len()) })
 	reg.MustRegister(en.decisions, en.entered, en.quarGauge)
-	en.wg.Add(1)
+	en.wg.Add(2)
 	go en.flushLoop()
+	go en.sweepLoop()
 	return en, nil
 }
 
@@ -436,78 +439,6 @@ func (s *Server) redecide(x *exchange, userAgent []byte) policy.Decision {
 	return e.acc.Engine.Decide(context.Background(), &subj)
 }
 
-// waiter is one held request in the registry.
-type waiter struct {
-	key  string
-	wake chan struct{}
-}
-
-// heldRegistry lists the requests each device has held (by easgate or at a
-// CAS), so that a decision change answers them at once.
-type heldRegistry struct {
-	mu sync.Mutex
-	m  map[string]map[*waiter]struct{}
-}
-
-func deviceKey(dst, user, device []byte) []byte {
-	for _, b := range user {
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
-		dst = append(dst, b)
-	}
-	dst = append(dst, 0)
-	return append(dst, device...)
-}
-
-func (h *heldRegistry) add(user, device []byte) *waiter {
-	w := &waiter{key: string(deviceKey(nil, user, device)), wake: make(chan struct{}, 1)}
-	h.mu.Lock()
-	set := h.m[w.key]
-	if set == nil {
-		set = map[*waiter]struct{}{}
-		h.m[w.key] = set
-	}
-	set[w] = struct{}{}
-	h.mu.Unlock()
-	return w
-}
-
-func (h *heldRegistry) remove(w *waiter) {
-	h.mu.Lock()
-	if set := h.m[w.key]; set != nil {
-		delete(set, w)
-		if len(set) == 0 {
-			delete(h.m, w.key)
-		}
-	}
-	h.mu.Unlock()
-}
-
-// wake tells every request the device holds to re-decide.
-func (h *heldRegistry) wake(user, device []byte) {
-	var buf [256]byte
-	k := deviceKey(buf[:0], user, device)
-	h.mu.Lock()
-	for w := range h.m[string(k)] {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
-	}
-	h.mu.Unlock()
-}
-
-func (h *heldRegistry) len() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, set := range h.m {
-		n += len(set)
-	}
-	return n
-}
-
 // learnFolderSync reads the CAS's answer to a quarantined device's
 // FolderSync (at most limits.max_policy_body, gunzipped when compressed) to
 // learn the Inbox, and returns a reader that still yields the whole answer.
@@ -588,82 +519,24 @@ func (x *exchange) logPolicy(b []byte) []byte {
 // background and its answer is dropped.
 var errAnsweredEarly = errors.New("proxy: long poll answered by easgate after a decision change")
 
-// doUpstream sends the request to b. A long poll (Ping or Sync with an
-// interval) of a device the policy decided about runs in its own goroutine
-// while the handler watches the device: when the device becomes blocked
-// (or quarantined) the phone is answered at once — the block answer, or
-// "re-sync" (Ping Status 7, an empty Sync) so that its next request meets
-// the quarantine — and errAnsweredEarly is returned; resp then belongs to
-// the background call, which releases it.
+// doUpstream sends the request to b. A long poll goes through the
+// long-poll client (heldDo) and, under a policy that can refuse its device,
+// is watched while the CAS holds it (heldwatch.go): when the device is
+// blocked or quarantined meanwhile, the CAS call is cut and
+// errAnsweredEarly returned, with the answer to give in x.en.early.
 //
-// A held long poll waits under this frame, so it stays small: the watching
-// variant lives in doUpstreamWatched.
-func (s *Server) doUpstream(x *exchange, b *backend, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, bodyStreamed bool) error {
-	if x.hold == 0 || s.enf == nil || !x.en.decided || x.st.enf == nil || !x.st.enf.watchHeld || bodyStreamed {
-		if x.held {
-			return heldDo(b.hcHold, req, resp, deadline, x.hijacked)
-		}
+// A held long poll waits under this frame, so it stays small: the watch's
+// set-up and end live in watchHeld and unwatch.
+func (s *Server) doUpstream(x *exchange, b *backend, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	if !x.held {
 		return b.hc.DoDeadline(req, resp, deadline)
 	}
-	return s.doUpstreamWatched(x, b, req, resp, deadline)
-}
-
-// doUpstreamWatched runs the CAS call in its own goroutine and watches the
-// device's decision meanwhile (see doUpstream).
-//
-//go:noinline
-func (s *Server) doUpstreamWatched(x *exchange, b *backend, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
-	en := s.enf
-	cp := fasthttp.AcquireRequest()
-	req.CopyTo(cp)
-	held := x.held
-	done := make(chan error, 1)
-	go func() {
-		if held {
-			done <- heldDo(b.hcHold, cp, resp, deadline, nil)
-			return
-		}
-		done <- b.hc.DoDeadline(cp, resp, deadline)
-	}()
-	ua := append([]byte(nil), req.Header.UserAgent()...)
-	w := en.held.add(x.field(x.user), x.field(x.device))
-	defer en.held.remove(w)
-	recheck := time.NewTicker(time.Duration(en.recheck.Load()))
-	defer recheck.Stop()
-	for {
-		select {
-		case err := <-done:
-			fasthttp.ReleaseRequest(cp)
-			return err
-		case <-w.wake:
-		case <-recheck.C:
-		}
-		d := s.redecide(x, ua)
-		if !d.Enforced || d.Action == policy.Allow {
-			continue
-		}
-		go func() {
-			if err := <-done; err == nil {
-				_ = resp.CloseBodyStream()
-			}
-			fasthttp.ReleaseResponse(resp)
-			fasthttp.ReleaseRequest(cp)
-			b.inflight.Add(-1)
-		}()
-		x.dec = d
-		if d.Action == policy.Block {
-			x.en.taken = "block"
-			x.en.early = quarantine.Block(x.cmd, x.version)
-		} else {
-			x.en.taken = "quarantine"
-			a := quarantine.Answer{HTTPStatus: fasthttp.StatusOK, Outcome: "resync"}
-			if x.cmd == eas.CmdPing {
-				a.Body, _ = eas.AppendStatusBody(nil, eas.CmdPing, eas.PingStatusHierarchyChange)
-			}
-			x.en.early = a
-		}
-		return errAnsweredEarly
+	w := s.watchHeld(x, req)
+	err := heldDo(b.hcHold, req, resp, deadline, x.hijacked, w)
+	if w != nil {
+		err = s.unwatch(x, w, err)
 	}
+	return err
 }
 
 // initEnforcement builds the first configuration's enforcement and the
@@ -712,20 +585,6 @@ func (s *Server) enforcementSwapped() {
 	if s.enf != nil {
 		s.enf.held.wakeAll()
 	}
-}
-
-// wakeAll makes every held request re-decide.
-func (h *heldRegistry) wakeAll() {
-	h.mu.Lock()
-	for _, set := range h.m {
-		for w := range set {
-			select {
-			case w.wake <- struct{}{}:
-			default:
-			}
-		}
-	}
-	h.mu.Unlock()
 }
 
 // closeEnforcement flushes and stops everything at shutdown.

@@ -253,7 +253,7 @@ func TestEnforceQuarantine(t *testing.T) {
     admin_webhook: %s/hook
 `, csv, wh.srv.URL))
 	p := startProxy(t, mustParse(t, yaml))
-	p.s.enf.recheck.Store(int64(100 * time.Millisecond))
+	p.s.enf.setRecheck(100 * time.Millisecond)
 
 	// The compliant iPhone syncs its whole Inbox.
 	iphone := newPhone(p, user, iphoneID, profile("ios", eas.V141))
@@ -473,7 +473,7 @@ func TestEnforceBlock(t *testing.T) {
       match: {device_model: ["Bad Phone 1"]}
       access: block
 `)))
-	p.s.enf.recheck.Store(int64(time.Hour)) // only the decision change may wake the held Ping
+	p.s.enf.setRecheck(time.Hour) // only the decision change may wake the held Ping
 
 	for _, tt := range []struct {
 		device string

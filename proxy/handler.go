@@ -514,14 +514,16 @@ func (s *Server) roundTrip(x *exchange, req *fasthttp.Request, deadline time.Tim
 			break
 		}
 		b = nb
-		err := s.doUpstream(x, b, req, resp, deadline, bodyStreamed) // enforce.go: may answer a long poll early
+		err := s.doUpstream(x, b, req, resp, deadline) // enforce.go: may answer a long poll early
 		x.upDur = time.Since(x.upStart)
 		if err == nil {
 			s.endHeld(x, b)
 			return resp, nil
 		}
-		if err == errAnsweredEarly { // resp now belongs to the background CAS call
-			resp, answeredEarly = nil, true
+		if err == errAnsweredEarly { // heldwatch.go: the CAS call was cut
+			b.inflight.Add(-1)
+			fasthttp.ReleaseResponse(resp)
+			answeredEarly = true
 			break
 		}
 		b.inflight.Add(-1)

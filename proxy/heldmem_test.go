@@ -35,6 +35,9 @@ import (
 // EASGATE_MEMTEST_NOGC=1 does not ask the gateway for a GC but samples its
 // RSS for 150 s (the runtime forces a GC every two minutes).
 //
+// EASGATE_MEMTEST_POLICY=1 gives the gateway an enforcing policy with a
+// rule (held Pings are then decided and watched, as in production).
+//
 // EASGATE_MEMTEST_NGINX=1 measures nginx (/usr/sbin/nginx) the same way in
 // the same run; EASGATE_MEMTEST_PROFILE=path writes the gateway's heap
 // profile while the Pings are held (EASGATE_MEMTEST_PROFILE_RATE=1 makes it
@@ -403,6 +406,22 @@ func TestHeldPingMemorySubprocess(t *testing.T) {
 	yaml := strings.Replace(testYAML([]string{cas.url()}, map[string]string{"health_interval": "60s",
 		"max_header_bytes": os.Getenv("EASGATE_MEMTEST_HEADER")}), "connect: 5s", "connect: 20s", 1)
 	yaml = strings.Replace(yaml, "long_poll_max: 120s", "long_poll_max: 600s", 1)
+	if os.Getenv("EASGATE_MEMTEST_POLICY") != "" {
+		// An enforcing policy with a rule, as in examples/easgate.yaml: every
+		// held Ping is decided and then watched for a decision change.
+		// The rule blocks no device of the test (they are iOS Mail).
+		yaml += fmt.Sprintf(`policy:
+  mode: enforce
+  default_access: allow
+  discovery_period: 0s
+  rules:
+    - name: block-gmail
+      match: {client: gmail}
+      access: block
+state:
+  path: %s
+`, filepath.Join(t.TempDir(), "state.db"))
+	}
 	g := startGatewayProc(t, yaml)
 	var profile func()
 	if path := os.Getenv("EASGATE_MEMTEST_PROFILE"); path != "" {

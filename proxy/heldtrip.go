@@ -28,29 +28,42 @@ import (
 // heldRoundTrip sends req on a connection of hc and reads the answer into
 // resp, whose body streams (resp.StreamBody is ignored: the long-poll
 // client always streams). h, when not nil, gets req back once it is written:
-// from then on heldRoundTrip does not touch it. Errors are those of
+// from then on heldRoundTrip does not touch it. w, when not nil, may cut the
+// request while it waits at the CAS by closing the connection (errCut, or
+// the connection's error). Errors are those of
 // fasthttp's transport: the dialler's and liveConn's (errStaleConn), a write
 // timeout as fasthttp.ErrTimeout, and the answer's read errors as they are.
-func heldRoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, h *heldPoll) error {
+func heldRoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, h *heldPoll, w *heldWatch) error {
 	reqClose := req.ConnectionClose()
 	cc, err := hc.AcquireConn(time.Until(deadline), reqClose)
 	if err != nil {
 		return err
 	}
 	conn := cc.Conn()
+	if !w.attach(conn) { // refused by its watch: nothing is sent
+		hc.ReleaseConn(cc)
+		return errCut
+	}
 	resp.ParseNetConn(conn)
 	skipBody := resp.SkipBody || req.Header.IsHead()
 	if err := heldWrite(hc, conn, req, earlier(deadline, hc.WriteTimeout)); err != nil {
+		w.detach()
 		hc.CloseConn(cc)
 		return err
 	}
 	h.sent(req)
 	// On a long-poll connection this waits for the answer's first byte.
 	if err := conn.SetReadDeadline(earlier(deadline, hc.ReadTimeout)); err != nil {
+		w.detach()
 		hc.CloseConn(cc)
 		return err
 	}
 	in, br, err := heldRead(hc, conn, skipBody)
+	if w.detach() && err == nil { // cut just after the header arrived
+		fasthttp.ReleaseResponse(in)
+		hc.ReleaseReader(br)
+		err = errCut
+	}
 	if err != nil {
 		hc.CloseConn(cc)
 		return err

@@ -184,7 +184,7 @@ func TestHeldRoundTrip(t *testing.T) {
 				h, p := heldCopy(cas.addr)
 				probe = p
 				resp := fasthttp.AcquireResponse()
-				err := heldDo(b.hcHold, h.req, resp, time.Now().Add(10*time.Second), h)
+				err := heldDo(b.hcHold, h.req, resp, time.Now().Add(10*time.Second), h, nil)
 				if err != nil {
 					t.Fatalf("round %d: %v", round, err)
 				}
@@ -264,7 +264,7 @@ func TestHeldRoundTripErrors(t *testing.T) {
 			h, p := heldCopy(cas.addr)
 			resp := fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseResponse(resp)
-			err := heldDo(b.hcHold, h.req, resp, time.Now().Add(tc.deadline), h)
+			err := heldDo(b.hcHold, h.req, resp, time.Now().Add(tc.deadline), h, nil)
 			if tc.name == "cut body" && err == nil {
 				// The header arrived: the body fails while it streams.
 				_, err = io.ReadAll(resp.BodyStream())
@@ -308,7 +308,7 @@ func TestHeldRoundTripStaleConn(t *testing.T) {
 	h, _ := heldCopy(cas.addr)
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	if err := heldDo(b.hcHold, h.req, resp, time.Now().Add(10*time.Second), h); err != nil {
+	if err := heldDo(b.hcHold, h.req, resp, time.Now().Add(10*time.Second), h, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.ReadAll(resp.BodyStream()); err != nil {
@@ -331,7 +331,7 @@ func TestHeldRoundTripStaleConn(t *testing.T) {
 	closeRawPeer(t, lc)
 
 	h, p := heldCopy(cas.addr)
-	err := heldDo(b.hcHold, h.req, resp, time.Now().Add(10*time.Second), h)
+	err := heldDo(b.hcHold, h.req, resp, time.Now().Add(10*time.Second), h, nil)
 	if !errors.Is(err, errStaleConn) || !nothingSent(err) {
 		t.Fatalf("err %v, want the stale-connection error", err)
 	}
@@ -385,7 +385,7 @@ func TestHeldRoundTripTLS(t *testing.T) {
 		h, p := heldCopy(cas.addr)
 		probe = p
 		resp := fasthttp.AcquireResponse()
-		if err := heldDo(b.hcHold, h.req, resp, time.Now().Add(10*time.Second), h); err != nil {
+		if err := heldDo(b.hcHold, h.req, resp, time.Now().Add(10*time.Second), h, nil); err != nil {
 			t.Fatal(err)
 		}
 		body, err := io.ReadAll(resp.BodyStream())
@@ -487,7 +487,7 @@ func heldTrip(hc *fasthttp.HostClient, timeout time.Duration) (status int, body 
 	h, p := heldCopy("cas.test")
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	err = heldDo(hc, h.req, resp, time.Now().Add(timeout), h)
+	err = heldDo(hc, h.req, resp, time.Now().Add(timeout), h, nil)
 	if h.req != nil {
 		// Only a request nothing of which was written keeps its copy.
 		if err == nil || !nothingSent(err) && !errors.Is(err, fasthttp.ErrTimeout) {
@@ -582,7 +582,7 @@ func BenchmarkHeldRoundTrip(b *testing.B) {
 			h := &heldPoll{req: fasthttp.AcquireRequest()}
 			src.req.CopyTo(h.req)
 			resp := fasthttp.AcquireResponse()
-			if err := heldDo(be.hcHold, h.req, resp, time.Now().Add(10*time.Second), h); err != nil {
+			if err := heldDo(be.hcHold, h.req, resp, time.Now().Add(10*time.Second), h, nil); err != nil {
 				b.Fatal(err)
 			}
 			finish(b, resp)

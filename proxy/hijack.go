@@ -141,7 +141,7 @@ func (h *heldPoll) answer(resp *fasthttp.Response, err error) {
 // the CAS: nothing reads it again, because a request goes to another CAS
 // only when none of it was written (nothingSent). The copy then costs
 // nothing while the CAS holds the poll. A nil h, or a request that is not
-// h's (the enforcement watch sends a copy of its own), is left alone.
+// h's, is left alone.
 func (h *heldPoll) sent(req *fasthttp.Request) {
 	if h == nil || h.req != req {
 		return
@@ -155,13 +155,14 @@ func (h *heldPoll) sent(req *fasthttp.Request) {
 // the rest of the wait: it does their part of the work for the one attempt
 // easgate makes per CAS (MaxIdemponentCallAttempts is 1) and does the round
 // trip itself (heldRoundTrip). h, when not nil, is the hijacked poll whose
-// request copy req is: it is released as soon as it is written.
-func heldDo(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, h *heldPoll) error {
+// request copy req is: it is released as soon as it is written. w, when
+// not nil, is the poll's watch (heldwatch.go), which may cut it.
+func heldDo(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, h *heldPoll, w *heldWatch) error {
 	if time.Until(deadline) <= 0 {
 		return fasthttp.ErrTimeout
 	}
 	prepareHeld(hc, req, resp)
-	if err := heldRoundTrip(hc, req, resp, deadline, h); err != nil {
+	if err := heldRoundTrip(hc, req, resp, deadline, h, w); err != nil {
 		return heldError(err)
 	}
 	return nil

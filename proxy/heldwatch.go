@@ -1,0 +1,336 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/policy"
+	"github.com/easgate/easgate/proxy/quarantine"
+)
+
+// Watching long polls held at a CAS.
+//
+// Under a policy that can refuse a device, a Ping or Sync forwarded to a CAS
+// may wait there for up to an hour while the device's decision changes: a
+// compliance verdict turns, a rule is added, the device reports a banned
+// model. Exchange would answer such a device at once, and so does easgate:
+// the held request is cut and the phone gets the block answer, or "re-sync"
+// (Ping Status 7, an empty Sync) so that its next request meets the
+// quarantine.
+//
+// A watched long poll costs no goroutine, timer or request copy of its own,
+// so that it is as cheap as an unwatched one (the held-Ping memory target
+// holds under an enforcing policy too). It is a heldWatch in the enforcer's
+// registry under its device key. It is re-decided
+//
+//   - when its device's decision may have changed (the registry is woken for
+//     the device, or for everyone after a reload), on one goroutine per wake;
+//   - every recheck interval (15 s) by the enforcer's sweep, which re-decides
+//     every watched poll in turn (a cached decision costs about a
+//     microsecond, so 9,000 polls take a few milliseconds).
+//
+// When the decision no longer allows the device, the watch closes the CAS
+// connection the request waits on; the held poll's round trip fails at once,
+// and doUpstream turns that into errAnsweredEarly with the answer to give.
+// A CAS answer that has already arrived is delivered instead: the device's
+// next request meets the new decision.
+
+// errCut is the round-trip error of a held request whose watch refused it
+// before or while it waited at the CAS; doUpstream replaces it.
+var errCut = errors.New("proxy: long poll cut after a decision change")
+
+// Watch states.
+const (
+	watchWaiting  = iota // before the request has a CAS connection
+	watchAttached        // waiting on conn
+	watchDetached        // the CAS's answer is being read: too late to cut
+)
+
+// heldWatch is one watched long poll. Its fields are guarded by mu; x and
+// ua are read by check while the held goroutine waits, and are not touched
+// by anyone else until done.
+type heldWatch struct {
+	waiter
+	s  *Server
+	x  *exchange
+	ua []byte // the request's User-Agent (the request itself is released once sent)
+
+	mu    sync.Mutex
+	state int
+	conn  net.Conn // while attached
+	done  bool     // unwatched: x may be reused
+	cut   bool
+	dec   policy.Decision // the refusing decision, when cut
+}
+
+// watchHeld registers x's long poll for watching, or returns nil when no
+// decision of its configuration can refuse the device.
+//
+//go:noinline
+func (s *Server) watchHeld(x *exchange, req *fasthttp.Request) *heldWatch {
+	if s.enf == nil || !x.en.decided || x.st.enf == nil || !x.st.enf.watchHeld {
+		return nil
+	}
+	w := &heldWatch{s: s, x: x, ua: append([]byte(nil), req.Header.UserAgent()...)}
+	w.key = string(deviceKey(nil, x.field(x.user), x.field(x.device)))
+	w.watch = w
+	s.enf.held.insert(&w.waiter)
+	return w
+}
+
+// unwatch ends the watch after the round trip returned err. When the watch
+// cut the request, x gets the refusing decision and the answer to give
+// (x.en.early), and errAnsweredEarly is returned.
+//
+//go:noinline
+func (s *Server) unwatch(x *exchange, w *heldWatch, err error) error {
+	s.enf.held.remove(&w.waiter)
+	w.mu.Lock()
+	w.done, w.conn = true, nil
+	cut, d := w.cut, w.dec
+	w.mu.Unlock()
+	if !cut || err == nil {
+		return err
+	}
+	x.dec = d
+	if d.Action == policy.Block {
+		x.en.taken = "block"
+		x.en.early = quarantine.Block(x.cmd, x.version)
+	} else {
+		x.en.taken = "quarantine"
+		a := quarantine.Answer{HTTPStatus: fasthttp.StatusOK, Outcome: "resync"}
+		if x.cmd == eas.CmdPing {
+			a.Body, _ = eas.AppendStatusBody(nil, eas.CmdPing, eas.PingStatusHierarchyChange)
+		}
+		x.en.early = a
+	}
+	return errAnsweredEarly
+}
+
+// attach records the CAS connection the request is about to be sent on. It
+// reports false when the watch has already refused the request: nothing is
+// sent then. A nil watch attaches everything.
+func (w *heldWatch) attach(c net.Conn) bool {
+	if w == nil {
+		return true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cut {
+		return false
+	}
+	w.state, w.conn = watchAttached, c
+	return true
+}
+
+// detach ends the part of the round trip the watch may cut, and reports
+// whether it did (the connection is closed then).
+func (w *heldWatch) detach() (cut bool) {
+	if w == nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.state, w.conn = watchDetached, nil
+	return w.cut
+}
+
+// check re-decides the device and cuts the request when the decision no
+// longer allows it. It holds mu while it decides, so that unwatch (and the
+// reuse of x) waits for it.
+func (w *heldWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done || w.cut || w.state == watchDetached {
+		return
+	}
+	d := w.s.redecide(w.x, w.ua)
+	if !d.Enforced || d.Action == policy.Allow {
+		return
+	}
+	w.cut, w.dec = true, d
+	if w.conn != nil {
+		_ = w.conn.Close()
+	}
+}
+
+// waiter is one held request in the registry: a quarantined device's
+// request held by easgate (wake), or a long poll held at a CAS (watch).
+type waiter struct {
+	key        string
+	prev, next *waiter       // the device's waiters
+	wake       chan struct{} // holdQuarantined: re-decide (buffered, 1)
+	watch      *heldWatch    // a watched long poll
+	reg        *heldRegistry // set while registered
+}
+
+// heldRegistry lists the requests each device has held (by easgate or at a
+// CAS), so that a decision change answers them at once. Each device's
+// waiters form a list: a registration costs one map entry per device, not a
+// map.
+type heldRegistry struct {
+	mu sync.Mutex
+	m  map[string]*waiter // the first waiter of each device key
+	n  int
+}
+
+func deviceKey(dst, user, device []byte) []byte {
+	for _, b := range user {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		dst = append(dst, b)
+	}
+	dst = append(dst, 0)
+	return append(dst, device...)
+}
+
+// add registers a request held by easgate; its wake channel gets a value
+// when the device's decision may have changed.
+func (h *heldRegistry) add(user, device []byte) *waiter {
+	w := &waiter{key: string(deviceKey(nil, user, device)), wake: make(chan struct{}, 1)}
+	h.insert(w)
+	return w
+}
+
+func (h *heldRegistry) insert(w *waiter) {
+	h.mu.Lock()
+	if h.m == nil {
+		h.m = map[string]*waiter{}
+	}
+	if first := h.m[w.key]; first != nil {
+		w.next, first.prev = first, w
+	}
+	h.m[w.key] = w
+	w.reg = h
+	h.n++
+	h.mu.Unlock()
+}
+
+func (h *heldRegistry) remove(w *waiter) {
+	h.mu.Lock()
+	if w.reg == h {
+		if w.prev != nil {
+			w.prev.next = w.next
+		} else if w.next != nil {
+			h.m[w.key] = w.next
+		} else {
+			delete(h.m, w.key)
+		}
+		if w.next != nil {
+			w.next.prev = w.prev
+		}
+		w.prev, w.next, w.reg = nil, nil, nil
+		h.n--
+	}
+	h.mu.Unlock()
+}
+
+// notify wakes w: a held request's channel, or a watch into checks.
+// Called with h.mu held.
+func notify(w *waiter, checks []*heldWatch) []*heldWatch {
+	if w.watch != nil {
+		return append(checks, w.watch)
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return checks
+}
+
+// wake tells every request the device holds to re-decide.
+func (h *heldRegistry) wake(user, device []byte) {
+	var buf [256]byte
+	k := deviceKey(buf[:0], user, device)
+	var checks []*heldWatch
+	h.mu.Lock()
+	for w := h.m[string(k)]; w != nil; w = w.next {
+		checks = notify(w, checks)
+	}
+	h.mu.Unlock()
+	checkAll(checks)
+}
+
+// wakeAll makes every held request re-decide.
+func (h *heldRegistry) wakeAll() {
+	var checks []*heldWatch
+	h.mu.Lock()
+	for _, first := range h.m {
+		for w := first; w != nil; w = w.next {
+			checks = notify(w, checks)
+		}
+	}
+	h.mu.Unlock()
+	checkAll(checks)
+}
+
+// checkAll re-decides watches on a goroutine of their own: the waker
+// (a request, a reload) does not wait for the decisions.
+func checkAll(checks []*heldWatch) {
+	if len(checks) == 0 {
+		return
+	}
+	go func() {
+		for _, w := range checks {
+			w.check()
+		}
+	}()
+}
+
+// watches returns the watched long polls registered now.
+func (h *heldRegistry) watches() []*heldWatch {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*heldWatch, 0, h.n)
+	for _, first := range h.m {
+		for w := first; w != nil; w = w.next {
+			if w.watch != nil {
+				out = append(out, w.watch)
+			}
+		}
+	}
+	return out
+}
+
+func (h *heldRegistry) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
+}
+
+// sweepLoop re-decides every watched long poll each recheck interval, so
+// that a verdict that changed without a wake (a compliance source's
+// answer) reaches a poll held at a CAS within that time.
+func (en *enforcer) sweepLoop() {
+	defer en.wg.Done()
+	t := time.NewTimer(time.Duration(en.recheck.Load()))
+	defer t.Stop()
+	for {
+		select {
+		case <-en.stop:
+			return
+		case <-en.recheckSet:
+		case <-t.C:
+			for _, w := range en.held.watches() {
+				w.check()
+			}
+		}
+		t.Reset(time.Duration(en.recheck.Load()))
+	}
+}
+
+// setRecheck changes how often held requests re-decide; the sweep takes
+// the new interval at once.
+func (en *enforcer) setRecheck(d time.Duration) {
+	en.recheck.Store(int64(d))
+	select {
+	case en.recheckSet <- struct{}{}:
+	default:
+	}
+}
