@@ -49,6 +49,20 @@ type DeviceRecord struct {
 // Key is the record's store key: lower-cased user, NUL, device id.
 func (r *DeviceRecord) Key() string { return lowerString(r.User) + "\x00" + r.DeviceID }
 
+// AppendDeviceKey appends the key DeviceRecord.Key gives a device of user
+// (ASCII-lower-cased user, NUL, device id) to dst, without allocating when
+// dst has room: the key the gateway's per-device tables share.
+func AppendDeviceKey(dst, user, device []byte) []byte {
+	for _, b := range user {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		dst = append(dst, b)
+	}
+	dst = append(dst, 0)
+	return append(dst, device...)
+}
+
 // Devices is the in-memory table of devices seen, persisted to a Store in
 // batches by Flush (the gateway calls it about once a second). Lookups on
 // the request path take a read lock and copy the record: no allocation for

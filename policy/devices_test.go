@@ -111,3 +111,24 @@ func TestVerdictSnapshotStartsWarm(t *testing.T) {
 		t.Fatalf("snapshot has %d verdicts, want 1", n)
 	}
 }
+
+// TestAppendDeviceKey: the appended key is DeviceRecord.Key's, and costs no
+// allocation when dst has room.
+func TestAppendDeviceKey(t *testing.T) {
+	for _, tc := range []struct{ user, device string }{
+		{"jdoe@corp.example.com", "ApplDMPL69PZF18P"},
+		{"CORP\\JDoe", "androidc1957925941"},
+		{"", "x"},
+		{"ÄÖÜ@Example.COM", ""}, // only ASCII is lower-cased, like lowerString
+	} {
+		rec := DeviceRecord{User: tc.user, DeviceID: tc.device}
+		if got := string(AppendDeviceKey(nil, []byte(tc.user), []byte(tc.device))); got != rec.Key() {
+			t.Errorf("AppendDeviceKey(%q, %q) = %q, want Key() %q", tc.user, tc.device, got, rec.Key())
+		}
+	}
+	var buf [256]byte
+	user, device := []byte("JDoe@Corp.Example.COM"), []byte("ApplDMPL69PZF18P")
+	if n := testing.AllocsPerRun(100, func() { _ = AppendDeviceKey(buf[:0], user, device) }); n != 0 {
+		t.Errorf("AppendDeviceKey allocates %v times", n)
+	}
+}

@@ -78,7 +78,7 @@ func (s *Server) watchHeld(x *exchange, req *fasthttp.Request) *heldWatch {
 		return nil
 	}
 	w := &heldWatch{s: s, x: x, ua: append([]byte(nil), req.Header.UserAgent()...)}
-	w.key = string(deviceKey(nil, x.field(x.user), x.field(x.device)))
+	w.key = string(policy.AppendDeviceKey(nil, x.field(x.user), x.field(x.device)))
 	w.watch = w
 	s.enf.held.insert(&w.waiter)
 	return w
@@ -180,21 +180,10 @@ type heldRegistry struct {
 	n  int
 }
 
-func deviceKey(dst, user, device []byte) []byte {
-	for _, b := range user {
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
-		dst = append(dst, b)
-	}
-	dst = append(dst, 0)
-	return append(dst, device...)
-}
-
 // add registers a request held by easgate; its wake channel gets a value
 // when the device's decision may have changed.
 func (h *heldRegistry) add(user, device []byte) *waiter {
-	w := &waiter{key: string(deviceKey(nil, user, device)), wake: make(chan struct{}, 1)}
+	w := &waiter{key: string(policy.AppendDeviceKey(nil, user, device)), wake: make(chan struct{}, 1)}
 	h.insert(w)
 	return w
 }
@@ -248,7 +237,7 @@ func notify(w *waiter, checks []*heldWatch) []*heldWatch {
 // wake tells every request the device holds to re-decide.
 func (h *heldRegistry) wake(user, device []byte) {
 	var buf [256]byte
-	k := deviceKey(buf[:0], user, device)
+	k := policy.AppendDeviceKey(buf[:0], user, device)
 	var checks []*heldWatch
 	h.mu.Lock()
 	for w := h.m[string(k)]; w != nil; w = w.next {

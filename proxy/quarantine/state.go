@@ -184,18 +184,8 @@ func (e *Emulator) SetNotice(n *Notice) {
 // Store returns the store the Emulator persists to (nil: memory only).
 func (e *Emulator) Store() policy.Store { return e.opts.Store }
 
-// keyBuf builds the record key: ASCII-lower-cased user, NUL, device id
-// (the same shape as policy.DeviceRecord.Key).
-func keyBuf(dst, user, device []byte) []byte {
-	for _, b := range user {
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
-		dst = append(dst, b)
-	}
-	dst = append(dst, 0)
-	return append(dst, device...)
-}
+// keyBuf builds the record key: the device table's (policy.AppendDeviceKey).
+func keyBuf(dst, user, device []byte) []byte { return policy.AppendDeviceKey(dst, user, device) }
 
 func (e *Emulator) lookup(user, device []byte) *entry {
 	var buf [256]byte
