@@ -370,59 +370,34 @@ func (x *exchange) writeAnswer(out *fasthttp.Response, a quarantine.Answer) bool
 // holdQuarantined holds a quarantined device's Ping or Sync for its
 // interval, as Exchange would, then answers a.Body. It answers at once when
 // the device's decision changes (released: a.ReleaseBody; blocked: the
-// block answer) and when the configuration is replaced or the server stops
-// (a.Body: "no changes", so the phone asks again at once).
+// block answer), when the configuration is replaced and when the server
+// stops (a.Body: "no changes", so the phone asks again at once). The hold is
+// a quarHold (quarhold.go): on a hijacked connection it costs no goroutine,
+// like a long poll held at a CAS.
 func (s *Server) holdQuarantined(ctx *fasthttp.RequestCtx, x *exchange, a quarantine.Answer, userAgent []byte) bool {
-	st, en := x.st, s.enf
+	st := x.st
 	if n := s.held.Add(1); st.maxHeld > 0 && n > st.maxHeld {
 		s.held.Add(-1)
 		return x.answer(ctx, fasthttp.StatusServiceUnavailable, "too_many_long_polls")
 	}
 	s.metrics.held.Inc()
 	x.hold = int(a.Hold / time.Second)
-	ua := append([]byte(nil), userAgent...)
-	user, device := x.field(x.user), x.field(x.device)
-	w := en.held.add(user, device)
-	start := time.Now()
-	defer func() {
-		en.held.remove(w)
-		s.held.Add(-1)
-		s.metrics.held.Dec()
-		x.upDur = time.Since(start)
-	}()
-	timer := time.NewTimer(a.Hold)
-	defer timer.Stop()
-	recheck := time.NewTicker(time.Duration(en.recheck.Load()))
-	defer recheck.Stop()
-	for {
-		select {
-		case <-timer.C:
-			return x.sendAnswer(ctx, a)
-		case <-st.stop:
-			return x.sendAnswer(ctx, a)
-		case <-en.stop:
-			return x.sendAnswer(ctx, a)
-		case <-w.wake:
-		case <-recheck.C:
-		}
-		d := s.redecide(x, ua)
-		switch {
-		case !d.Enforced || d.Action == policy.Allow:
-			en.quar.Release(user, device)
-			s.log.Info().Bytes("user", user).Bytes("device_id", device).
-				Msg("device released from quarantine while its long poll was held: its next Sync reaches Exchange and starts over")
-			out := a
-			if a.ReleaseBody != nil {
-				out.Body = a.ReleaseBody
-			}
-			out.Outcome = "released"
-			x.dec, x.en.taken = d, "allow"
-			return x.sendAnswer(ctx, out)
-		case d.Action == policy.Block:
-			x.dec, x.en.taken = d, "block"
-			return x.sendAnswer(ctx, quarantine.Block(x.cmd, x.version))
-		}
+	q := &quarHold{s: s, x: x, a: a, ua: append([]byte(nil), userAgent...), start: time.Now()}
+	q.key = string(policy.AppendDeviceKey(nil, x.field(x.user), x.field(x.device)))
+	q.hold = q
+	if canHijack(ctx) {
+		h := &heldPoll{s: s, x: x, phoneClose: ctx.Request.Header.ConnectionClose(), quar: q}
+		q.h = h
+		s.hijacked.Add(1)
+		ctx.HijackSetNoResponse(true)
+		ctx.Hijack(h.take)
+		return false
 	}
+	// HTTP/1.0 or a streamed body: the handler waits.
+	q.ready = make(chan struct{}, 1)
+	q.arm()
+	<-q.ready
+	return x.writeAnswer(&ctx.Response, x.en.early)
 }
 
 // redecide runs the policy again for a held request's device, with the

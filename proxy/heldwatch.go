@@ -160,14 +160,24 @@ func (w *heldWatch) check() {
 	}
 }
 
-// waiter is one held request in the registry: a quarantined device's
-// request held by easgate (wake), or a long poll held at a CAS (watch).
+// waiter is one held request in the registry: a long poll held at a CAS
+// (watch) or a quarantined device's request held by easgate (hold).
 type waiter struct {
 	key        string
 	prev, next *waiter       // the device's waiters
-	wake       chan struct{} // holdQuarantined: re-decide (buffered, 1)
 	watch      *heldWatch    // a watched long poll
+	hold       *quarHold     // a quarantine hold (quarhold.go)
 	reg        *heldRegistry // set while registered
+}
+
+// checker re-decides a held request: heldWatch and quarHold.
+type checker interface{ check() }
+
+func (w *waiter) checker() checker {
+	if w.watch != nil {
+		return w.watch
+	}
+	return w.hold
 }
 
 // heldRegistry lists the requests each device has held (by easgate or at a
@@ -178,14 +188,6 @@ type heldRegistry struct {
 	mu sync.Mutex
 	m  map[string]*waiter // the first waiter of each device key
 	n  int
-}
-
-// add registers a request held by easgate; its wake channel gets a value
-// when the device's decision may have changed.
-func (h *heldRegistry) add(user, device []byte) *waiter {
-	w := &waiter{key: string(policy.AppendDeviceKey(nil, user, device)), wake: make(chan struct{}, 1)}
-	h.insert(w)
-	return w
 }
 
 func (h *heldRegistry) insert(w *waiter) {
@@ -221,48 +223,25 @@ func (h *heldRegistry) remove(w *waiter) {
 	h.mu.Unlock()
 }
 
-// notify wakes w: a held request's channel, or a watch into checks.
-// Called with h.mu held.
-func notify(w *waiter, checks []*heldWatch) []*heldWatch {
-	if w.watch != nil {
-		return append(checks, w.watch)
-	}
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-	return checks
-}
-
 // wake tells every request the device holds to re-decide.
 func (h *heldRegistry) wake(user, device []byte) {
 	var buf [256]byte
 	k := policy.AppendDeviceKey(buf[:0], user, device)
-	var checks []*heldWatch
+	var checks []checker
 	h.mu.Lock()
 	for w := h.m[string(k)]; w != nil; w = w.next {
-		checks = notify(w, checks)
+		checks = append(checks, w.checker())
 	}
 	h.mu.Unlock()
 	checkAll(checks)
 }
 
 // wakeAll makes every held request re-decide.
-func (h *heldRegistry) wakeAll() {
-	var checks []*heldWatch
-	h.mu.Lock()
-	for _, first := range h.m {
-		for w := first; w != nil; w = w.next {
-			checks = notify(w, checks)
-		}
-	}
-	h.mu.Unlock()
-	checkAll(checks)
-}
+func (h *heldRegistry) wakeAll() { checkAll(h.checkers()) }
 
-// checkAll re-decides watches in the background: the waker (a request, a
-// reload) does not wait for the decisions.
-func checkAll(checks []*heldWatch) {
+// checkAll re-decides held requests in the background: the waker (a
+// request, a reload) does not wait for the decisions.
+func checkAll(checks []checker) {
 	if len(checks) > 0 {
 		go runChecks(checks)
 	}
@@ -275,8 +254,9 @@ func checkAll(checks []*heldWatch) {
 // delays a sweep of 9,000 polls by 9,000 ÷ 16 lookup timeouts, not 9,000.
 const checkWorkers = 16
 
-// runChecks re-decides every watch in checks and returns when all are done.
-func runChecks(checks []*heldWatch) {
+// runChecks re-decides every held request in checks and returns when all
+// are done.
+func runChecks(checks []checker) {
 	if len(checks) <= 1 {
 		for _, w := range checks {
 			w.check()
@@ -297,16 +277,14 @@ func runChecks(checks []*heldWatch) {
 	wg.Wait()
 }
 
-// watches returns the watched long polls registered now.
-func (h *heldRegistry) watches() []*heldWatch {
+// checkers returns the held requests registered now.
+func (h *heldRegistry) checkers() []checker {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]*heldWatch, 0, h.n)
+	out := make([]checker, 0, h.n)
 	for _, first := range h.m {
 		for w := first; w != nil; w = w.next {
-			if w.watch != nil {
-				out = append(out, w.watch)
-			}
+			out = append(out, w.checker())
 		}
 	}
 	return out
@@ -318,9 +296,9 @@ func (h *heldRegistry) len() int {
 	return h.n
 }
 
-// sweepLoop re-decides every watched long poll each recheck interval, so
-// that a verdict that changed without a wake (a compliance source's
-// answer) reaches a poll held at a CAS within that time.
+// sweepLoop re-decides every held request each recheck interval, so that
+// a verdict that changed without a wake (a compliance source's answer)
+// reaches a held poll within that time.
 func (en *enforcer) sweepLoop() {
 	defer en.wg.Done()
 	t := time.NewTimer(time.Duration(en.recheck.Load()))
@@ -331,7 +309,7 @@ func (en *enforcer) sweepLoop() {
 			return
 		case <-en.recheckSet:
 		case <-t.C:
-			runChecks(en.held.watches())
+			runChecks(en.held.checkers())
 		}
 		t.Reset(time.Duration(en.recheck.Load()))
 	}

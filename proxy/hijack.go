@@ -46,6 +46,11 @@ type heldPoll struct {
 	deadline   time.Time
 	phoneClose bool
 
+	// quar is set when easgate holds the request itself (a quarantined
+	// device's Ping or Sync): nothing goes to a CAS, and the hold's timer or
+	// a decision change answers it (quarhold.go).
+	quar *quarHold
+
 	// Set by take.
 	pc        *phoneConn // nil when the connection was not accepted by Serve
 	c         net.Conn   // the connection as fasthttp served it
@@ -83,6 +88,18 @@ func (h *heldPoll) take(c net.Conn) {
 	}
 	h.c, h.pc = raw, asPhoneConn(raw)
 	h.pending, h.resumable = takeBuffered(c, raw)
+	if q := h.quar; q != nil {
+		if h.pc == nil { // see below: answer before this returns
+			h.resumable = false
+			q.ready = make(chan struct{}, 1)
+			q.arm()
+			<-q.ready
+			h.s.answerHeld(h, nil, errAnsweredEarly)
+			return
+		}
+		q.arm() // no goroutine while it waits
+		return
+	}
 	if h.pc == nil {
 		// Not accepted by Serve (ServeConn on a foreign connection): the
 		// hijacked connection dies with this handler, so hold here.

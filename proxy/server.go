@@ -477,6 +477,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	st.close()
+	if s.enf != nil {
+		s.enf.held.endHolds() // quarhold.go: quarantined devices' held requests answer "no changes"
+	}
 	if !finished {
 		st.draining.Store(true)
 		st.pool.cut()

@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"sync"
+	"time"
+
+	"github.com/easgate/easgate/policy"
+	"github.com/easgate/easgate/proxy/quarantine"
+)
+
+// quarHold is a quarantined device's Ping or Sync that easgate holds itself
+// for the interval the phone asked (holdQuarantined). It waits without a
+// goroutine: a timer answers it when the interval ends, and it sits in the
+// held registry, where a decision change for its device (a wake), a reload
+// or the enforcer's sweep re-decide it (check). endHolds answers every hold
+// at shutdown. Whoever answers first sets done; the answer goes out on a
+// goroutine of its own (answerHeld then serves the connection on), or, when
+// the handler waits (ready), through it.
+type quarHold struct {
+	waiter
+	s     *Server
+	x     *exchange
+	a     quarantine.Answer
+	ua    []byte
+	start time.Time
+	h     *heldPoll     // the hijacked connection; nil when the handler waits
+	ready chan struct{} // the handler (or take) waits here; nil otherwise
+
+	mu    sync.Mutex
+	done  bool
+	timer *time.Timer
+}
+
+// arm starts the hold: it joins the registry and its timer runs.
+func (q *quarHold) arm() {
+	q.s.enf.held.insert(&q.waiter)
+	q.mu.Lock()
+	q.timer = time.AfterFunc(q.a.Hold, q.expire)
+	q.mu.Unlock()
+}
+
+// expire answers a.Body ("no changes" for the interval).
+func (q *quarHold) expire() { q.end(q.a) }
+
+// end answers out unless the hold was answered already.
+func (q *quarHold) end(out quarantine.Answer) {
+	q.mu.Lock()
+	if q.done {
+		q.mu.Unlock()
+		return
+	}
+	q.done = true
+	q.mu.Unlock()
+	q.deliver(out)
+}
+
+// check re-decides the device (see holdQuarantined for the answers). A hold
+// of a configuration that has been replaced is answered a.Body, so that the
+// phone asks again under the new one.
+func (q *quarHold) check() {
+	q.mu.Lock()
+	if q.done {
+		q.mu.Unlock()
+		return
+	}
+	s, x := q.s, q.x
+	out := q.a
+	if cur := s.cur.Load(); cur == x.st {
+		d := s.redecide(x, q.ua)
+		switch {
+		case !d.Enforced || d.Action == policy.Allow:
+			user, device := x.field(x.user), x.field(x.device)
+			s.enf.quar.Release(user, device)
+			s.log.Info().Bytes("user", user).Bytes("device_id", device).
+				Msg("device released from quarantine while its long poll was held: its next Sync reaches Exchange and starts over")
+			if q.a.ReleaseBody != nil {
+				out.Body = q.a.ReleaseBody
+			}
+			out.Outcome = "released"
+			x.dec, x.en.taken = d, "allow"
+		case d.Action == policy.Block:
+			x.dec, x.en.taken = d, "block"
+			out = quarantine.Block(x.cmd, x.version)
+		default:
+			q.mu.Unlock()
+			return
+		}
+	}
+	q.done = true
+	q.mu.Unlock()
+	q.deliver(out)
+}
+
+// deliver ends the hold and sends out (only the one who set done calls it).
+func (q *quarHold) deliver(out quarantine.Answer) {
+	q.mu.Lock()
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+	q.mu.Unlock()
+	s, x := q.s, q.x
+	s.enf.held.remove(&q.waiter)
+	s.held.Add(-1)
+	s.metrics.held.Dec()
+	x.upDur = time.Since(q.start)
+	x.en.early = out
+	if q.ready != nil {
+		q.ready <- struct{}{}
+		return
+	}
+	go s.answerHeld(q.h, nil, errAnsweredEarly)
+}
+
+// endHolds answers every quarantine hold "no changes" (shutdown).
+func (h *heldRegistry) endHolds() {
+	var holds []*quarHold
+	h.mu.Lock()
+	for _, first := range h.m {
+		for w := first; w != nil; w = w.next {
+			if w.hold != nil {
+				holds = append(holds, w.hold)
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, q := range holds {
+		q.end(q.a)
+	}
+}
