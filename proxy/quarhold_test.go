@@ -80,9 +80,9 @@ func TestQuarantineHolds(t *testing.T) {
 	}
 
 	// The interval of phone 0 ends (its timer is brought forward).
-	key := string(policy.AppendDeviceKey(nil, []byte(user), []byte(ids[0])))
+	key := policy.AppendDeviceKey(nil, []byte(user), []byte(ids[0]))
 	p.s.enf.held.mu.Lock()
-	q := p.s.enf.held.m[key].hold
+	q := p.s.enf.held.m[string(key)].hold
 	p.s.enf.held.mu.Unlock()
 	q.mu.Lock()
 	q.timer.Reset(time.Millisecond)
