@@ -489,10 +489,10 @@ func (x *exchange) logPolicy(b []byte) []byte {
 	return b
 }
 
-// errAnsweredEarly means a long poll held at a CAS was answered by easgate
-// because the device's decision changed; the CAS call finishes in the
-// background and its answer is dropped.
-var errAnsweredEarly = errors.New("proxy: long poll answered by easgate after a decision change")
+// errAnsweredEarly means easgate answers a held request itself, with
+// x.en.early: a long poll cut at its CAS because the device's decision
+// changed (heldwatch.go), or a quarantine hold that ended (quarhold.go).
+var errAnsweredEarly = errors.New("proxy: held request answered by easgate")
 
 // doUpstream sends the request to b. A long poll goes through the
 // long-poll client (heldDo) and, under a policy that can refuse its device,
@@ -536,8 +536,9 @@ func (s *Server) initEnforcement(st *state) error {
 // attachEnforcement builds a new configuration's enforcement on reload. It
 // takes over the old one's device table and store, and its compliance
 // source and verdict cache when their settings did not change
-// (access.Options.Prev). Held requests of the old configuration are
-// answered when it is retired (state.stop) and re-decided by the new one.
+// (access.Options.Prev). Held requests re-decide under the new one
+// (enforcementSwapped); quarantine holds of the old one answer "no changes"
+// then, so that the phone asks again under the new one.
 func (s *Server) attachEnforcement(st, old *state) error {
 	var prev *enforcement
 	if old != nil {
