@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/easgate/easgate/bench"
 	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/policy"
 )
 
 // gatewayGoroutines counts the goroutines running the gateway's code: not
@@ -184,5 +186,76 @@ func TestWatchCutRaces(t *testing.T) {
 	var nilWatch *heldWatch
 	if !nilWatch.attach(c) || nilWatch.detach() {
 		t.Error("a nil watch must attach everything and never be cut")
+	}
+}
+
+// TestHeldRegistryConcurrent inserts and removes waiters of a few devices
+// from many goroutines while wakes, wakeAll and checkers() run (under
+// -race): every list stays consistent and the registry ends empty.
+func TestHeldRegistryConcurrent(t *testing.T) {
+	var h heldRegistry
+	var wg sync.WaitGroup
+	devices := []string{"a", "b", "c"}
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				w := &waiter{key: string(policy.AppendDeviceKey(nil, []byte("User"), []byte(devices[(g+i)%len(devices)])))}
+				w.watch = &heldWatch{done: true} // check() returns at once
+				h.insert(w)
+				if i%3 == 0 {
+					h.wake([]byte("user"), []byte(devices[i%len(devices)]))
+				}
+				if i%50 == 0 {
+					h.wakeAll()
+					_ = h.checkers()
+				}
+				h.remove(w)
+				h.remove(w) // twice: no effect
+			}
+		}()
+	}
+	wg.Wait()
+	if n := h.len(); n != 0 || len(h.m) != 0 {
+		t.Fatalf("registry not empty: len %d, %d keys", n, len(h.m))
+	}
+
+	// Removal from the middle, the head and the tail of a device's list
+	// keeps the rest.
+	ws := make([]*waiter, 5)
+	for i := range ws {
+		dev := "x"
+		if i == 4 {
+			dev = "y"
+		}
+		ws[i] = &waiter{key: string(policy.AppendDeviceKey(nil, []byte("u"), []byte(dev)))}
+		h.insert(ws[i])
+	}
+	listed := func() int {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		n := 0
+		var prev *waiter
+		for w := h.m[ws[0].key]; w != nil; w = w.next {
+			if w.prev != prev {
+				t.Fatalf("broken back link")
+			}
+			prev = w
+			n++
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		remove     *waiter
+		wantListed int
+	}{{ws[2], 3}, {ws[3], 2}, {ws[0], 1}, {ws[1], 0}} {
+		h.remove(tc.remove)
+		if n := listed(); n != tc.wantListed {
+			t.Fatalf("device x lists %d waiters, want %d", n, tc.wantListed)
+		}
+	}
+	if h.len() != 1 || len(h.m) != 1 {
+		t.Fatalf("len %d, %d keys; want device y's one waiter", h.len(), len(h.m))
 	}
 }
