@@ -168,6 +168,7 @@ type waiter struct {
 	watch      *heldWatch    // a watched long poll
 	hold       *quarHold     // a quarantine hold (quarhold.go)
 	reg        *heldRegistry // set while registered
+	slot       uint8         // the sweep slice it is re-decided in
 }
 
 // checker re-decides a held request: heldWatch and quarHold.
@@ -185,10 +186,18 @@ func (w *waiter) checker() checker {
 // waiters form a list: a registration costs one map entry per device, not a
 // map.
 type heldRegistry struct {
-	mu sync.Mutex
-	m  map[string]*waiter // the first waiter of each device key
-	n  int
+	mu  sync.Mutex
+	m   map[string]*waiter // the first waiter of each device key
+	n   int
+	seq uint32 // numbers the waiters into sweep slices
 }
+
+// sweepSlices is how many parts the sweep re-decides the held requests in,
+// one part every recheck interval ÷ sweepSlices (1 s by default): each
+// request is re-decided once per interval, and the work is spread over it
+// instead of coming as one burst (9,000 decisions at once would delay the
+// Syncs of that moment).
+const sweepSlices = 15
 
 func (h *heldRegistry) insert(w *waiter) {
 	h.mu.Lock()
@@ -200,6 +209,8 @@ func (h *heldRegistry) insert(w *waiter) {
 	}
 	h.m[w.key] = w
 	w.reg = h
+	w.slot = uint8(h.seq % sweepSlices)
+	h.seq++
 	h.n++
 	h.mu.Unlock()
 }
@@ -237,7 +248,7 @@ func (h *heldRegistry) wake(user, device []byte) {
 }
 
 // wakeAll makes every held request re-decide.
-func (h *heldRegistry) wakeAll() { checkAll(h.checkers()) }
+func (h *heldRegistry) wakeAll() { checkAll(h.checkers(-1)) }
 
 // checkAll re-decides held requests in the background: the waker (a
 // request, a reload) does not wait for the decisions.
@@ -277,14 +288,21 @@ func runChecks(checks []checker) {
 	wg.Wait()
 }
 
-// checkers returns the held requests registered now.
-func (h *heldRegistry) checkers() []checker {
+// checkers returns the held requests registered now, all of them (slot
+// -1) or those of one sweep slice.
+func (h *heldRegistry) checkers(slot int) []checker {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]checker, 0, h.n)
+	n := h.n
+	if slot >= 0 {
+		n = n/sweepSlices + 1
+	}
+	out := make([]checker, 0, n)
 	for _, first := range h.m {
 		for w := first; w != nil; w = w.next {
-			out = append(out, w.checker())
+			if slot < 0 || int(w.slot) == slot {
+				out = append(out, w.checker())
+			}
 		}
 	}
 	return out
@@ -296,22 +314,25 @@ func (h *heldRegistry) len() int {
 	return h.n
 }
 
-// sweepLoop re-decides every held request each recheck interval, so that
-// a verdict that changed without a wake (a compliance source's answer)
-// reaches a held poll within that time.
+// sweepLoop re-decides every held request each recheck interval, a slice
+// at a time, so that a verdict that changed without a wake (a compliance
+// source's answer) reaches a held poll within that time.
 func (en *enforcer) sweepLoop() {
 	defer en.wg.Done()
-	t := time.NewTimer(time.Duration(en.recheck.Load()))
+	tick := func() time.Duration { return time.Duration(en.recheck.Load()) / sweepSlices }
+	t := time.NewTimer(tick())
 	defer t.Stop()
+	slot := 0
 	for {
 		select {
 		case <-en.stop:
 			return
 		case <-en.recheckSet:
 		case <-t.C:
-			runChecks(en.held.checkers())
+			runChecks(en.held.checkers(slot))
+			slot = (slot + 1) % sweepSlices
 		}
-		t.Reset(time.Duration(en.recheck.Load()))
+		t.Reset(tick())
 	}
 }
 

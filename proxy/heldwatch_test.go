@@ -209,7 +209,8 @@ func TestHeldRegistryConcurrent(t *testing.T) {
 				}
 				if i%50 == 0 {
 					h.wakeAll()
-					_ = h.checkers()
+					_ = h.checkers(-1)
+					_ = h.checkers(i % sweepSlices)
 				}
 				h.remove(w)
 				h.remove(w) // twice: no effect
@@ -257,5 +258,32 @@ func TestHeldRegistryConcurrent(t *testing.T) {
 	}
 	if h.len() != 1 || len(h.m) != 1 {
 		t.Fatalf("len %d, %d keys; want device y's one waiter", h.len(), len(h.m))
+	}
+
+	// The sweep slices hold every waiter exactly once, in parts of nearly
+	// equal size.
+	for i := range 40 {
+		w := &waiter{key: fmt.Sprint("k", i%7)}
+		w.watch = &heldWatch{}
+		h.insert(w)
+	}
+	seen := map[checker]int{}
+	for slot := range sweepSlices {
+		part := h.checkers(slot)
+		if len(part) < 41/sweepSlices || len(part) > 41/sweepSlices+1 {
+			t.Errorf("slice %d holds %d of 41", slot, len(part))
+		}
+		for _, c := range part {
+			seen[c]++
+		}
+	}
+	all := h.checkers(-1)
+	if len(all) != 41 || len(seen) != 41 {
+		t.Fatalf("%d checkers, %d seen in the slices; want 41", len(all), len(seen))
+	}
+	for c, n := range seen {
+		if n != 1 {
+			t.Errorf("checker %p in %d slices", c, n)
+		}
 	}
 }
