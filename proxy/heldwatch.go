@@ -31,9 +31,9 @@ import (
 //
 //   - when its device's decision may have changed (the registry is woken for
 //     the device, or for everyone after a reload), in the background;
-//   - every recheck interval (15 s) by the enforcer's sweep, which re-decides
-//     every watched poll on a few goroutines (a cached decision costs about
-//     a microsecond, so 9,000 polls take a few milliseconds).
+//   - once every recheck interval (15 s) by the enforcer's sweep, which
+//     re-decides a fifteenth of the held requests every second on at most
+//     16 goroutines (a cached decision costs about a microsecond).
 //
 // When the decision no longer allows the device, the watch closes the CAS
 // connection the request waits on; the held poll's round trip fails at once,
