@@ -494,24 +494,28 @@ func (x *exchange) logPolicy(b []byte) []byte {
 // changed (heldwatch.go), or a quarantine hold that ended (quarhold.go).
 var errAnsweredEarly = errors.New("proxy: held request answered by easgate")
 
-// doUpstream sends the request to b. A long poll goes through the
-// long-poll client (heldDo) and, under a policy that can refuse its device,
-// is watched while the CAS holds it (heldwatch.go): when the device is
-// blocked or quarantined meanwhile, the CAS call is cut and
-// errAnsweredEarly returned, with the answer to give in x.en.early.
+// doUpstream sends the request to b and returns the answer (its body
+// streaming; nil when err is not). A long poll goes through the long-poll
+// client (heldDo), which takes the response from the pool only once the
+// answer arrives, and, under a policy that can refuse its device, is
+// watched while the CAS holds it (heldwatch.go): when the device is blocked
+// or quarantined meanwhile, the CAS call is cut and errAnsweredEarly
+// returned, with the answer to give in x.en.early.
 //
 // A held long poll waits under this frame, so it stays small: the watch's
 // set-up and end live in watchHeld and unwatch.
-func (s *Server) doUpstream(x *exchange, b *backend, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+func (s *Server) doUpstream(x *exchange, b *backend, req *fasthttp.Request, deadline time.Time) (*fasthttp.Response, error) {
 	if !x.held {
-		return b.hc.DoDeadline(req, resp, deadline)
+		resp := fasthttp.AcquireResponse()
+		err := b.hc.DoDeadline(req, resp, deadline)
+		return resp, err
 	}
 	w := s.watchHeld(x, req)
-	err := heldDo(b.hcHold, req, resp, deadline, x.hijacked, w)
+	resp, err := heldDo(b.hcHold, req, deadline, x.hijacked, w)
 	if w != nil {
 		err = s.unwatch(x, w, err)
 	}
-	return err
+	return resp, err
 }
 
 // initEnforcement builds the first configuration's enforcement and the

@@ -509,25 +509,25 @@ func (s *Server) roundTrip(x *exchange, req *fasthttp.Request, deadline time.Tim
 		answeredEarly bool // enforce.go: the decision changed during a long poll
 	)
 	for {
-		nb, resp := s.nextAttempt(x, req, &tried)
+		nb := s.nextAttempt(x, req, &tried)
 		if nb == nil {
 			break
 		}
 		b = nb
-		err := s.doUpstream(x, b, req, resp, deadline) // enforce.go: may answer a long poll early
+		resp, err := s.doUpstream(x, b, req, deadline) // enforce.go: may answer a long poll early
 		x.upDur = time.Since(x.upStart)
 		if err == nil {
 			s.endHeld(x, b)
 			return resp, nil
 		}
-		if err == errAnsweredEarly { // heldwatch.go: the CAS call was cut
-			b.inflight.Add(-1)
+		b.inflight.Add(-1)
+		if resp != nil {
 			fasthttp.ReleaseResponse(resp)
+		}
+		if err == errAnsweredEarly { // heldwatch.go: the CAS call was cut
 			answeredEarly = true
 			break
 		}
-		b.inflight.Add(-1)
-		fasthttp.ReleaseResponse(resp)
 		lastErr = err
 		if !s.mayRetry(x.st, b, err, bodyStreamed) {
 			break
@@ -544,15 +544,15 @@ func (s *Server) roundTrip(x *exchange, req *fasthttp.Request, deadline time.Tim
 	return nil, lastErr
 }
 
-// nextAttempt picks a CAS not tried yet, points req at it and returns it
-// with the response to fill; nil when none is left.
+// nextAttempt picks a CAS not tried yet, points req at it and returns it;
+// nil when none is left.
 //
 //go:noinline
-func (s *Server) nextAttempt(x *exchange, req *fasthttp.Request, tried *uint64) (*backend, *fasthttp.Response) {
+func (s *Server) nextAttempt(x *exchange, req *fasthttp.Request, tried *uint64) *backend {
 	st := x.st
 	i := st.pool.pick(*tried)
 	if i < 0 {
-		return nil, nil
+		return nil
 	}
 	*tried |= 1 << uint(i)
 	b := st.pool.backends[i]
@@ -566,7 +566,7 @@ func (s *Server) nextAttempt(x *exchange, req *fasthttp.Request, tried *uint64) 
 	req.Header.SetHostBytes(b.hostHeader)
 	b.inflight.Add(1)
 	x.upStart = time.Now()
-	return b, fasthttp.AcquireResponse()
+	return b
 }
 
 // endHeld records the CAS that answered (or failed last) and ends the

@@ -25,38 +25,38 @@ import (
 //     connection goes back to the pool, or is closed, when the body is
 //     closed, as with fasthttp's streamed bodies.
 
-// heldRoundTrip sends req on a connection of hc and reads the answer into
-// resp, whose body streams (resp.StreamBody is ignored: the long-poll
-// client always streams). h, when not nil, gets req back once it is written:
-// from then on heldRoundTrip does not touch it. w, when not nil, may cut the
-// request while it waits at the CAS by closing the connection (errCut, or
-// the connection's error). Errors are those of
-// fasthttp's transport: the dialler's and liveConn's (errStaleConn), a write
-// timeout as fasthttp.ErrTimeout, and the answer's read errors as they are.
-func heldRoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, h *heldPoll, w *heldWatch) error {
+// heldRoundTrip sends req on a connection of hc and returns the answer,
+// whose body streams. The response is taken from fasthttp's pool only once
+// the answer's header has arrived: a poll the CAS holds does not keep one.
+// h, when not nil, gets req back once it is written: from then on
+// heldRoundTrip does not touch it. w, when not nil, may cut the request
+// while it waits at the CAS by closing the connection (errCut, or the
+// connection's error). Errors are those of fasthttp's transport: the
+// dialler's and liveConn's (errStaleConn), a write timeout as
+// fasthttp.ErrTimeout, and the answer's read errors as they are.
+func heldRoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, deadline time.Time, h *heldPoll, w *heldWatch) (*fasthttp.Response, error) {
 	reqClose := req.ConnectionClose()
 	cc, err := hc.AcquireConn(time.Until(deadline), reqClose)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conn := cc.Conn()
 	if !w.attach(conn) { // refused by its watch: nothing is sent
 		hc.ReleaseConn(cc)
-		return errCut
+		return nil, errCut
 	}
-	resp.ParseNetConn(conn)
-	skipBody := resp.SkipBody || req.Header.IsHead()
+	skipBody := req.Header.IsHead()
 	if err := heldWrite(hc, conn, req, earlier(deadline, hc.WriteTimeout)); err != nil {
 		w.detach()
 		hc.CloseConn(cc)
-		return err
+		return nil, err
 	}
 	h.sent(req)
 	// On a long-poll connection this waits for the answer's first byte.
 	if err := conn.SetReadDeadline(earlier(deadline, hc.ReadTimeout)); err != nil {
 		w.detach()
 		hc.CloseConn(cc)
-		return err
+		return nil, err
 	}
 	in, br, err := heldRead(hc, conn, skipBody)
 	if w.detach() && err == nil { // cut just after the header arrived
@@ -66,8 +66,10 @@ func heldRoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthtt
 	}
 	if err != nil {
 		hc.CloseConn(cc)
-		return err
+		return nil, err
 	}
+	resp := fasthttp.AcquireResponse()
+	resp.ParseNetConn(conn)
 	in.Header.CopyTo(&resp.Header)
 	keep := !reqClose && !in.ConnectionClose()
 	if in.BodyStream() == nil { // no body (204, 304, HEAD)
@@ -78,7 +80,7 @@ func heldRoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthtt
 		} else {
 			hc.CloseConn(cc)
 		}
-		return nil
+		return resp, nil
 	}
 	b := &heldBody{in: in, br: br, hc: hc, keep: keep, eof: in.Header.ContentLength() == 0}
 	b.release = func(pool bool) {
@@ -89,7 +91,7 @@ func heldRoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthtt
 		}
 	}
 	resp.SetBodyStream(b, in.Header.ContentLength())
-	return nil
+	return resp, nil
 }
 
 // earlier is deadline, or now+timeout when the client has a timeout that

@@ -183,8 +183,7 @@ func TestHeldRoundTrip(t *testing.T) {
 			for round := range 2 {
 				h, p := heldCopy(cas.addr)
 				probe = p
-				resp := fasthttp.AcquireResponse()
-				err := heldDo(b.hcHold, h.req, resp, time.Now().Add(10*time.Second), h, nil)
+				resp, err := heldDo(b.hcHold, h.req, time.Now().Add(10*time.Second), h, nil)
 				if err != nil {
 					t.Fatalf("round %d: %v", round, err)
 				}
@@ -262,9 +261,10 @@ func TestHeldRoundTripErrors(t *testing.T) {
 			})
 			b := testBackend(t, "http://"+cas.addr, backendOptions{})
 			h, p := heldCopy(cas.addr)
-			resp := fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseResponse(resp)
-			err := heldDo(b.hcHold, h.req, resp, time.Now().Add(tc.deadline), h, nil)
+			resp, err := heldDo(b.hcHold, h.req, time.Now().Add(tc.deadline), h, nil)
+			if resp != nil {
+				defer fasthttp.ReleaseResponse(resp)
+			}
 			if tc.name == "cut body" && err == nil {
 				// The header arrived: the body fails while it streams.
 				_, err = io.ReadAll(resp.BodyStream())
@@ -306,11 +306,11 @@ func TestHeldRoundTripStaleConn(t *testing.T) {
 	})
 	b := testBackend(t, "http://"+cas.addr, backendOptions{})
 	h, _ := heldCopy(cas.addr)
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
-	if err := heldDo(b.hcHold, h.req, resp, time.Now().Add(10*time.Second), h, nil); err != nil {
+	resp, err := heldDo(b.hcHold, h.req, time.Now().Add(10*time.Second), h, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer fasthttp.ReleaseResponse(resp)
 	if _, err := io.ReadAll(resp.BodyStream()); err != nil {
 		t.Fatal(err)
 	}
@@ -331,8 +331,7 @@ func TestHeldRoundTripStaleConn(t *testing.T) {
 	closeRawPeer(t, lc)
 
 	h, p := heldCopy(cas.addr)
-	err := heldDo(b.hcHold, h.req, resp, time.Now().Add(10*time.Second), h, nil)
-	if !errors.Is(err, errStaleConn) || !nothingSent(err) {
+	if _, err := heldDo(b.hcHold, h.req, time.Now().Add(10*time.Second), h, nil); !errors.Is(err, errStaleConn) || !nothingSent(err) {
 		t.Fatalf("err %v, want the stale-connection error", err)
 	}
 	if h.req == nil {
@@ -384,8 +383,8 @@ func TestHeldRoundTripTLS(t *testing.T) {
 	for range 2 {
 		h, p := heldCopy(cas.addr)
 		probe = p
-		resp := fasthttp.AcquireResponse()
-		if err := heldDo(b.hcHold, h.req, resp, time.Now().Add(10*time.Second), h, nil); err != nil {
+		resp, err := heldDo(b.hcHold, h.req, time.Now().Add(10*time.Second), h, nil)
+		if err != nil {
 			t.Fatal(err)
 		}
 		body, err := io.ReadAll(resp.BodyStream())
@@ -485,9 +484,10 @@ func TestHeldRoundTripAnswers(t *testing.T) {
 // heldTrip runs one held round trip through hc and reads the answer whole.
 func heldTrip(hc *fasthttp.HostClient, timeout time.Duration) (status int, body []byte, err error) {
 	h, p := heldCopy("cas.test")
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
-	err = heldDo(hc, h.req, resp, time.Now().Add(timeout), h, nil)
+	resp, err := heldDo(hc, h.req, time.Now().Add(timeout), h, nil)
+	if resp != nil {
+		defer fasthttp.ReleaseResponse(resp)
+	}
 	if h.req != nil {
 		// Only a request nothing of which was written keeps its copy.
 		if err == nil || !nothingSent(err) && !errors.Is(err, fasthttp.ErrTimeout) {
@@ -581,8 +581,8 @@ func BenchmarkHeldRoundTrip(b *testing.B) {
 		for b.Loop() {
 			h := &heldPoll{req: fasthttp.AcquireRequest()}
 			src.req.CopyTo(h.req)
-			resp := fasthttp.AcquireResponse()
-			if err := heldDo(be.hcHold, h.req, resp, time.Now().Add(10*time.Second), h, nil); err != nil {
+			resp, err := heldDo(be.hcHold, h.req, time.Now().Add(10*time.Second), h, nil)
+			if err != nil {
 				b.Fatal(err)
 			}
 			finish(b, resp)
@@ -596,7 +596,8 @@ func BenchmarkHeldRoundTrip(b *testing.B) {
 			req := fasthttp.AcquireRequest()
 			src.req.CopyTo(req)
 			resp := fasthttp.AcquireResponse()
-			prepareHeld(be.hcHold, req, resp)
+			prepareHeld(be.hcHold, req)
+			resp.StreamBody = be.hcHold.StreamResponseBody
 			req.SetTimeout(10 * time.Second)
 			if _, err := fasthttp.DefaultTransport.RoundTrip(be.hcHold, req, resp); err != nil {
 				b.Fatal(err)

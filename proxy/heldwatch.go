@@ -65,8 +65,7 @@ type heldWatch struct {
 	state int
 	conn  net.Conn // while attached
 	done  bool     // unwatched: x may be reused
-	cut   bool
-	dec   policy.Decision // the refusing decision, when cut
+	cut   bool     // x.dec holds the refusing decision
 }
 
 // watchHeld registers x's long poll for watching, or returns nil when no
@@ -93,13 +92,12 @@ func (s *Server) unwatch(x *exchange, w *heldWatch, err error) error {
 	s.enf.held.remove(&w.waiter)
 	w.mu.Lock()
 	w.done, w.conn = true, nil
-	cut, d := w.cut, w.dec
+	cut := w.cut
 	w.mu.Unlock()
 	if !cut || err == nil {
 		return err
 	}
-	x.dec = d
-	if d.Action == policy.Block {
+	if x.dec.Action == policy.Block {
 		x.en.taken = "block"
 		x.en.early = quarantine.Block(x.cmd, x.version)
 	} else {
@@ -154,7 +152,8 @@ func (w *heldWatch) check() {
 	if !d.Enforced || d.Action == policy.Allow {
 		return
 	}
-	w.cut, w.dec = true, d
+	// The held goroutine reads x.dec only after unwatch has taken mu.
+	w.cut, w.x.dec = true, d
 	if w.conn != nil {
 		_ = w.conn.Close()
 	}

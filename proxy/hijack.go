@@ -173,29 +173,29 @@ func (h *heldPoll) sent(req *fasthttp.Request) {
 // easgate makes per CAS (MaxIdemponentCallAttempts is 1) and does the round
 // trip itself (heldRoundTrip). h, when not nil, is the hijacked poll whose
 // request copy req is: it is released as soon as it is written. w, when
-// not nil, is the poll's watch (heldwatch.go), which may cut it.
-func heldDo(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, h *heldPoll, w *heldWatch) error {
+// not nil, is the poll's watch (heldwatch.go), which may cut it. The answer
+// (its body streaming) is nil when err is not.
+func heldDo(hc *fasthttp.HostClient, req *fasthttp.Request, deadline time.Time, h *heldPoll, w *heldWatch) (*fasthttp.Response, error) {
 	if time.Until(deadline) <= 0 {
-		return fasthttp.ErrTimeout
+		return nil, fasthttp.ErrTimeout
 	}
-	prepareHeld(hc, req, resp)
-	if err := heldRoundTrip(hc, req, resp, deadline, h, w); err != nil {
-		return heldError(err)
+	prepareHeld(hc, req)
+	resp, err := heldRoundTrip(hc, req, deadline, h, w)
+	if err != nil {
+		return nil, heldError(err)
 	}
-	return nil
+	return resp, nil
 }
 
-// prepareHeld does what HostClient.doNonNilReqResp does before the round
-// trip, for the long-poll clients' settings.
+// prepareHeld does what HostClient.doNonNilReqResp does to the request
+// before the round trip, for the long-poll clients' settings.
 //
 //go:noinline
-func prepareHeld(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) {
+func prepareHeld(hc *fasthttp.HostClient, req *fasthttp.Request) {
 	req.URI().DisablePathNormalizing = hc.DisablePathNormalizing
 	if len(req.Header.UserAgent()) == 0 {
 		req.Header.SetUserAgent(hc.Name)
 	}
-	resp.Reset()
-	resp.StreamBody = hc.StreamResponseBody
 }
 
 // heldError maps transport errors as HostClient.Do does, and cuts the
