@@ -39,6 +39,8 @@ type SyncInfo struct {
 	// present, whatever its value: a Wait of 0 is out of range (the server
 	// answers Status 14), an absent one is not, and a request with both
 	// elements is a protocol error (Status 4, MS-ASCMD §2.2.3.177.17).
+	// When one is repeated, the first counts (the hold easgate gives the
+	// request, ReadSyncHold, is read the same way).
 	HasWait, HasHeartbeatInterval bool
 	// WindowSize is the request-level WindowSize (14.0+); 0 when absent.
 	WindowSize int
@@ -198,13 +200,17 @@ func ReadSync(body []byte, dst *SyncInfo) error {
 			if err != nil {
 				return err
 			}
-			dst.Wait, dst.HasWait = int(v), true
+			if !dst.HasWait { // repeated: the first counts, as in ReadSyncHold
+				dst.Wait, dst.HasWait = int(v), true
+			}
 		case wbxml.AirSyncHeartbeatInterval:
 			v, err := r.uint(tok, maxHeartbeat)
 			if err != nil {
 				return err
 			}
-			dst.HeartbeatInterval, dst.HasHeartbeatInterval = int(v), true
+			if !dst.HasHeartbeatInterval {
+				dst.HeartbeatInterval, dst.HasHeartbeatInterval = int(v), true
+			}
 		case wbxml.AirSyncWindowSize:
 			dst.WindowSize, err = r.int(tok)
 		case wbxml.AirSyncPartial:

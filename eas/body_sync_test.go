@@ -362,6 +362,48 @@ func TestReadSyncWaitPresence(t *testing.T) {
 	}
 }
 
+// TestReadSyncRepeatedHold: a repeated Wait or HeartbeatInterval counts
+// once, the first, in ReadSync as in ReadSyncHold (the fuzzer found them
+// disagreeing on HeartbeatInterval 1 then 0: the seed is in
+// testdata/fuzz/FuzzReadPing).
+func TestReadSyncRepeatedHold(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		tail       func(e *wbxml.Encoder)
+		wait, beat int
+		hold       int
+	}{
+		{name: "HeartbeatInterval 1 then 0", tail: func(e *wbxml.Encoder) {
+			e.Element(wbxml.AirSyncHeartbeatInterval, "1")
+			e.Element(wbxml.AirSyncHeartbeatInterval, "0")
+		}, beat: 1, hold: 1},
+		{name: "Wait 5 then 3", tail: func(e *wbxml.Encoder) {
+			e.Element(wbxml.AirSyncWait, "5")
+			e.Element(wbxml.AirSyncWait, "3")
+		}, wait: 5, hold: 300},
+		{name: "HeartbeatInterval 480, Wait 2, HeartbeatInterval 60", tail: func(e *wbxml.Encoder) {
+			e.Element(wbxml.AirSyncHeartbeatInterval, "480")
+			e.Element(wbxml.AirSyncWait, "2")
+			e.Element(wbxml.AirSyncHeartbeatInterval, "60")
+		}, wait: 2, beat: 480, hold: 480},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := syncBodyOf(t, func(e *wbxml.Encoder) { syncCol(e, "1", "5") }, tc.tail)
+			var s SyncInfo
+			if err := ReadSync(body, &s); err != nil {
+				t.Fatal(err)
+			}
+			if s.Wait != tc.wait || s.HeartbeatInterval != tc.beat {
+				t.Errorf("ReadSync: Wait %d HeartbeatInterval %d, want %d %d", s.Wait, s.HeartbeatInterval, tc.wait, tc.beat)
+			}
+			hold, ok, err := ReadSyncHold(body)
+			if err != nil || !ok || hold != tc.hold {
+				t.Errorf("ReadSyncHold: %d %v %v, want %d", hold, ok, err, tc.hold)
+			}
+		})
+	}
+}
+
 func TestSyncCommandKind(t *testing.T) {
 	for k, want := range map[SyncCommandKind]struct {
 		tag  wbxml.Tag
