@@ -133,11 +133,12 @@ func (c *liveConn) peerClosed() bool {
 
 // SetReadDeadline is called by fasthttp's HostClient (and, on the long-poll
 // client, by heldRoundTrip) right after it has written a request and just
-// before it takes a read buffer from its pool to read the answer. On a long-poll connection it then also waits, in this
-// shallow frame and without a buffer, until the answer's first byte (or
-// the deadline, or an error) is there: a held Ping costs no read buffer and
-// less goroutine stack while the CAS holds it. Errors are left for the read
-// that follows, which sees them at once.
+// before it takes a read buffer from its pool to read the answer. On a
+// long-poll connection it then also waits, in this shallow frame and without
+// a buffer, until the answer's first byte (or the deadline, or an error) is
+// there: a held Ping costs no read buffer and less goroutine stack while the
+// CAS holds it. Errors are left for the read that follows, which sees them
+// at once.
 func (c *liveConn) SetReadDeadline(t time.Time) error {
 	if err := c.Conn.SetReadDeadline(t); err != nil {
 		return err

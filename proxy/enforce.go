@@ -384,14 +384,10 @@ func (s *Server) holdQuarantined(ctx *fasthttp.RequestCtx, x *exchange, a quaran
 	x.hold = int(a.Hold / time.Second)
 	q := &quarHold{s: s, x: x, a: a, ua: append([]byte(nil), userAgent...), start: time.Now()}
 	q.key = string(policy.AppendDeviceKey(nil, x.field(x.user), x.field(x.device)))
-	q.hold = q
+	q.c = q
 	if canHijack(ctx) {
-		h := &heldPoll{s: s, x: x, phoneClose: ctx.Request.Header.ConnectionClose(), quar: q}
-		q.h = h
-		s.hijacked.Add(1)
-		ctx.HijackSetNoResponse(true)
-		ctx.Hijack(h.take)
-		return false
+		q.h = &heldPoll{s: s, x: x, phoneClose: ctx.Request.Header.ConnectionClose(), quar: q}
+		return s.hijack(ctx, q.h)
 	}
 	// HTTP/1.0 or a streamed body: the handler waits.
 	q.ready = make(chan struct{}, 1)

@@ -45,13 +45,6 @@ import (
 // before or while it waited at the CAS; doUpstream replaces it.
 var errCut = errors.New("proxy: long poll cut after a decision change")
 
-// Watch states.
-const (
-	watchWaiting  = iota // before the request has a CAS connection
-	watchAttached        // waiting on conn
-	watchDetached        // the CAS's answer is being read: too late to cut
-)
-
 // heldWatch is one watched long poll. Its fields are guarded by mu; x and
 // ua are read by check while the held goroutine waits, and are not touched
 // by anyone else until done.
@@ -61,11 +54,11 @@ type heldWatch struct {
 	x  *exchange
 	ua []byte // the request's User-Agent (the request itself is released once sent)
 
-	mu    sync.Mutex
-	state int
-	conn  net.Conn // while attached
-	done  bool     // unwatched: x may be reused
-	cut   bool     // x.dec holds the refusing decision
+	mu       sync.Mutex
+	conn     net.Conn // the CAS connection the request waits on, between attach and detach
+	detached bool     // the CAS's answer is being read: too late to cut
+	done     bool     // unwatched: x may be reused
+	cut      bool     // x.dec holds the refusing decision
 }
 
 // watchHeld registers x's long poll for watching, or returns nil when no
@@ -78,7 +71,7 @@ func (s *Server) watchHeld(x *exchange, req *fasthttp.Request) *heldWatch {
 	}
 	w := &heldWatch{s: s, x: x, ua: append([]byte(nil), req.Header.UserAgent()...)}
 	w.key = string(policy.AppendDeviceKey(nil, x.field(x.user), x.field(x.device)))
-	w.watch = w
+	w.c = w
 	s.enf.held.insert(&w.waiter)
 	return w
 }
@@ -123,7 +116,7 @@ func (w *heldWatch) attach(c net.Conn) bool {
 	if w.cut {
 		return false
 	}
-	w.state, w.conn = watchAttached, c
+	w.conn = c
 	return true
 }
 
@@ -135,7 +128,7 @@ func (w *heldWatch) detach() (cut bool) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.state, w.conn = watchDetached, nil
+	w.detached, w.conn = true, nil
 	return w.cut
 }
 
@@ -145,7 +138,7 @@ func (w *heldWatch) detach() (cut bool) {
 func (w *heldWatch) check() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.done || w.cut || w.state == watchDetached {
+	if w.done || w.cut || w.detached {
 		return
 	}
 	d := w.s.redecide(w.x, w.ua)
@@ -159,26 +152,19 @@ func (w *heldWatch) check() {
 	}
 }
 
-// waiter is one held request in the registry: a long poll held at a CAS
-// (watch) or a quarantined device's request held by easgate (hold).
+// waiter is one held request in the registry.
 type waiter struct {
 	key        string
 	prev, next *waiter       // the device's waiters
-	watch      *heldWatch    // a watched long poll
-	hold       *quarHold     // a quarantine hold (quarhold.go)
+	c          checker       // the held request: *heldWatch or *quarHold (quarhold.go)
 	reg        *heldRegistry // set while registered
 	slot       uint8         // the sweep slice it is re-decided in
 }
 
-// checker re-decides a held request: heldWatch and quarHold.
+// checker re-decides a held request: a long poll held at a CAS
+// (*heldWatch) or a quarantined device's request held by easgate
+// (*quarHold).
 type checker interface{ check() }
-
-func (w *waiter) checker() checker {
-	if w.watch != nil {
-		return w.watch
-	}
-	return w.hold
-}
 
 // heldRegistry lists the requests each device has held (by easgate or at a
 // CAS), so that a decision change answers them at once. Each device's
@@ -240,7 +226,7 @@ func (h *heldRegistry) wake(user, device []byte) {
 	var checks []checker
 	h.mu.Lock()
 	for w := h.m[string(k)]; w != nil; w = w.next {
-		checks = append(checks, w.checker())
+		checks = append(checks, w.c)
 	}
 	h.mu.Unlock()
 	checkAll(checks)
@@ -300,7 +286,7 @@ func (h *heldRegistry) checkers(slot int) []checker {
 	for _, first := range h.m {
 		for w := first; w != nil; w = w.next {
 			if slot < 0 || int(w.slot) == slot {
-				out = append(out, w.checker())
+				out = append(out, w.c)
 			}
 		}
 	}

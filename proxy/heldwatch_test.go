@@ -202,7 +202,7 @@ func TestHeldRegistryConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range 300 {
 				w := &waiter{key: string(policy.AppendDeviceKey(nil, []byte("User"), []byte(devices[(g+i)%len(devices)])))}
-				w.watch = &heldWatch{done: true} // check() returns at once
+				w.c = &heldWatch{done: true} // check() returns at once
 				h.insert(w)
 				if i%3 == 0 {
 					h.wake([]byte("user"), []byte(devices[i%len(devices)]))
@@ -264,7 +264,7 @@ func TestHeldRegistryConcurrent(t *testing.T) {
 	// equal size.
 	for i := range 40 {
 		w := &waiter{key: fmt.Sprint("k", i%7)}
-		w.watch = &heldWatch{}
+		w.c = &heldWatch{}
 		h.insert(w)
 	}
 	seen := map[checker]int{}

@@ -64,6 +64,12 @@ func (s *Server) hijackLongPoll(ctx *fasthttp.RequestCtx, x *exchange, deadline 
 	h := &heldPoll{s: s, x: x, req: fasthttp.AcquireRequest(), deadline: deadline, phoneClose: phoneClose}
 	ctx.Request.CopyTo(h.req)
 	x.hijacked = h // the round trip lets go of h.req once it is written
+	return s.hijack(ctx, h)
+}
+
+// hijack hands ctx's connection to h once the handler returns (take). The
+// exchange is completed there, so it returns false.
+func (s *Server) hijack(ctx *fasthttp.RequestCtx, h *heldPoll) bool {
 	s.hijacked.Add(1)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(h.take)

@@ -117,8 +117,8 @@ func (h *heldRegistry) endHolds() {
 	h.mu.Lock()
 	for _, first := range h.m {
 		for w := first; w != nil; w = w.next {
-			if w.hold != nil {
-				holds = append(holds, w.hold)
+			if q, ok := w.c.(*quarHold); ok {
+				holds = append(holds, q)
 			}
 		}
 	}

@@ -82,7 +82,7 @@ func TestQuarantineHolds(t *testing.T) {
 	// The interval of phone 0 ends (its timer is brought forward).
 	key := policy.AppendDeviceKey(nil, []byte(user), []byte(ids[0]))
 	p.s.enf.held.mu.Lock()
-	q := p.s.enf.held.m[string(key)].hold
+	q := p.s.enf.held.m[string(key)].c.(*quarHold)
 	p.s.enf.held.mu.Unlock()
 	q.mu.Lock()
 	q.timer.Reset(time.Millisecond)
