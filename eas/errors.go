@@ -27,6 +27,7 @@ const (
 	ErrBadAuthorization             // malformed Authorization header
 	ErrBadValue                     // control characters in a value, bad T/F flag, bad Options length
 	ErrUnknownParam                 // base64 parameter tag easgate (and Exchange) does not know
+	ErrBadParamName                 // plain parameter name that is not 1*ALPHA ('%'-encoded, '+', non-ASCII), or a pair without '='
 )
 
 var errorCodeNames = [...]string{
@@ -49,6 +50,7 @@ var errorCodeNames = [...]string{
 	ErrBadAuthorization:   "bad_authorization",
 	ErrBadValue:           "bad_value",
 	ErrUnknownParam:       "unknown_param",
+	ErrBadParamName:       "bad_param_name",
 }
 
 // String returns a stable snake_case name, suitable for logs and metrics

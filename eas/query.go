@@ -3,6 +3,7 @@ package eas
 import (
 	"encoding/base64"
 	"strconv"
+	"unicode/utf8"
 )
 
 // This file reads and writes the two query forms of MS-ASHTTP
@@ -72,11 +73,16 @@ func reqIsBase64Form(q []byte) bool {
 
 // parsePlain reads the plain query form.
 //
-//   - Parameters are separated by '&'; empty pairs are skipped; a pair
-//     without '=' has an empty value.
-//   - Names are matched ASCII case-insensitively and are not
-//     percent-decoded; unknown names are ignored (not decoded, not
-//     checked), as ASP.NET's query collection lets Exchange do.
+//   - Parameters are separated by '&'; empty pairs are skipped. A pair
+//     without '=' is ErrBadParamName (ASP.NET files its text under a null
+//     name: a second reading easgate does not share).
+//   - Names must be 1*ALPHA, else ErrBadParamName: ASP.NET percent-decodes
+//     names ("Device%49d" is DeviceId to it) and compares them with
+//     invariant upper-casing ("Devıceid" with a dotless i is DeviceId to
+//     it), so any name easgate could read differently is refused. Names
+//     are matched ASCII case-insensitively; unknown names are ignored and
+//     never forwarded (the gateway forwards the query rebuilt from what
+//     it parsed: AppendPlainQuery).
 //   - Values are percent-decoded as IIS/ASP.NET's HttpUtility.UrlDecode
 //     does for HttpRequest.QueryString, which is what Exchange reads: "%XX"
 //     is a byte and '+' is a space. A '%' not followed by two hex digits is
@@ -123,10 +129,22 @@ func (r *Request) parsePlain(q []byte, required bool) error {
 func (r *Request) plainPair(q []byte, i, j int, seen *uint16) error {
 	pair := q[i:j]
 	name, raw, voff := pair, pair[:0], j
+	eq := false
 	for k, c := range pair {
 		if c == '=' {
-			name, raw, voff = pair[:k], pair[k+1:], i+k+1
+			name, raw, voff, eq = pair[:k], pair[k+1:], i+k+1, true
 			break
+		}
+	}
+	if !eq {
+		return r.fail(ErrBadParamName, "query", i, "parameter without '='")
+	}
+	if len(name) == 0 {
+		return r.fail(ErrBadParamName, "query", i, "empty parameter name")
+	}
+	for k, c := range name {
+		if !reqIsAlpha(c) {
+			return r.fail(ErrBadParamName, "query", i+k, "parameter names are letters only")
 		}
 	}
 	idx := -1
@@ -147,6 +165,9 @@ func (r *Request) plainPair(q []byte, i, j int, seen *uint16) error {
 	v, bad := r.percentDecode(raw)
 	if bad >= 0 {
 		return r.fail(ErrBadPercentEncoding, field, voff+bad, "'%' not followed by two hex digits")
+	}
+	if !utf8.Valid(v) {
+		return r.fail(ErrBadValue, field, voff, "value is not valid UTF-8")
 	}
 	if len(v) == 0 {
 		if idx == reqPCmd {
@@ -366,7 +387,8 @@ func reqCheckDeviceType(v []byte) (ErrorCode, string) {
 // (bits other than 0x01 SaveInSent and 0x02 AcceptMultiPart are ignored);
 // any other tag is ErrUnknownParam and a repeated tag ErrDuplicateParam:
 // a parameter easgate cannot interpret is not forwarded blindly. The
-// headers MS-ASProtocolVersion and X-MS-PolicyKey are ignored in this form.
+// headers MS-ASProtocolVersion and X-MS-PolicyKey are not read in this
+// form; Parse refuses them when they say something else than the query.
 //
 // ErrBadBase64 offsets are into the raw query; ErrTruncated offsets point
 // at the length byte whose length runs past the end (or at the end, where a
@@ -378,6 +400,12 @@ func (r *Request) parseBase64(q []byte) error {
 	}
 	d := r.b64[:n:n]
 	r.Base64 = true
+	for _, c := range q {
+		if c == '%' {
+			r.base64Escaped = true
+			break
+		}
+	}
 	if len(d) < 1 {
 		return r.fail(ErrTruncated, "ProtocolVersion", 0, "missing")
 	}
@@ -656,6 +684,56 @@ func AppendBase64Query(dst []byte, r *Request) []byte {
 		}
 	}
 	return base64.StdEncoding.AppendEncode(dst, b)
+}
+
+// AppendQuery appends the query easgate forwards for r, which Parse filled:
+// the parameters it parsed and nothing else, in the form the phone used.
+// The base64 form is re-encoded in the standard alphabet with padding, its
+// '+', '/' and '=' percent-encoded when the phone percent-encoded its
+// query; the deprecated tags easgate ignores are left out. The plain form
+// is AppendPlainQuery's. So the CAS executes exactly the request easgate
+// decided on: unknown parameters, a second spelling, or bytes easgate did
+// not read never reach it.
+func AppendQuery(dst []byte, r *Request) []byte {
+	if !r.Base64 {
+		return AppendPlainQuery(dst, r)
+	}
+	start := len(dst)
+	dst = AppendBase64Query(dst, r)
+	if !r.base64Escaped {
+		return dst
+	}
+	extra := 0
+	for _, c := range dst[start:] {
+		if c == '+' || c == '/' || c == '=' {
+			extra += 2
+		}
+	}
+	if extra == 0 {
+		return dst
+	}
+	n := len(dst)
+	dst = append(dst, make([]byte, extra)...)[:n+extra]
+	w := len(dst)
+	for i := n - 1; i >= start; i-- {
+		c := dst[i]
+		var esc string
+		switch c {
+		case '+':
+			esc = "%2B"
+		case '/':
+			esc = "%2F"
+		case '=':
+			esc = "%3D"
+		default:
+			w--
+			dst[w] = c
+			continue
+		}
+		w -= 3
+		copy(dst[w:], esc)
+	}
+	return dst
 }
 
 func reqAppendLV(b, v []byte) ([]byte, bool) {

@@ -78,6 +78,9 @@ type Request struct {
 	Version Version
 	// Base64 reports the base64 query form.
 	Base64 bool
+	// base64Escaped: the base64 query had percent-encoded characters
+	// (AppendQuery writes them the same way).
+	base64Escaped bool
 	// Locale is the LCID of the base64 form (0 in the plain form).
 	Locale uint16
 	// PolicyKey is X-MS-PolicyKey (plain) or the base64 policy key;
@@ -118,7 +121,7 @@ func (r *Request) Reset() {
 	r.CommandName = nil
 	r.CommandCode = 0
 	r.Version = 0
-	r.Base64 = false
+	r.Base64, r.base64Escaped = false, false
 	r.Locale = 0
 	r.PolicyKey = 0
 	r.HasPolicyKey = false
@@ -236,12 +239,37 @@ var reqOptionsName = []byte("OPTIONS")
 // the version and policy-key headers.
 func (r *Request) parseQuery(q []byte, h Headers, required bool) error {
 	if reqIsBase64Form(q) {
-		return r.parseBase64(q) // the layout always carries the required fields
+		if err := r.parseBase64(q); err != nil { // the layout always carries the required fields
+			return err
+		}
+		return r.checkBase64Headers(h)
 	}
 	if err := r.parsePlain(q, required); err != nil {
 		return err
 	}
 	return r.parseVersionHeaders(h)
+}
+
+// checkBase64Headers refuses a base64 query sent with an
+// MS-ASProtocolVersion or X-MS-PolicyKey header that says something else:
+// the query's values are what easgate decides on, and a server that reads
+// the header would be deciding about another request. Matching headers
+// are harmless and allowed.
+func (r *Request) checkBase64Headers(h Headers) error {
+	if h == nil {
+		return nil
+	}
+	if v := h.Peek(HeaderProtocolVersion); len(v) > 0 {
+		if ver, ok := ParseVersion(v); !ok || ver != r.Version {
+			return r.fail(ErrBadVersion, HeaderProtocolVersion, 0, "differs from the version in the base64 query")
+		}
+	}
+	if v := h.Peek(HeaderPolicyKey); len(v) > 0 {
+		if k, _, ok := reqParseUint32(v); !ok || !r.HasPolicyKey || k != r.PolicyKey {
+			return r.fail(ErrBadPolicyKey, HeaderPolicyKey, 0, "differs from the policy key in the base64 query")
+		}
+	}
+	return nil
 }
 
 // parseVersionHeaders reads MS-ASProtocolVersion and X-MS-PolicyKey.
@@ -267,7 +295,7 @@ func (r *Request) parseVersionHeaders(h Headers) error {
 }
 
 func (r *Request) clearQueryFields() {
-	r.CommandName, r.CommandCode, r.Version, r.Base64, r.Locale = nil, 0, 0, false, 0
+	r.CommandName, r.CommandCode, r.Version, r.Base64, r.base64Escaped, r.Locale = nil, 0, 0, false, false, 0
 	r.PolicyKey, r.HasPolicyKey = 0, false
 	r.User, r.DeviceID, r.DeviceType = nil, nil, nil
 	r.AttachmentName, r.CollectionID, r.ItemID, r.LongID, r.Occurrence = nil, nil, nil, nil, nil

@@ -167,7 +167,7 @@ func TestBothForms(t *testing.T) {
 				h = append(h, [2][]byte{[]byte("User-Agent"), []byte("iOS/18.0 (22A3354) dataaccessd/1.0")})
 			}
 			hb := reqHeaders("User-Agent", "iOS/18.0 (22A3354) dataaccessd/1.0",
-				"MS-ASProtocolVersion", "2.5", "X-MS-PolicyKey", "7") // ignored in the base64 form
+				"MS-ASProtocolVersion", v.String()) // a header that agrees with the query is allowed
 			rp := mustParse(t, "POST", reqPath, plain, h)
 			rb := mustParse(t, "POST", reqPath, b64, hb)
 			if !rb.Base64 || rp.Base64 || rb.Locale != 0 {
@@ -227,7 +227,7 @@ func TestParsePlainDetails(t *testing.T) {
 			func(r *Request) bool { return string(r.User) == "j doe@corp.example.com" }},
 		{"percent-encoded backslash", "Cmd=Sync&User=CORP%5Cjdoe&DeviceId=D1&DeviceType=T", nil,
 			func(r *Request) bool { return string(r.User) == `CORP\jdoe` }},
-		{"unknown params ignored", "Cmd=Sync&Foo=%zz&DeviceId=D1&&DeviceType=T&Bar", nil,
+		{"unknown params ignored", "Cmd=Sync&Foo=%zz&DeviceId=D1&&DeviceType=T&Bar=", nil,
 			func(r *Request) bool { return r.Command == CmdSync }},
 		{"policy key 0", "Cmd=Provision&DeviceId=D1&DeviceType=T", reqHeaders("X-MS-PolicyKey", "0"),
 			func(r *Request) bool { return r.HasPolicyKey && r.PolicyKey == 0 }},
@@ -382,6 +382,17 @@ func TestMalformed(t *testing.T) {
 		{"DeviceType 65", "POST", reqPath, "Cmd=Sync&DeviceId=D1&DeviceType=" + strings.Repeat("T", 65), nil, ErrInvalidDeviceType, "DeviceType", 32},
 		{"duplicate DeviceId", "POST", reqPath, "Cmd=Sync&DeviceId=D1&deviceid=D2&DeviceType=T", nil, ErrDuplicateParam, "DeviceId", 21},
 		{"duplicate Cmd", "POST", reqPath, "Cmd=Sync&Cmd=Ping&DeviceId=D1&DeviceType=T", nil, ErrDuplicateParam, "Cmd", 9},
+		// Names and values ASP.NET would read differently (issue 12).
+		{"percent-encoded name", "POST", reqPath, "Cmd=Sync&Device%49d=EVIL&DeviceId=D1&DeviceType=T", nil, ErrBadParamName, "query", 15},
+		{"percent-encoded Cmd name", "POST", reqPath, "Cm%64=Sync&DeviceId=D1&DeviceType=T", nil, ErrBadParamName, "query", 2},
+		{"plus in name", "POST", reqPath, "Cmd=Sync&DeviceId+=X&DeviceId=D1&DeviceType=T", nil, ErrBadParamName, "query", 17},
+		{"dotless i in name", "POST", reqPath, "Cmd=Sync&Dev\xc4\xb1ceId=X&DeviceId=D1&DeviceType=T", nil, ErrBadParamName, "query", 12},
+		{"pair without =", "POST", reqPath, "Cmd=Sync&DeviceId=D1&DeviceType=T&Bar", nil, ErrBadParamName, "query", 34},
+		{"empty name", "POST", reqPath, "Cmd=Sync&=x&DeviceId=D1&DeviceType=T", nil, ErrBadParamName, "query", 9},
+		{"%u escape", "POST", reqPath, "Cmd=Sync&User=%u0061lice&DeviceId=D1&DeviceType=T", nil, ErrBadPercentEncoding, "User", 14},
+		{"overlong UTF-8 in User", "POST", reqPath, "Cmd=Sync&User=alice%C0%AF&DeviceId=D1&DeviceType=T", nil, ErrBadValue, "User", 14},
+		{"lone continuation byte", "POST", reqPath, "Cmd=Sync&User=%80&DeviceId=D1&DeviceType=T", nil, ErrBadValue, "User", 14},
+		{"UTF-16 surrogate in UTF-8", "POST", reqPath, "Cmd=Sync&User=%ED%A0%80&DeviceId=D1&DeviceType=T", nil, ErrBadValue, "User", 14},
 		{"bad percent", "POST", reqPath, "Cmd=Sync&User=a%4&DeviceId=D1&DeviceType=T", nil, ErrBadPercentEncoding, "User", 15},
 		{"bad percent hex", "POST", reqPath, "Cmd=Sync&User=%zz&DeviceId=D1&DeviceType=T", nil, ErrBadPercentEncoding, "User", 14},
 		{"control char in User", "POST", reqPath, "Cmd=Sync&User=a%0Ab&DeviceId=D1&DeviceType=T", nil, ErrBadValue, "User", 14},
@@ -421,6 +432,9 @@ func TestMalformed(t *testing.T) {
 		{"b64 param past end", "POST", reqPath, with(8, 5, 'j', 'd'), nil, ErrTruncated, "User", 11},
 		{"b64 unknown tag", "POST", reqPath, with(9, 1, 'x'), nil, ErrUnknownParam, "Parameter", 10},
 		{"b64 duplicate tag", "POST", reqPath, with(8, 1, 'a', 3, 1, 'i', 8, 1, 'b'), nil, ErrDuplicateParam, "User", 16},
+		// A base64 query is one reading; a header that says otherwise is a second (issue 12).
+		{"b64 with another version header", "POST", reqPath, with(), reqHeaders("MS-ASProtocolVersion", "2.5"), ErrBadVersion, "MS-ASProtocolVersion", 0},
+		{"b64 with a policy key header but none in the query", "POST", reqPath, with(), reqHeaders("X-MS-PolicyKey", "7"), ErrBadPolicyKey, "X-MS-PolicyKey", 0},
 		{"b64 options two bytes", "POST", reqPath, with(7, 2, 1, 0), nil, ErrBadValue, "Options", 11},
 		{"b64 control in ItemId", "POST", reqPath, with(3, 2, 'a', 0), nil, ErrBadValue, "ItemId", 12},
 		// Authorization.

@@ -87,7 +87,7 @@ type Cache struct {
 }
 
 type cacheEntry struct {
-	user, device string // lower-cased user, device id as sent
+	user, device string // lower-cased user and device id
 	v            Verdict
 	freshUntil   time.Time // fetched + TTL (or NegativeTTL), capped by the source's Expires
 	refreshing   atomic.Bool
@@ -136,20 +136,14 @@ func (c *Cache) key(user, device []byte) uint64 {
 		h.WriteByte(lowerASCII(b))
 	}
 	h.WriteByte(0)
-	h.Write(device)
+	for _, b := range device {
+		h.WriteByte(lowerASCII(b))
+	}
 	return h.Sum64()
 }
 
 func sameKey(e *cacheEntry, user, device []byte) bool {
-	if len(e.user) != len(user) || e.device != string(device) {
-		return false
-	}
-	for i := range user {
-		if e.user[i] != lowerASCII(user[i]) {
-			return false
-		}
-	}
-	return true
+	return foldEqual(e.user, user) && foldEqual(e.device, device)
 }
 
 // Get returns the verdict for the subject's user and device. It waits for
@@ -236,7 +230,7 @@ func (c *Cache) start(k uint64, s *Subject) *fetch {
 			if !v.Expires.IsZero() && v.Expires.Before(until) {
 				until = v.Expires
 			}
-			c.lru.Add(k, &cacheEntry{user: lowUser, device: q.DeviceID, v: v, freshUntil: until})
+			c.lru.Add(k, &cacheEntry{user: lowUser, device: lowerString(q.DeviceID), v: v, freshUntil: until})
 		} else {
 			c.errs.Add(1)
 			if old, ok := c.lru.Peek(k); ok {
@@ -267,7 +261,7 @@ func (c *Cache) Put(user, device string, v Verdict) {
 	if !v.Expires.IsZero() && v.Expires.Before(until) {
 		until = v.Expires
 	}
-	c.lru.Add(c.key([]byte(user), []byte(device)), &cacheEntry{user: lowerString(user), device: device, v: v, freshUntil: until})
+	c.lru.Add(c.key([]byte(user), []byte(device)), &cacheEntry{user: lowerString(user), device: lowerString(device), v: v, freshUntil: until})
 }
 
 // Purge forgets every cached verdict. Sources that hold their whole table

@@ -46,21 +46,20 @@ type DeviceRecord struct {
 	CertFingerprint string `json:"cert_fingerprint,omitempty"`
 }
 
-// Key is the record's store key: lower-cased user, NUL, device id.
-func (r *DeviceRecord) Key() string { return lowerString(r.User) + "\x00" + r.DeviceID }
+// Key is the record's store key: lower-cased user, NUL, lower-cased device id.
+func (r *DeviceRecord) Key() string { return lowerString(r.User) + "\x00" + lowerString(r.DeviceID) }
 
 // AppendDeviceKey appends the key DeviceRecord.Key gives a device of user
-// (ASCII-lower-cased user, NUL, device id) to dst, without allocating when
-// dst has room: the key the gateway's per-device tables share.
+// (ASCII-lower-cased user, NUL, ASCII-lower-cased device id) to dst,
+// without allocating when dst has room: the key the gateway's per-device
+// tables share. Device ids compare case-insensitively for every policy
+// purpose, so "AliceBlocked1" and "ALICEBLOCKED1" are one device.
 func AppendDeviceKey(dst, user, device []byte) []byte {
 	for _, b := range user {
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
-		dst = append(dst, b)
+		dst = append(dst, lowerASCII(b))
 	}
 	dst = append(dst, 0)
-	return append(dst, device...)
+	return eas.AppendDeviceIDFold(dst, device)
 }
 
 // Devices is the in-memory table of devices seen, persisted to a Store in
@@ -97,18 +96,25 @@ func (d *Devices) key(user, device []byte) uint64 {
 		h.WriteByte(lowerASCII(b))
 	}
 	h.WriteByte(0)
-	h.Write(device)
+	for _, b := range device {
+		h.WriteByte(lowerASCII(b))
+	}
 	return h.Sum64()
 }
 
 func (d *Devices) shard(k uint64) *deviceShard { return &d.shards[k%uint64(len(d.shards))] }
 
 func recordIs(r *DeviceRecord, user, device []byte) bool {
-	if r.DeviceID != string(device) || len(r.User) != len(user) {
+	return foldEqual(r.User, user) && foldEqual(r.DeviceID, device)
+}
+
+// foldEqual compares s and b ignoring ASCII case, without allocating.
+func foldEqual(s string, b []byte) bool {
+	if len(s) != len(b) {
 		return false
 	}
-	for i := range user {
-		if lowerASCII(r.User[i]) != lowerASCII(user[i]) {
+	for i := range b {
+		if lowerASCII(s[i]) != lowerASCII(b[i]) {
 			return false
 		}
 	}

@@ -20,6 +20,10 @@ type Config struct {
 	Users           map[string]UserLists
 	Rules           []Rule
 	Compliance      ComplianceConfig
+	// Domains is auth.domains: user names in Users, Groups, rules and the
+	// compliance lists are put in its canonical form, the form Subject.User
+	// must have. nil compares names as written, case-folded.
+	Domains *eas.Domains
 }
 
 // UserLists are a user's personal exemptions, as Exchange's
@@ -69,17 +73,18 @@ type Engine struct {
 	mode      Mode
 	def       Action
 	discovery time.Duration
-	users     map[string]*compiledUser // lower-cased user part -> entries
+	users     map[string]*compiledUser // canonical user -> lists
 	rules     []compiledRule
 	require   *userSet
 	exclude   *userSet
 	onUnavail Action
 	cache     *Cache
+	domains   *eas.Domains
 }
 
 type compiledUser struct {
 	name    string
-	allowed map[string]struct{} // device ids as written (exact, case-sensitive like Exchange)
+	allowed map[string]struct{} // device ids, ASCII-lower-cased (deviceSet)
 	blocked map[string]struct{}
 }
 
@@ -108,6 +113,7 @@ func NewEngine(cfg Config, cache *Cache) (*Engine, error) {
 		users:     map[string]*compiledUser{},
 		onUnavail: cfg.Compliance.OnUnavailable,
 		cache:     cache,
+		domains:   cfg.Domains,
 	}
 	expand := func(where string, list []string) []string {
 		var out []string
@@ -127,10 +133,13 @@ func NewEngine(cfg Config, cache *Cache) (*Engine, error) {
 		return out
 	}
 	for name, lists := range cfg.Users {
-		u, _ := eas.SplitUser([]byte(strings.ToLower(name)))
-		cu := &compiledUser{name: strings.ToLower(name), allowed: set(lists.AllowedDevices), blocked: set(lists.BlockedDevices)}
-		key := string(u)
-		if prev, ok := e.users[key]; ok {
+		canon, err := cfg.Domains.Canonical(name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("policy.users: %q: %w", name, err))
+			continue
+		}
+		cu := &compiledUser{name: canon, allowed: deviceSet(lists.AllowedDevices), blocked: deviceSet(lists.BlockedDevices)}
+		if prev, ok := e.users[canon]; ok {
 			// Two spellings of one user: merge their lists.
 			for k := range cu.allowed {
 				prev.allowed[k] = struct{}{}
@@ -140,11 +149,11 @@ func NewEngine(cfg Config, cache *Cache) (*Engine, error) {
 			}
 			continue
 		}
-		e.users[key] = cu
+		e.users[canon] = cu
 	}
 	seen := map[string]bool{}
 	for i, r := range cfg.Rules {
-		cr, err := compileRule(r, expand)
+		cr, err := compileRule(r, expand, cfg.Domains)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("policy.rules[%d] (%s): %w", i, r.Name, err))
 			continue
@@ -156,8 +165,13 @@ func NewEngine(cfg Config, cache *Cache) (*Engine, error) {
 		e.rules = append(e.rules, cr)
 	}
 	if len(cfg.Compliance.RequireFor) > 0 {
-		e.require = newUserSet(expand("require_for", cfg.Compliance.RequireFor))
-		e.exclude = newUserSet(expand("exclude", cfg.Compliance.Exclude))
+		var err error
+		if e.require, err = newUserSet(expand("require_for", cfg.Compliance.RequireFor), cfg.Domains); err != nil {
+			errs = append(errs, fmt.Errorf("policy.compliance.require_for: %w", err))
+		}
+		if e.exclude, err = newUserSet(expand("exclude", cfg.Compliance.Exclude), cfg.Domains); err != nil {
+			errs = append(errs, fmt.Errorf("policy.compliance.exclude: %w", err))
+		}
 		if cache == nil {
 			errs = append(errs, errors.New("policy.compliance: require_for is set but no compliance source is configured"))
 		}
@@ -168,15 +182,17 @@ func NewEngine(cfg Config, cache *Cache) (*Engine, error) {
 	return e, nil
 }
 
-func set(list []string) map[string]struct{} {
+// deviceSet indexes device ids case-folded: a phone that changes the case
+// of its id must not escape its user's lists.
+func deviceSet(list []string) map[string]struct{} {
 	m := make(map[string]struct{}, len(list))
 	for _, s := range list {
-		m[s] = struct{}{}
+		m[string(eas.AppendDeviceIDFold(nil, []byte(s)))] = struct{}{}
 	}
 	return m
 }
 
-func compileRule(r Rule, expand func(string, []string) []string) (compiledRule, error) {
+func compileRule(r Rule, expand func(string, []string) []string, doms *eas.Domains) (compiledRule, error) {
 	cr := compiledRule{name: r.Name, access: r.Access, mode: r.Mode}
 	var err error
 	m := r.Match
@@ -220,7 +236,9 @@ func compileRule(r Rule, expand func(string, []string) []string) (compiledRule, 
 		cr.below, cr.hasBelow = v, true
 	}
 	if len(m.Users) > 0 || len(m.Groups) > 0 {
-		cr.users = newUserSet(append(expand("users", m.Users), expand("groups", m.Groups)...))
+		if cr.users, err = newUserSet(append(expand("users", m.Users), expand("groups", m.Groups)...), doms); err != nil {
+			return cr, fmt.Errorf("users: %w", err)
+		}
 	}
 	for _, a := range m.AuthMethod {
 		switch a {
@@ -286,9 +304,31 @@ func (e *Engine) decide(ctx context.Context, s *Subject, t *tracer) Decision {
 	if !d.Enforced {
 		d.addReason(ReasonReportOnlyPolicy)
 	}
+	// The gateway hands over the canonical user already; anyone else
+	// (explain, report, tests) may hand over any spelling, which is put in
+	// canonical form here so that no spelling misses the user's lists.
+	var buf [eas.MaxUserLen]byte
+	canon, err := e.domains.AppendCanonical(buf[:0], s.User)
+	if err != nil {
+		if t != nil {
+			t.add("user name", false, "%q has no canonical form: %v", s.User, err)
+		}
+		d.Action = Block
+		d.addReason(ReasonUnknownUser)
+		return d
+	}
+	if string(canon) != string(s.User) {
+		c := *s
+		c.User = append([]byte(nil), canon...)
+		s = &c
+	}
 	e.evaluate(ctx, s, now, &d, t)
 	return d
 }
+
+// CanonicalUser is the form of user that Subject.User should have
+// (auth.domains): what the engine's lists are keyed by.
+func (e *Engine) CanonicalUser(user string) (string, error) { return e.domains.Canonical(user) }
 
 // evaluate is the order of evaluation, after Exchange's
 // DetermineDeviceAccessState (PROTOCOL.md 4.2), extended by the compliance
@@ -310,7 +350,12 @@ func (e *Engine) decide(ctx context.Context, s *Subject, t *tracer) Decision {
 func (e *Engine) evaluate(ctx context.Context, s *Subject, now time.Time, d *Decision, t *tracer) {
 	// 1 and 2: personal lists.
 	if cu := e.lookupUser(s.User); cu != nil {
-		if _, ok := cu.blocked[string(s.DeviceID)]; ok {
+		var buf [eas.MaxDeviceIDLen]byte
+		dev := s.DeviceID
+		if len(dev) <= len(buf) {
+			dev = eas.AppendDeviceIDFold(buf[:0], dev)
+		}
+		if _, ok := cu.blocked[string(dev)]; ok {
 			if t != nil {
 				t.add("user blocked devices", true, "%s is on %s's blocked_devices", s.DeviceID, cu.name)
 			}
@@ -321,7 +366,7 @@ func (e *Engine) evaluate(ctx context.Context, s *Subject, now time.Time, d *Dec
 		if t != nil {
 			t.add("user blocked devices", false, "%s is not on %s's blocked_devices", s.DeviceID, cu.name)
 		}
-		if _, ok := cu.allowed[string(s.DeviceID)]; ok {
+		if _, ok := cu.allowed[string(dev)]; ok {
 			if t != nil {
 				t.add("user allowed devices", true, "%s is on %s's allowed_devices", s.DeviceID, cu.name)
 			}
@@ -468,20 +513,7 @@ func (e *Engine) lookupUser(user []byte) *compiledUser {
 	if len(e.users) == 0 {
 		return nil
 	}
-	u, _ := eas.SplitUser(user)
-	var buf [128]byte
-	if len(u) > len(buf) {
-		return nil
-	}
-	low := buf[:len(u)]
-	for i, c := range u {
-		low[i] = lowerASCII(c)
-	}
-	cu := e.users[string(low)]
-	if cu == nil || !eas.SameUser([]byte(cu.name), user) {
-		return nil
-	}
-	return cu
+	return e.users[string(user)]
 }
 
 func (r *compiledRule) matches(s *Subject, t *tracer) bool {

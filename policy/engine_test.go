@@ -61,8 +61,19 @@ const (
 	uaSamsung = "SAMSUNG-SM-N900V/101.403"
 )
 
+// testDomains is auth.domains for the engine tests: corp.example.com (the
+// default, NetBIOS name CORP) and other.example.com.
+func testDomains() *eas.Domains {
+	d, err := eas.NewDomains([]string{"corp.example.com", "other.example.com"}, nil)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
 func baseConfig() Config {
 	return Config{
+		Domains:         testDomains(),
 		Mode:            Enforce,
 		DefaultAccess:   Quarantine,
 		DiscoveryPeriod: 14 * time.Minute,
@@ -115,7 +126,10 @@ func TestDecideOrder(t *testing.T) {
 		{"individual allow", nil, subject("alice@corp.example.com", "ApplDMPL69PZF18P", "iPad", uaNewIOS, "iPad3C6", "iOS 17.5.1 21F90"), Allow, "", ReasonIndividualAllow, "", true},
 		{"individual allow beats block rule", nil, subject("alice@corp.example.com", "ApplDMPL69PZF18P", "iPhone", uaOldIOS, "iPhone4C1", ""), Allow, "", ReasonIndividualAllow, "", true},
 		{"individual allow beats compliance", withCompliance, subject("alice@corp.example.com", "ApplDMPL69PZF18P", "iPad", uaNewIOS, "iPad3C6", ""), Allow, "", ReasonIndividualAllow, "", true},
-		{"individual allow is case-sensitive device id", nil, subject("alice@corp.example.com", "appldmpl69pzf18p", "iPad", uaNewIOS, "iPad3C6", "iOS 17.5.1 21F90"), Quarantine, "", ReasonDefault, "", true},
+		{"individual allow ignores device id case", nil, subject("alice@corp.example.com", "appldmpl69pzf18p", "iPad", uaNewIOS, "iPad3C6", "iOS 17.5.1 21F90"), Allow, "", ReasonIndividualAllow, "", true},
+		{"individual block ignores device id case", nil, subject("ALICE@CORP.EXAMPLE.COM", "AndroidC195792594", "Android", uaGmail, "SM-M215F", "Android 10"), Block, "", ReasonIndividualBlock, "", true},
+		{"user of a domain not in auth.domains", nil, subject("alice@evil.example.com", "ApplDMPL69PZF18P", "iPad", uaNewIOS, "iPad3C6", "iOS 17.5.1 21F90"), Block, "", ReasonUnknownUser, "", true},
+		{"NetBIOS name of no listed domain", nil, subject(`EVIL\alice`, "ApplDMPL69PZF18P", "iPad", uaNewIOS, "iPad3C6", "iOS 17.5.1 21F90"), Block, "", ReasonUnknownUser, "", true},
 		{"allow list of alice does not apply to bob", nil, subject("bob@corp.example.com", "ApplDMPL69PZF18P", "iPad", uaNewIOS, "iPad3C6", "iOS 17.5.1 21F90"), Quarantine, "", ReasonDefault, "", true},
 		// 3. discovery.
 		{"discovery: no info, first seen now", nil, func() *Subject {
@@ -209,9 +223,18 @@ func TestDecideOrder(t *testing.T) {
 		}, subject("bob@corp.example.com", "A2", "Android", uaGmail, "SM-M215F", "Android 13"), Allow, "", ReasonDefault, "", true},
 		{"users glob rule", func(c Config) Config {
 			c = defAllow(c)
+			c.Domains = nil // every domain accepted, names compared as written
 			c.Rules = []Rule{{Name: "contractors", Match: Match{Users: []string{"*@contractor.example.com"}}, Access: Block}}
 			return c
 		}, subject("Eve@Contractor.Example.com", "A3", "Android", uaGmail, "SM-M215F", "Android 13"), Block, "contractors", ReasonDeviceRule, "", true},
+		{"without auth.domains, CORP\\alice is not alice@corp.example.com", func(c Config) Config {
+			c.Domains = nil
+			return c
+		}, subject(`CORP\alice`, "androidc195792594", "Android", uaGmail, "SM-M215F", "Android 10"), Quarantine, "", ReasonDefault, "", true},
+		{"without auth.domains, names compare case-folded with their domain", func(c Config) Config {
+			c.Domains = nil
+			return c
+		}, subject("ALICE@Corp.Example.COM", "ANDROIDC195792594", "Android", uaGmail, "SM-M215F", "Android 10"), Block, "", ReasonIndividualBlock, "", true},
 	}
 	if len(tests) < 40 {
 		t.Fatalf("want at least 40 cases, have %d", len(tests))
@@ -285,7 +308,7 @@ func TestDecideZeroAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := subject(`CORP\bob`, "COMPLIANT1", "Android", uaGmail, "SM-M215F", "Android 10")
+	s := subject("bob@corp.example.com", "COMPLIANT1", "Android", uaGmail, "SM-M215F", "Android 10") // canonical, as the gateway hands it over
 	s.Now = time.Time{}
 	ctx := context.Background()
 	if d := e.Decide(ctx, s); d.Action != Allow { // warms the cache

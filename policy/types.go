@@ -86,6 +86,7 @@ const (
 	ReasonStaleVerdict                 // the verdict used is past its TTL (stale-if-error)
 	ReasonReportOnlyRule               // a report-only rule matched (it did not decide)
 	ReasonReportOnlyPolicy             // the policy runs in report mode: nothing is enforced
+	ReasonUnknownUser                  // the user name has no canonical form (a domain not in auth.domains): block
 	reasonCount
 )
 
@@ -105,6 +106,7 @@ var reasonNames = [...]string{
 	ReasonStaleVerdict:          "stale-verdict",
 	ReasonReportOnlyRule:        "report-only-rule",
 	ReasonReportOnlyPolicy:      "report-only-policy",
+	ReasonUnknownUser:           "unknown-user",
 }
 
 func (r Reason) String() string {
@@ -186,7 +188,11 @@ func (a AuthMethod) String() string {
 // Subject is what the proxy tells the policy about one request. Byte slices
 // are borrowed for the duration of Decide only.
 type Subject struct {
-	User       []byte // the EAS user, as sent (DOMAIN\user, user@domain or user)
+	// User is the authenticated identity in the canonical form of
+	// eas.Domains (Config.Domains): "alice@corp.example.com" with
+	// auth.domains, else the name as written, case-folded. Decisions about
+	// a name in another form would miss the user's lists.
+	User       []byte
 	DeviceID   []byte
 	DeviceType []byte
 	UserAgent  []byte

@@ -1,40 +1,46 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/easgate/easgate/eas"
 )
 
-// userSet is a set of users and user globs. Users are compared the way
-// eas.SameUser compares them: "CORP\jdoe", "jdoe" and "jdoe@corp.example.com"
-// name the same person; two different explicit UPN domains do not. Exact
-// entries are indexed by their lower-cased user part so that membership costs
-// one map lookup and no allocation.
+// userSet is a set of users and user globs. Entries are kept in the
+// canonical form of eas.Domains (auth.domains): "alice", "CORP\alice" and
+// "alice@corp.example.com" are one entry when the domains say so, and two
+// different domains never are. Membership is one map lookup on the
+// canonical user, then the globs; no allocation.
 type userSet struct {
 	all   bool
-	exact map[string][]string // lower-cased user part -> full entries (lower-cased)
+	exact map[string]struct{} // canonical user names
 	globs []string            // lower-cased globs such as "*@corp.example.com"
 }
 
-func newUserSet(entries []string) *userSet {
-	s := &userSet{exact: map[string][]string{}}
+// newUserSet canonicalises entries with doms. An entry that names a domain
+// not in auth.domains is an error: it could never match.
+func newUserSet(entries []string, doms *eas.Domains) (*userSet, error) {
+	s := &userSet{exact: map[string]struct{}{}}
 	for _, e := range entries {
-		e = strings.ToLower(strings.TrimSpace(e))
+		e = strings.TrimSpace(e)
 		switch {
 		case e == "all" || e == "*":
 			s.all = true
 		case strings.Contains(e, "*"):
-			s.globs = append(s.globs, e)
+			s.globs = append(s.globs, strings.ToLower(e))
 		case e != "":
-			u, _ := eas.SplitUser([]byte(e))
-			s.exact[string(u)] = append(s.exact[string(u)], e)
+			c, err := doms.Canonical(e)
+			if err != nil {
+				return nil, fmt.Errorf("user %q: %w", e, err)
+			}
+			s.exact[c] = struct{}{}
 		}
 	}
-	return s
+	return s, nil
 }
 
-// contains reports whether user is in the set. user is as sent by the phone.
+// contains reports whether user, in canonical form (Subject.User), is in the set.
 func (s *userSet) contains(user []byte) bool {
 	if s == nil {
 		return false
@@ -42,18 +48,8 @@ func (s *userSet) contains(user []byte) bool {
 	if s.all {
 		return true
 	}
-	u, _ := eas.SplitUser(user)
-	var buf [128]byte
-	if len(u) <= len(buf) {
-		low := buf[:len(u)]
-		for i, c := range u {
-			low[i] = lowerASCII(c)
-		}
-		for _, e := range s.exact[string(low)] {
-			if eas.SameUser([]byte(e), user) {
-				return true
-			}
-		}
+	if _, ok := s.exact[string(user)]; ok {
+		return true
 	}
 	for _, g := range s.globs {
 		if globFold(g, user) {

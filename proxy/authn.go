@@ -283,8 +283,10 @@ func peerCertificates(ctx *fasthttp.RequestCtx) []*x509.Certificate {
 
 // authenticate applies auth.mode, the lockout shield and device binding to
 // a parsed EAS request. It reports done=true when easgate refused the
-// request itself. For an accepted request it fills x.auth. It allocates
-// nothing for a request without a lockout record.
+// request itself. For an accepted request it fills x.auth and sets x.user
+// to the canonical authenticated identity, the one name every later step
+// (the decision, the device table, the quarantine, the shield) uses. It
+// allocates nothing for a request without a lockout record.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) (done, complete bool) {
 	a := x.st.authn
 	if a == nil {
@@ -292,7 +294,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Requ
 	}
 	in := auth.Input{AuthScheme: r.AuthScheme, AuthLogin: r.AuthLogin, User: r.User}
 	in.Cert, in.CertErr = s.clientCert(ctx, x, a)
-	if s.admit(ctx, x, a, in, r.EffectiveUser(), r.DeviceID, r.Password()) {
+	if s.admit(ctx, x, a, in, r.DeviceID, r.Password()) {
 		return true, true
 	}
 	return false, false
@@ -317,15 +319,57 @@ func (s *Server) clientCert(ctx *fasthttp.RequestCtx, x *exchange, a *authn) (*c
 	return id, nil
 }
 
-// admit runs Check, the lockout shield and device binding, and records in
-// x.auth what forwarding and Record need. user is the lockout key (the EAS
-// User, else the Basic user), device the DeviceId ("" for Autodiscover). It
-// reports whether it refused the request (answered).
-func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange, a *authn, in auth.Input, user, device, password []byte) bool {
+// identify puts the identity Check accepted into canonical form
+// (auth.domains) and records it as x.user. The identity is the
+// certificate's when one was verified, else the Basic user; a pass-through
+// scheme (Bearer, Negotiate) carries none easgate can read, so the EAS User
+// it claims is used, and without one the request is refused: there would
+// be nobody to decide for. It reports whether it refused the request.
+func (s *Server) identify(ctx *fasthttp.RequestCtx, x *exchange, a *authn, in auth.Input, res auth.Result) bool {
+	id := res.Identity
+	if res.Method == policy.AuthPassthrough {
+		id = in.User
+		if len(id) == 0 {
+			if x.route == routeAutodiscover {
+				x.setUser(nil) // nothing is decided for an Autodiscover request
+				return false
+			}
+			return s.refuse(ctx, x, a, fasthttp.StatusForbidden, auth.ReasonNoIdentity, false)
+		}
+	}
+	var buf [eas.MaxUserLen]byte
+	user, err := a.auth.Domains().AppendCanonical(buf[:0], id)
+	if err != nil {
+		why, status := auth.ReasonBadCredentials, fasthttp.StatusUnauthorized
+		if err == eas.ErrUserDomain {
+			why = auth.ReasonUnknownDomain
+		}
+		if res.Method == policy.AuthCertificate || res.Method == policy.AuthBoth {
+			why, status = auth.ReasonCertBadIdentity, fasthttp.StatusForbidden
+			if err == eas.ErrUserDomain {
+				why = auth.ReasonCertUnknownDomain
+			}
+		}
+		x.errText = err.Error()
+		return s.refuse(ctx, x, a, status, why, status == fasthttp.StatusUnauthorized)
+	}
+	x.setUser(user)
+	return false
+}
+
+// admit runs Check, puts the identity in canonical form, then the lockout
+// shield and device binding, and records in x.auth what forwarding and
+// Record need. device is the DeviceId ("" for Autodiscover). It reports
+// whether it refused the request (answered).
+func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange, a *authn, in auth.Input, device, password []byte) bool {
 	res := a.auth.Check(in)
 	if !res.OK {
 		return s.refuse(ctx, x, a, res.Status, res.Reason, res.WWWAuthenticate)
 	}
+	if s.identify(ctx, x, a, in, res) {
+		return true
+	}
+	user := x.field(x.user)
 	now := time.Now()
 	if a.byAddr {
 		x.auth.addr, _ = netip.AddrFromSlice(ctx.RemoteIP())
@@ -381,9 +425,9 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange, a *authn, in auth.
 
 // authenticateAutodiscover applies the same checks to an Autodiscover
 // request (a favourite target of password spraying): auth.mode on its Basic
-// credentials or certificate, and the lockout shield keyed by the Basic
-// user. There is no EAS User or DeviceId to bind. It reports whether
-// easgate answered the request itself.
+// credentials or certificate, and the lockout shield keyed by the
+// canonical identity. There is no EAS User or DeviceId to bind. It reports
+// whether easgate answered the request itself.
 func (s *Server) authenticateAutodiscover(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	refused := s.authAutodiscover(ctx, x)
 	x.dropScratch()
@@ -402,14 +446,8 @@ func (s *Server) authAutodiscover(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	}
 	in := auth.Input{AuthScheme: scheme, AuthLogin: login}
 	in.Cert, in.CertErr = s.clientCert(ctx, x, a)
-	user := login
-	if len(user) == 0 && in.Cert != nil {
-		sc := x.scratch()
-		user = sc.certBuf[:copy(sc.certBuf[:], in.Cert.Name)]
-	}
-	used := 0
-	x.setField(&x.user, user, &used) // for the access log and Record
-	return s.admit(ctx, x, a, in, user, nil, password)
+	x.setUser(login) // for the access log until identify sets the canonical identity
+	return s.admit(ctx, x, a, in, nil, password)
 }
 
 // basicEncoding decodes Basic credentials (padding trimmed first). Strict:

@@ -181,7 +181,7 @@ func (st *state) decide(x *exchange, r *eas.Request, info *eas.DeviceInfo) polic
 		return policy.Decision{Action: policy.Allow}
 	}
 	now := x.start
-	user := r.EffectiveUser()
+	user := x.field(x.user) // the canonical authenticated identity (authn.go)
 	rec := e.acc.Devices.Touch(user, r.DeviceID, r.DeviceType, r.UserAgent, now)
 	if info != nil && !info.IsZero() && rec.Info != *info {
 		captured := *info
@@ -238,7 +238,7 @@ func (s *Server) enforce(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) 
 		reason = rs[0].String()
 	}
 	en.decisions.WithLabelValues(d.Action.String(), reason, mode).Inc()
-	user := r.EffectiveUser()
+	user := x.field(x.user) // the canonical authenticated identity (authn.go)
 	if d.Action.String() != x.scratch().lastAction {
 		s.transition(x, r, mode)
 	}
@@ -326,7 +326,7 @@ func (s *Server) transition(x *exchange, r *eas.Request, mode string) {
 	st, en := x.st, s.enf
 	d := &x.dec
 	action := d.Action.String()
-	user := r.EffectiveUser()
+	user := x.field(x.user) // the canonical authenticated identity (authn.go)
 	st.enf.acc.Devices.Update(user, r.DeviceID, time.Now(), func(rec *policy.DeviceRecord) { rec.LastAction = action })
 	en.entered.WithLabelValues(action, mode).Inc()
 	en.held.wake(user, r.DeviceID)

@@ -61,8 +61,10 @@ type exchange struct {
 	auth    exAuth          // authentication state of the request (authn.go)
 	sc      *exScratch      // what only the inspection needs (scratch.go); nil after it
 
-	// user, device id and device type, copied into buf.
-	buf                  [256]byte
+	// user, device id and device type, copied into buf at fixed offsets
+	// (setUser replaces the user the phone claimed with the canonical
+	// authenticated identity).
+	buf                  [exUserOff + eas.MaxUserLen]byte
 	user, device, devTyp [2]uint16 // offset, length in buf
 
 	hold       int // seconds asked for (-1 unknown), 0 for ordinary requests
@@ -90,11 +92,22 @@ func acquireExchange(s *Server, st *state, ctx *fasthttp.RequestCtx) *exchange {
 	return x
 }
 
-func (x *exchange) setField(dst *[2]uint16, v []byte, used *int) {
-	n := copy(x.buf[*used:], v)
-	dst[0], dst[1] = uint16(*used), uint16(n)
-	*used += n
+// Offsets of the fields in exchange.buf.
+const (
+	exDeviceOff = 0
+	exTypeOff   = exDeviceOff + eas.MaxDeviceIDLen
+	exUserOff   = exTypeOff + eas.MaxDeviceTypeLen
+)
+
+func (x *exchange) setField(dst *[2]uint16, v []byte, off, limit int) {
+	n := copy(x.buf[off:off+limit], v)
+	dst[0], dst[1] = uint16(off), uint16(n)
 }
+
+// setUser records the user the request is decided for. A name longer
+// than eas.MaxUserLen is cut (only a claimed name can be: the canonical
+// identity never is).
+func (x *exchange) setUser(v []byte) { x.setField(&x.user, v, exUserOff, eas.MaxUserLen) }
 
 func (x *exchange) field(f [2]uint16) []byte { return x.buf[f[0] : f[0]+f[1]] }
 
@@ -105,13 +118,14 @@ func (x *exchange) identify(r *eas.Request, info *eas.DeviceInfo) {
 	x.client.Model = nil
 }
 
-// record copies what the log needs from a parsed request.
+// record copies what the log needs from a parsed request. The user is the
+// one the request claims until authenticate replaces it with the
+// canonical authenticated identity.
 func (x *exchange) record(r *eas.Request) {
 	x.cmd, x.version, x.parsed = r.Command, r.Version, true
-	used := 0
-	x.setField(&x.user, r.EffectiveUser(), &used)
-	x.setField(&x.device, r.DeviceID, &used)
-	x.setField(&x.devTyp, r.DeviceType, &used)
+	x.setUser(r.EffectiveUser())
+	x.setField(&x.device, r.DeviceID, exDeviceOff, eas.MaxDeviceIDLen)
+	x.setField(&x.devTyp, r.DeviceType, exTypeOff, eas.MaxDeviceTypeLen)
 }
 
 // handle is the fasthttp handler of the client-facing listener.
@@ -222,7 +236,7 @@ func (s *Server) inspectRequest(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Re
 		}
 		switch r.Command {
 		case eas.CmdPing, eas.CmdSync:
-			x.hold = s.holds.holdFor(r.Command, body, r.EffectiveUser(), r.DeviceID)
+			x.hold = s.holds.holdFor(r.Command, body, x.field(x.user), r.DeviceID)
 		default:
 			if found, _ := eas.ReadDeviceInfo(body, &infoBuf); found {
 				info = &infoBuf

@@ -282,11 +282,18 @@ func testYAML(urls []string, extra map[string]string) string {
 	return b.String()
 }
 
+// mustParse parses a test config. The tests' phones are users of
+// corp.example.com (CORP\jdoe, jdoe@corp.example.com), so auth.domains is
+// [corp.example.com] unless the YAML sets domains itself (domains: [] for
+// none).
 func mustParse(t testing.TB, yaml string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	if !strings.Contains(yaml, "domains:") {
+		cfg.Auth.Domains = []string{"corp.example.com"}
 	}
 	return cfg
 }

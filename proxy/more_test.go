@@ -86,7 +86,7 @@ func TestAccessLogHasNoSecrets(t *testing.T) {
 			t.Fatalf("access log contains %q:\n%s", secret, data)
 		}
 	}
-	for _, want := range []string{`"command":"Ping"`, `"device_id":"ApplDMPL69PZF18P"`, `"decision":"allow"`, `"status":200`, `"hold_s":480`, `"client_family":"iOS Mail"`, `"protocol":"14.1"`, `"user":"jdoe"`} {
+	for _, want := range []string{`"command":"Ping"`, `"device_id":"ApplDMPL69PZF18P"`, `"decision":"allow"`, `"status":200`, `"hold_s":480`, `"client_family":"iOS Mail"`, `"protocol":"14.1"`, `"user":"jdoe@corp.example.com"`} {
 		if !bytes.Contains(data, []byte(want)) {
 			t.Errorf("access log lacks %s:\n%s", want, data)
 		}

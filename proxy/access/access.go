@@ -24,6 +24,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/policy/sources"
 	"github.com/easgate/easgate/policy/store"
@@ -67,6 +68,9 @@ type Options struct {
 func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error) {
 	pc, err := PolicyConfig(&cfg.Policy)
 	if err != nil {
+		return nil, err
+	}
+	if pc.Domains, err = Domains(&cfg.Auth); err != nil {
 		return nil, err
 	}
 	a := &Access{log: log, readOnly: opts.ReadOnly, srcCfg: cfg.Policy.Compliance, stop: make(chan struct{})}
@@ -153,6 +157,16 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 		}
 	}
 	return a, nil
+}
+
+// Domains builds auth.domains: the canonical user names that the policy,
+// the authentication and every per-device table share.
+func Domains(a *config.Auth) (*eas.Domains, error) {
+	d, err := eas.NewDomains(a.Domains, a.NetBIOSDomains)
+	if err != nil {
+		return nil, fmt.Errorf("auth.domains: %w", err)
+	}
+	return d, nil
 }
 
 // PolicyConfig converts the config file's policy section.

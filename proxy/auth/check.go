@@ -118,9 +118,10 @@ type Options struct {
 // Authenticator applies auth.mode. It is immutable and safe for concurrent
 // use.
 type Authenticator struct {
-	mode  Mode
-	realm string
-	pass  []string // auth.pass_schemes
+	mode    Mode
+	realm   string
+	pass    []string // auth.pass_schemes
+	domains *eas.Domains
 }
 
 // New builds an Authenticator from the auth section of the configuration.
@@ -139,8 +140,16 @@ func New(cfg config.Auth, opts Options) (*Authenticator, error) {
 			return nil, fmt.Errorf("auth: pass_schemes: %q is not a pass-through scheme", s)
 		}
 	}
-	return &Authenticator{mode: m, realm: opts.Realm, pass: cfg.PassSchemes}, nil
+	doms, err := eas.NewDomains(cfg.Domains, cfg.NetBIOSDomains)
+	if err != nil {
+		return nil, fmt.Errorf("auth: domains: %w", err)
+	}
+	return &Authenticator{mode: m, realm: opts.Realm, pass: cfg.PassSchemes, domains: doms}, nil
 }
+
+// Domains is auth.domains: the canonical form of user names
+// (eas.Domains.AppendCanonical) that the policy decides on.
+func (a *Authenticator) Domains() *eas.Domains { return a.domains }
 
 // passes reports whether scheme is listed in auth.pass_schemes (ASCII case
 // ignored). It does not allocate.
@@ -203,7 +212,13 @@ func (a *Authenticator) AppendChallenge(dst, host []byte) []byte {
 //  4. Basic credentials whose user part is empty ("CORP\"): 401
 //     bad_credentials with a challenge (403 in certificate mode, where a
 //     challenge would be wrong).
-//  5. Every identity present must name the EAS User (eas.SameUser:
+//  5. With auth.domains, each identity is put in canonical form
+//     (eas.Domains): a Basic user of an unlisted domain gets 401
+//     unknown_domain with a challenge, a certificate 403
+//     cert_unknown_domain; the identities present and the EAS User must
+//     then be the same canonical user (403 user_mismatch,
+//     cert_user_mismatch, identity_mismatch). Without auth.domains:
+//     every identity present must name the EAS User (eas.SameUser:
 //     DOMAIN\user, user@domain and plain user forms, ASCII case ignored):
 //     Basic user otherwise 403 user_mismatch, certificate otherwise 403
 //     cert_user_mismatch; with both present they must also name each other,
@@ -269,16 +284,22 @@ func (a *Authenticator) Check(in Input) Result {
 			}
 			return refuse(http.StatusUnauthorized, ReasonBadCredentials, true)
 		}
-		if len(in.User) > 0 && !eas.SameUser(in.AuthLogin, in.User) {
+	}
+	if a.domains.Enabled() {
+		if r := a.checkDomains(in, cert, basic, certOK); !r.OK {
+			return r
+		}
+	} else {
+		if basic && len(in.User) > 0 && !eas.SameUser(in.AuthLogin, in.User) {
 			return refuse(http.StatusForbidden, ReasonUserMismatch, false)
 		}
-	}
-	if certOK {
-		if len(in.User) > 0 && !eas.SameUser(cert, in.User) {
-			return refuse(http.StatusForbidden, ReasonCertUserMismatch, false)
-		}
-		if basic && !eas.SameUser(cert, in.AuthLogin) {
-			return refuse(http.StatusForbidden, ReasonIdentityMismatch, false)
+		if certOK {
+			if len(in.User) > 0 && !eas.SameUser(cert, in.User) {
+				return refuse(http.StatusForbidden, ReasonCertUserMismatch, false)
+			}
+			if basic && !eas.SameUser(cert, in.AuthLogin) {
+				return refuse(http.StatusForbidden, ReasonIdentityMismatch, false)
+			}
 		}
 	}
 
@@ -292,6 +313,45 @@ func (a *Authenticator) Check(in Input) Result {
 		res.Method, res.Identity = policy.AuthBasic, in.AuthLogin
 	}
 	return res
+}
+
+// checkDomains is rule 5 with auth.domains: every identity present is put
+// in canonical form ("alice@corp.example.com"); a Basic user or
+// certificate of a domain not in the list is refused as Exchange refuses
+// an unknown user (401 with a challenge; 403 for a certificate), and the
+// identities present must be the same canonical user. It does not
+// allocate.
+func (a *Authenticator) checkDomains(in Input, cert []byte, basic, certOK bool) Result {
+	var bb, cb, ub [eas.MaxUserLen]byte
+	var bc, cc []byte
+	if basic {
+		var err error
+		if bc, err = a.domains.AppendCanonical(bb[:0], in.AuthLogin); err != nil {
+			if a.mode == ModeCertificate {
+				return refuse(http.StatusForbidden, ReasonUnknownDomain, false)
+			}
+			return refuse(http.StatusUnauthorized, ReasonUnknownDomain, true)
+		}
+	}
+	if certOK {
+		var err error
+		if cc, err = a.domains.AppendCanonical(cb[:0], cert); err != nil {
+			return refuse(http.StatusForbidden, ReasonCertUnknownDomain, false)
+		}
+	}
+	if len(in.User) > 0 {
+		uc, err := a.domains.AppendCanonical(ub[:0], in.User)
+		switch {
+		case basic && (err != nil || string(uc) != string(bc)):
+			return refuse(http.StatusForbidden, ReasonUserMismatch, false)
+		case certOK && (err != nil || string(uc) != string(cc)):
+			return refuse(http.StatusForbidden, ReasonCertUserMismatch, false)
+		}
+	}
+	if basic && certOK && string(bc) != string(cc) {
+		return refuse(http.StatusForbidden, ReasonIdentityMismatch, false)
+	}
+	return Result{OK: true}
 }
 
 func refuse(status int, r Reason, challenge bool) Result {

@@ -14,13 +14,16 @@ const (
 	ReasonNoCredentials     Reason = "no_credentials"     // no Authorization header (and no certificate that suffices)
 	ReasonUnsupportedScheme Reason = "unsupported_scheme" // Authorization other than Basic (Negotiate, NTLM, Bearer, ...)
 	ReasonBadCredentials    Reason = "bad_credentials"    // Basic user name without a user part ("CORP\")
+	ReasonUnknownDomain     Reason = "unknown_domain"     // Basic user of a domain not in auth.domains (or a name with no canonical form)
 
 	// 403: an identity is present but not acceptable.
-	ReasonCertRequired     Reason = "cert_required"      // the mode needs a client certificate and none was presented
-	ReasonUserMismatch     Reason = "user_mismatch"      // the Basic user is not the EAS User
-	ReasonCertUserMismatch Reason = "cert_user_mismatch" // the certificate identity is not the EAS User
-	ReasonIdentityMismatch Reason = "identity_mismatch"  // certificate and Basic user name different accounts
-	ReasonCertBadIdentity  Reason = "cert_bad_identity"  // the certificate identity contains control characters
+	ReasonCertRequired      Reason = "cert_required"       // the mode needs a client certificate and none was presented
+	ReasonUserMismatch      Reason = "user_mismatch"       // the Basic user is not the EAS User
+	ReasonCertUserMismatch  Reason = "cert_user_mismatch"  // the certificate identity is not the EAS User
+	ReasonIdentityMismatch  Reason = "identity_mismatch"   // certificate and Basic user name different accounts
+	ReasonCertBadIdentity   Reason = "cert_bad_identity"   // the certificate identity contains control characters
+	ReasonCertUnknownDomain Reason = "cert_unknown_domain" // the certificate identity is of a domain not in auth.domains
+	ReasonNoIdentity        Reason = "no_identity"         // a pass-through scheme without the EAS User: nobody to decide for
 
 	// 403: a certificate was presented and failed verification (certs.Reason).
 	ReasonCertRevoked           Reason = "cert_revoked"            // revoked_crl, revoked_ocsp

@@ -30,6 +30,11 @@ type Listen struct {
 	Address   string    `yaml:"address" json:"address"`       // host:port; default ":443"
 	PlainHTTP bool      `yaml:"plain_http" json:"plain_http"` // serve HTTP without TLS (behind a TLS-terminating load balancer)
 	TLS       ListenTLS `yaml:"tls" json:"tls"`
+	// TrustedProxies lists the addresses or CIDR prefixes of load balancers
+	// whose X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host and
+	// Forwarded headers easgate keeps (and appends to). From any other peer
+	// these headers are removed: only easgate may say who the client is.
+	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies"`
 }
 
 // ListenTLS is the server certificate and client-certificate policy.
@@ -135,10 +140,21 @@ const (
 
 // Auth is how users are identified and shielded from password guessing.
 type Auth struct {
-	Mode                string  `yaml:"mode" json:"mode"`                                 // credentials | certificate | either | both
-	CertificateIdentity string  `yaml:"certificate_identity" json:"certificate_identity"` // upn | email | subject_cn
-	Lockout             Lockout `yaml:"lockout" json:"lockout"`
-	DeviceBinding       string  `yaml:"device_binding" json:"device_binding"` // off | report | enforce
+	Mode                string `yaml:"mode" json:"mode"`                                 // credentials | certificate | either | both
+	CertificateIdentity string `yaml:"certificate_identity" json:"certificate_identity"` // upn | email | subject_cn
+	// Domains lists the DNS domains whose users are accepted, the first
+	// being the default for a bare "alice" and for "CORP\alice". Every
+	// user name (Basic, certificate, EAS User, the policy's lists) is
+	// compared as "user@domain"; a user of another domain is refused.
+	// Empty: every domain is accepted and names compare exactly as
+	// written, case-folded ("alice" and "alice@corp.example.com" differ).
+	Domains []string `yaml:"domains" json:"domains"`
+	// NetBIOSDomains maps NetBIOS domain names to DNS domains of Domains,
+	// for a domain whose NetBIOS name is not its first label
+	// (EXAMPLE: corp.example.com). The first label always works.
+	NetBIOSDomains map[string]string `yaml:"netbios_domains" json:"netbios_domains"`
+	Lockout        Lockout           `yaml:"lockout" json:"lockout"`
+	DeviceBinding  string            `yaml:"device_binding" json:"device_binding"` // off | report | enforce
 	// PassSchemes lists Authorization schemes other than Basic (Bearer for
 	// Outlook with hybrid modern authentication, Negotiate, NTLM) that are
 	// forwarded to the CAS unchanged in modes credentials and either; the

@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/easgate/easgate/eas"
 )
 
 // isBad reports whether path or one of its parents failed to decode, in
@@ -168,6 +171,12 @@ func (c *checker) certPair(path, cert, key, pfx, pfxPass string, required bool) 
 
 func (c *checker) validateListen(cfg *Config) {
 	l := &cfg.Listen
+	for i, tp := range l.TrustedProxies {
+		if _, err := ParseTrustedProxy(tp); err != nil {
+			c.errf(listPath("listen.trusted_proxies", i, len(l.TrustedProxies)),
+				"write an address (10.0.0.5) or a prefix (10.0.0.0/24)", "invalid trusted proxy %s", show(tp))
+		}
+	}
 	c.address("listen.address", l.Address)
 	t := &l.TLS
 	cc := &t.ClientCertificates
@@ -384,6 +393,7 @@ func (c *checker) validateAuth(cfg *Config) {
 		}
 	}
 	c.enum("auth.certificate_identity", a.CertificateIdentity, "upn", "email", "subject_cn")
+	c.validateDomains(cfg)
 	c.enum("auth.device_binding", a.DeviceBinding, "off", "report", "enforce")
 	for i, s := range a.PassSchemes {
 		p := listPath("auth.pass_schemes", i, len(a.PassSchemes))
@@ -404,6 +414,83 @@ func (c *checker) validateAuth(cfg *Config) {
 		c.positive("auth.lockout.spray_window", lo.SprayWindow)
 		c.positive("auth.lockout.spray_block", lo.SprayBlock)
 	}
+}
+
+// validateDomains checks auth.domains and auth.netbios_domains, and that
+// every user the policy names is one of those domains (a name of another
+// domain could never match anyone: easgate refuses such users).
+func (c *checker) validateDomains(cfg *Config) {
+	a := &cfg.Auth
+	for i, d := range a.Domains {
+		if _, err := eas.NewDomains([]string{d}, nil); err != nil {
+			c.errf(listPath("auth.domains", i, len(a.Domains)), "write a DNS domain such as corp.example.com", "%v", err)
+		}
+	}
+	doms, err := eas.NewDomains(a.Domains, a.NetBIOSDomains)
+	if err != nil {
+		path := "auth.netbios_domains"
+		if len(a.NetBIOSDomains) == 0 {
+			path = "auth.domains"
+		}
+		c.errf(path, "list each DNS domain once; map each NetBIOS name to a domain of auth.domains", "%v", err)
+		return
+	}
+	if !doms.Enabled() {
+		return
+	}
+	p := &cfg.Policy
+	user := func(path, name string) {
+		name = strings.TrimSpace(name)
+		if name == "" || name == GroupAll || strings.Contains(name, "*") {
+			return
+		}
+		if _, ok := p.Groups[name]; ok {
+			return
+		}
+		if _, err := doms.Canonical(name); err != nil {
+			c.errf(path, "write the user as user@domain with a domain of auth.domains, or add the domain there",
+				"user %s: %v", show(name), err)
+		}
+	}
+	for name := range p.Users {
+		user(mapPath("policy.users", name), name)
+	}
+	for g, members := range p.Groups {
+		for i, m := range members {
+			user(fmt.Sprintf("%s[%d]", mapPath("policy.groups", g), i), m)
+		}
+	}
+	for i, u := range p.Compliance.RequireFor {
+		user(listPath("policy.compliance.require_for", i, len(p.Compliance.RequireFor)), u)
+	}
+	for i, u := range p.Compliance.Exclude {
+		user(listPath("policy.compliance.exclude", i, len(p.Compliance.Exclude)), u)
+	}
+	for ri := range p.Rules {
+		us := p.Rules[ri].Match.Users
+		for i, u := range us {
+			user(listPath(fmt.Sprintf("policy.rules[%d].match.users", ri), i, len(us)), u)
+		}
+	}
+}
+
+// ParseTrustedProxy reads one listen.trusted_proxies entry: an address
+// (a one-address prefix) or a CIDR prefix.
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // regexLike finds patterns that were probably meant as regular expressions.
