@@ -17,17 +17,41 @@ const (
 	errBadEncoding   = framingError("Transfer-Encoding other than chunked")
 	errEncodingHTTP1 = framingError("Transfer-Encoding in an HTTP/1.0 request")
 	errBadHeaderLine = framingError("malformed header line")
+	errDupHeader     = framingError("a header easgate reads is repeated (Authorization, Host, User-Agent, Content-Type, MS-ASProtocolVersion, X-MS-PolicyKey or MS-ASAcceptMultiPart)")
 )
+
+// onceHeaders are the headers easgate reads to decide. A second copy would
+// be a second reading: easgate reads the first, IIS joins them with a
+// comma, fasthttp keeps one of them. Such requests are refused.
+var onceHeaders = [...]string{"Authorization", "Host", "User-Agent", "Content-Type",
+	"MS-ASProtocolVersion", "X-MS-PolicyKey", "MS-ASAcceptMultiPart"}
+
+// onceBit is the bit of name in onceHeaders, or 0.
+func onceBit(name []byte) uint8 {
+	switch len(name) {
+	case 4, 10, 12, 13, 14, 20:
+	default:
+		return 0
+	}
+	for i, h := range onceHeaders {
+		if asciiEqualFold(name, h) {
+			return 1 << i
+		}
+	}
+	return 0
+}
 
 // checkFraming inspects the request's header block exactly as received
 // (fasthttp normalises some of these headers away before the handler sees
 // them) and refuses anything a front end and a back end could read
 // differently: Content-Length together with Transfer-Encoding, repeated or
 // non-numeric Content-Length, repeated Transfer-Encoding, any coding other
-// than a lone "chunked", Transfer-Encoding on HTTP/1.0, and header names with
-// whitespace before the colon. It does not allocate.
+// than a lone "chunked", Transfer-Encoding on HTTP/1.0, header names with
+// whitespace before the colon, and a second copy of a header easgate reads
+// to decide (onceHeaders). It does not allocate.
 func checkFraming(raw []byte, http11 bool) error {
 	var nCL, nTE int
+	var once uint8
 	for len(raw) > 0 {
 		var line []byte
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -53,6 +77,12 @@ func checkFraming(raw []byte, http11 bool) error {
 		name := line[:colon]
 		if c := name[len(name)-1]; c == ' ' || c == '\t' {
 			return errBadHeaderLine
+		}
+		if bit := onceBit(name); bit != 0 {
+			if once&bit != 0 {
+				return errDupHeader
+			}
+			once |= bit
 		}
 		if len(name) != len("Content-Length") && len(name) != len("Transfer-Encoding") {
 			continue // the common case: no need to look at the value

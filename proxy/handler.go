@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -168,6 +169,11 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	if x.route == routeNone {
 		return x.answer(ctx, fasthttp.StatusNotFound, "not_found")
 	}
+	if err := checkTarget(ctx); err != nil { // canonical.go: one reading of the target
+		ctx.SetConnectionClose()
+		x.errText = err.Error()
+		return x.answer(ctx, fasthttp.StatusBadRequest, "target")
+	}
 	if cl := h.ContentLength(); cl > 0 && int64(cl) > x.st.maxRequestBody {
 		ctx.SetConnectionClose()
 		return x.answer(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large")
@@ -189,6 +195,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		if s.authenticateAutodiscover(ctx, x) { // authn.go: auth.mode and the lockout shield
 			return true
 		}
+		setTarget(&ctx.Request, ctx.Path(), nil) // canonical.go
 		return s.forward(ctx, x)
 	}
 	r := easRequestPool.Get().(*eas.Request)
@@ -215,8 +222,11 @@ func (s *Server) inspectRequest(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Re
 	err := r.Parse(ctx.Method(), ctx.Path(), ctx.URI().QueryString(), &ctx.Request.Header)
 	if err != nil {
 		if r.Command == eas.CmdOptions || ctx.IsOptions() {
-			// OPTIONS is always forwarded (Exchange never blocks it).
+			// OPTIONS is always forwarded (Exchange never blocks it),
+			// without the query easgate could not read.
 			x.cmd = eas.CmdOptions
+			r.Reset()
+			setTarget(&ctx.Request, ctx.Path(), r) // canonical.go
 			return false, false
 		}
 		return true, x.answerParseError(ctx, r, err)
@@ -247,6 +257,7 @@ func (s *Server) inspectRequest(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Re
 	if done, complete := s.enforce(ctx, x, r); done { // enforce.go: block or quarantine
 		return true, complete
 	}
+	setTarget(&ctx.Request, ctx.Path(), r) // canonical.go: the CAS gets what was decided on
 	return false, false
 }
 
@@ -384,13 +395,24 @@ func stripHops(h hopHeader, present uint16, conn []byte) {
 	h.ResetConnectionClose()
 }
 
-// stripRequestHops removes hop-by-hop request headers and adds the
-// X-Forwarded-* headers.
-func stripRequestHops(ctx *fasthttp.RequestCtx) {
+// stripRequestHops removes hop-by-hop request headers and the headers only
+// easgate may set, and adds X-Forwarded-For and X-Forwarded-Proto.
+//
+// Headers only easgate may set are removed in every spelling: any header
+// whose name holds '_' (IIS maps '_' and '-' to the same server variable,
+// so X_EASGate_User would be read as the identity header; nginx drops
+// such names too), and, unless the peer is one of listen.trusted_proxies,
+// every X-Forwarded-* header and Forwarded: a phone must not say who the
+// client is. From a trusted proxy they are kept and the peer is appended
+// to X-Forwarded-For. The identity header itself is handled by
+// applyUpstreamIdentity. The common request has none of these, and then
+// costs one pass over the header and no allocation.
+func stripRequestHops(ctx *fasthttp.RequestCtx, trusted bool) {
 	h := &ctx.Request.Header
 	var (
 		hops     hopScan
 		xff, xfp []byte
+		foreign  bool // a header to remove by name: '_' in it, or X-Forwarded-*/Forwarded from an untrusted peer
 	)
 	for k, v := range h.All() {
 		switch {
@@ -398,9 +420,16 @@ func stripRequestHops(ctx *fasthttp.RequestCtx) {
 			xff = v
 		case len(k) == len(hdrForwardedProto) && asciiEqualFold(k, hdrForwardedProto):
 			xfp = v
+		case bytes.IndexByte(k, '_') >= 0:
+			foreign = true
+		case !trusted && isForwardedHeader(k):
+			foreign = true
 		default:
 			hops.add(k, v)
 		}
+	}
+	if !trusted {
+		xff, xfp = nil, nil
 	}
 	// The new values are built before any header is removed: the values
 	// found above alias the header's storage.
@@ -421,8 +450,55 @@ func stripRequestHops(ctx *fasthttp.RequestCtx) {
 	}
 	protoV = append(protoV, proto...)
 	stripHops(h, hops.present, hops.conn)
+	if foreign {
+		delForeign(h, trusted)
+	}
 	h.SetCanonical(keyForwardedFor, forV)
 	h.SetCanonical(keyForwardedProto, protoV)
+}
+
+// isForwardedHeader reports X-Forwarded-* and Forwarded.
+func isForwardedHeader(k []byte) bool {
+	return hasPrefixFold(k, "X-Forwarded-") || asciiEqualFold(k, "Forwarded")
+}
+
+// delForeign removes, one by one, every header stripRequestHops found to
+// be foreign. It is the rare path (a phone or a tool sending such
+// headers), so it may take a header scan per removal.
+func delForeign(h *fasthttp.RequestHeader, trusted bool) {
+	var name [256]byte
+	for range 64 {
+		n := -1
+		for k := range h.All() {
+			if bytes.IndexByte(k, '_') >= 0 || (!trusted && isForwardedHeader(k)) {
+				n = copy(name[:], k)
+				break
+			}
+		}
+		if n < 0 {
+			return
+		}
+		h.DelBytes(name[:n])
+	}
+}
+
+// trustedPeer reports whether the connection comes from one of
+// listen.trusted_proxies.
+func (st *state) trustedPeer(ctx *fasthttp.RequestCtx) bool {
+	if len(st.trusted) == 0 {
+		return false
+	}
+	a, ok := netip.AddrFromSlice(ctx.RemoteIP())
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range st.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 const (
@@ -499,7 +575,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	}
 	phoneClose := ctx.Request.Header.ConnectionClose()
 	x.applyUpstreamIdentity(&ctx.Request.Header) // authn.go
-	stripRequestHops(ctx)
+	stripRequestHops(ctx, st.trustedPeer(ctx))
 	bodyStreamed := ctx.Request.IsBodyStream()
 	deadline := time.Now().Add(timeout)
 	if x.held && canHijack(ctx) {

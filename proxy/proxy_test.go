@@ -58,7 +58,7 @@ func TestForwardUnchanged(t *testing.T) {
 		"x-ms-policykey":       "1307199584",
 		"user-agent":           "Apple-iPhone9C1/1402.100",
 		"content-type":         "application/vnd.ms-sync.wbxml",
-		"x-forwarded-for":      "10.1.2.3, 127.0.0.1",
+		"x-forwarded-for":      "127.0.0.1", // the phone's own X-Forwarded-For is dropped: 127.0.0.1 is no trusted proxy
 		"x-forwarded-proto":    "http",
 		"host":                 cas.addr,
 		"content-length":       strconv.Itoa(len(body)),

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,10 @@ type state struct {
 	hcTimeout       time.Duration
 	healthyAfter    int
 	unhealthyAfter  int
+
+	// trusted: listen.trusted_proxies, whose X-Forwarded-* and Forwarded
+	// headers are kept.
+	trusted []netip.Prefix
 
 	access   *accessLog
 	enf      *enforcement // the access policy of this config (enforce.go)
@@ -68,6 +73,13 @@ func buildState(cfg *config.Config, stdout io.Writer) (*state, error) {
 		healthyAfter:    max(cfg.Upstreams.HealthCheck.HealthyAfter, 1),
 		unhealthyAfter:  max(cfg.Upstreams.HealthCheck.UnhealthyAfter, 1),
 		stop:            make(chan struct{}),
+	}
+	for _, tp := range cfg.Listen.TrustedProxies {
+		p, err := config.ParseTrustedProxy(tp)
+		if err != nil {
+			return nil, fmt.Errorf("listen.trusted_proxies: %q: %w", tp, err)
+		}
+		st.trusted = append(st.trusted, p)
 	}
 	st.activeChecks = st.hcPath != "" && st.hcInterval > 0
 	if st.hcTimeout <= 0 {
