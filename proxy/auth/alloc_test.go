@@ -21,7 +21,7 @@ func TestShieldAllowAllocs(t *testing.T) {
 			if ok, _ := s.Allow(user, dev, addrA, pw, now); !ok {
 				panic("refused")
 			}
-			s.Record(user, dev, addrA, pw, 200, now)
+			s.Record(user, dev, addrA, pw, RouteEAS, 200, now)
 		})
 		if n != 0 {
 			t.Errorf("%s: Allow+Record(success) allocate %v times, want 0", name, n)

@@ -42,6 +42,6 @@ func BenchmarkShieldRecordFailure(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		s.Record(user, dev, addrA, pw, 401, t0.Add(time.Duration(i)*time.Millisecond))
+		s.Record(user, dev, addrA, pw, RouteEAS, 401, t0.Add(time.Duration(i)*time.Millisecond))
 	}
 }

@@ -150,7 +150,7 @@ func FuzzShieldRecord(f *testing.F) {
 			t.Fatalf("fromRecord accepted what Load refused: %v", err)
 		}
 		s.Allow([]byte(e.user), []byte(e.device), e.addr, []byte("pw"), t0)
-		s.Record([]byte(e.user+"x"), []byte(e.device), e.addr, []byte("pw"), 401, t0.Add(time.Second))
+		s.Record([]byte(e.user+"x"), []byte(e.device), e.addr, []byte("pw"), RouteEAS, 401, t0.Add(time.Second))
 		if err := s.Flush(); err != nil {
 			t.Fatal(err)
 		}

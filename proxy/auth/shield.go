@@ -41,6 +41,9 @@ const (
 	// and refusing that password for the whole window would lock the user
 	// out; two identical failures are a stale password.
 	StaleAfter = 2
+	// StatusNeedsProvisioning is the EAS HTTP status 449 ("Retry after
+	// sending a Provision command"). It counts as a success: see Record.
+	StatusNeedsProvisioning = 449
 	// evictSample is how many entries a full shard examines to pick one to
 	// evict.
 	evictSample = 16
@@ -130,10 +133,10 @@ type ShieldOptions struct {
 // one budget and switching forms does not buy more guesses. IPv6 client
 // addresses are grouped by /64, the smallest block a client usually owns.
 //
-// A success (any CAS answer below 500 other than 401: 2xx, 3xx, or an
-// EAS-level 403/449 that comes after authentication) resets the
-// user+device and user+address counters; 5xx answers and transport errors
-// change nothing.
+// Only a real success resets the user+device and user+address counters: a
+// 2xx (or 449, see Record) answer to an ActiveSync command (RouteEAS).
+// Autodiscover answers, OPTIONS, 3xx, 403, 404, 451 and the rest neither
+// reset nor count; 5xx answers and transport errors change nothing either.
 //
 // Counters, locks and address blocks are written to the Store in batches by
 // Flush and read back by Load, so a restart does not reset them. Digests are
@@ -397,31 +400,77 @@ func (s *Shield) Digest(user, password []byte) Digest {
 	return out
 }
 
+// Route says what kind of request the CAS answered, for Record: only an
+// ActiveSync command can prove a password right.
+type Route uint8
+
+// Routes.
+const (
+	RouteOther        Route = iota // OPTIONS or anything else: only a 401 counts
+	RouteEAS                       // an ActiveSync command (not OPTIONS)
+	RouteAutodiscover              // /autodiscover/autodiscover.xml: only a 401 counts
+)
+
+type outcome uint8
+
+const (
+	outcomeNone    outcome = iota // proves nothing: no counter changes
+	outcomeFailure                // a 401: the password (if any) was refused
+	outcomeSuccess                // the CAS accepted the password
+)
+
+// classify decides what a CAS answer proves about the password.
+//
+// Only a 2xx answer to an ActiveSync command is a success. Autodiscover is
+// not: a CAS (or a load balancer in front of it) may answer it 404, 302 or
+// even 200 before checking the password. A 449 to an ActiveSync command
+// also counts: Exchange's ActiveSync handler produces it ("send Provision
+// first") and IIS runs that handler only for an authenticated user, so the
+// password worked; refusing to count it would lock out a phone that keeps
+// failing its provisioning. A 451 (mailbox on another server) proves as
+// much but is rare and is followed by a request elsewhere, so it is left
+// neutral. A 403 may be Exchange refusing a device or a disabled user, or
+// IIS refusing before authentication (403.4 SSL required, an IP
+// restriction): it is neutral, as are 3xx, 404 and every 5xx. A 401
+// counts as a failure on any route (Autodiscover is where sprays go).
+func classify(route Route, status int) outcome {
+	switch {
+	case status == 401:
+		return outcomeFailure
+	case route != RouteEAS:
+		return outcomeNone
+	case status >= 200 && status < 300, status == StatusNeedsProvisioning:
+		return outcomeSuccess
+	}
+	return outcomeNone
+}
+
 // Record tells the shield how the CAS answered a request that Allow let
-// through: status is the CAS's HTTP status (0 when there was no answer).
-// Only 401s to requests with a password count; see Shield. The password is
-// digested only when status is 401.
-func (s *Shield) Record(user, device []byte, addr netip.Addr, password []byte, status int, now time.Time) {
+// through: route is what the request was, status the CAS's HTTP status (0
+// when there was no answer). Only 401s to requests with a password count
+// as failures and only real successes (see classify) reset; see Shield.
+// The password is digested only for a 401.
+func (s *Shield) Record(user, device []byte, addr netip.Addr, password []byte, route Route, status int, now time.Time) {
 	if !s.Enabled() {
 		return
 	}
 	var d Digest
-	if status == 401 {
+	if classify(route, status) == outcomeFailure {
 		d = s.Digest(user, password)
 	}
-	s.RecordDigest(user, device, addr, d, status, now)
+	s.RecordDigest(user, device, addr, d, route, status, now)
 }
 
 // RecordDigest is Record with the password already digested (Shield.Digest).
-func (s *Shield) RecordDigest(user, device []byte, addr netip.Addr, d Digest, status int, now time.Time) {
+func (s *Shield) RecordDigest(user, device []byte, addr netip.Addr, d Digest, route Route, status int, now time.Time) {
 	if !s.Enabled() {
 		return
 	}
 	t := now.UnixNano()
 	addr = normAddr(addr)
 	u := userPart(user)
-	switch {
-	case status == 401:
+	switch classify(route, status) {
+	case outcomeFailure:
 		if !d.set || len(u) == 0 {
 			return
 		}
@@ -435,7 +484,7 @@ func (s *Shield) RecordDigest(user, device []byte, addr netip.Addr, d Digest, st
 		if s.sprayUsers > 0 && addr.IsValid() {
 			s.countSpray(u, addr, t)
 		}
-	case status >= 200 && status < 500:
+	case outcomeSuccess:
 		if s.failures == 0 || s.n.Load() == 0 {
 			return
 		}
