@@ -180,7 +180,9 @@ func (s *Server) initAuthn(st *state) error {
 		stat("easgate_lockout_locked_user_addresses", "User+client-address pairs the lockout shield refuses now.",
 			func(x auth.ShieldStats) int { return x.LockedUserAddrs }),
 		stat("easgate_lockout_blocked_addresses", "Client addresses blocked for password spraying now.",
-			func(x auth.ShieldStats) int { return x.BlockedAddrs }))
+			func(x auth.ShieldStats) int { return x.BlockedAddrs }),
+		stat("easgate_lockout_locked_users", "Users the lockout shield refuses now on every device and address (auth.lockout.user_failures).",
+			func(x auth.ShieldStats) int { return x.LockedUsers }))
 	s.authrt = rt
 	st.authn = a
 	s.observeHandshakes(st)

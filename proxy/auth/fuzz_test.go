@@ -135,7 +135,9 @@ func FuzzShieldRecord(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if e.kind < kindUserDevice || e.kind > kindAddr {
+		switch e.kind {
+		case kindUserDevice, kindUserAddr, kindAddr, kindUserAll:
+		default:
 			t.Fatalf("kind %d", e.kind)
 		}
 		if len(e.fails) > maxFailuresTracked || len(e.users) > maxSprayUsersTracked {
@@ -145,7 +147,9 @@ func FuzzShieldRecord(f *testing.F) {
 		st := newMemStore()
 		_ = st.Update(BucketLockout, map[string][]byte{"k": data}, nil)
 		c := &clock{t: t0}
-		s := newShield(t, lockoutCfg(3, 2), st, c)
+		cfg := lockoutCfg(3, 2)
+		cfg.UserFailures = 4
+		s := newShield(t, cfg, st, c)
 		if err := s.Load(); err != nil {
 			t.Fatalf("fromRecord accepted what Load refused: %v", err)
 		}

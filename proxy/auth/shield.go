@@ -24,11 +24,14 @@ const BucketLockout = "lockout"
 // Limits of the shield's memory.
 const (
 	// DefaultMaxEntries bounds the entries (user+device, user+address,
-	// address and per-user digest sets) kept in memory.
+	// address, per-user counters and digest sets, and, with
+	// auth.lockout.user_failures on, one per device that had a real success
+	// within GoodFor) kept in memory. Evicting a known device only costs it
+	// the exception to a per-user lock.
 	DefaultMaxEntries = 1 << 17
 	// maxFailuresTracked bounds the timestamps kept per counter (and so the
 	// configurable auth.lockout.failures).
-	maxFailuresTracked = 1000
+	maxFailuresTracked = config.MaxLockoutFailures
 	// maxSprayUsersTracked bounds the distinct users remembered per address.
 	maxSprayUsersTracked = 1000
 	// maxDigests is how many recently failed passwords are remembered per
@@ -41,6 +44,16 @@ const (
 	// and refusing that password for the whole window would lock the user
 	// out; two identical failures are a stale password.
 	StaleAfter = 2
+	// GoodFor is how long the digest of a password that got a real success
+	// on a device is remembered (from its last success). It is longer than
+	// Exchange's longest Ping heartbeat (59 minutes), so a push phone that
+	// was idle between two heartbeats is still known when its user is locked.
+	GoodFor = 2 * time.Hour
+	// goodMisses is how many other passwords a known device may send while
+	// its user is locked before its known-good digest is forgotten: a
+	// guesser that learned the DeviceId gets at most this many local
+	// comparisons, a user who mistypes once or twice keeps the device.
+	goodMisses = 3
 	// StatusNeedsProvisioning is the EAS HTTP status 449 ("Retry after
 	// sending a Provision command"). It counts as a success: see Record.
 	StatusNeedsProvisioning = 449
@@ -57,9 +70,14 @@ const (
 	kindUserAddr                   // CAS 401s of one user from one client address
 	kindAddr                       // distinct users failing from one address (spraying)
 	kindUser                       // digests of the user's recently failed passwords (memory only)
+	kindUserAll                    // CAS 401s of one user summed over all devices and addresses
+	kindGood                       // digest of the password that last got a real success on one user+device (memory only)
 )
 
-var kindNames = [...]string{kindUserDevice: "user_device", kindUserAddr: "user_addr", kindAddr: "addr", kindUser: "user"}
+// kindNames are the kinds of the persisted records ("kind" in the store);
+// kindUser and kindGood are never written.
+var kindNames = [...]string{kindUserDevice: "user_device", kindUserAddr: "user_addr", kindAddr: "addr",
+	kindUser: "digests", kindUserAll: "user", kindGood: "good"}
 
 // entry is one counter. Its fields are guarded by its shard's lock.
 type entry struct {
@@ -73,6 +91,7 @@ type entry struct {
 	until   int64      // unix ns: locked (user kinds) or blocked (kindAddr) until
 	users   []userMark // kindAddr: distinct users that failed, oldest first
 	digests []digestAt // kindUser: recently failed password digests, oldest first
+	good    digestAt   // kindGood: the password's digest, its last success, n = misses while locked
 	seen    int64      // last change, for eviction
 }
 
@@ -117,6 +136,23 @@ type ShieldOptions struct {
 //     auth.lockout.backoff; while locked, Allow refuses without asking the
 //     CAS. The address counter stops a guesser that rotates DeviceIds, the
 //     device counter one that rotates addresses.
+//   - per user, over all devices and addresses: auth.lockout.user_failures
+//     401s within the window lock the user for the backoff on every device
+//     and address, so rotating both DeviceIds and addresses no longer buys
+//     unlimited guesses. A success does not reset this counter (the user's
+//     own phone syncing would otherwise refill a guesser's budget): it
+//     forgets failures only as they leave the window. This lets anyone who
+//     knows a user name lock that user out of mail for the backoff, the
+//     trade-off Active Directory's own lockout makes; the exception below
+//     keeps the user's phones that already work working.
+//   - per user+device, the digest of the password that last got a real
+//     success there (memory only, for GoodFor). While the user is locked,
+//     a request from that device with exactly that password still goes to
+//     the CAS: it is not a guess, the CAS accepted it recently. Any other
+//     password from the device is refused locally and counted as a miss;
+//     goodMisses misses forget the device, so a guesser who knows the
+//     DeviceId gets a few local comparisons, never the CAS. A 401 to the
+//     remembered password (changed in the directory) forgets it too.
 //   - per user: HMAC-SHA256 digests (key random per process, never the
 //     password itself) of the last few passwords the CAS refused, kept for
 //     the window. Once the same password has failed StaleAfter (2) times it
@@ -141,15 +177,17 @@ type ShieldOptions struct {
 // Counters, locks and address blocks are written to the Store in batches by
 // Flush and read back by Load, so a restart does not reset them. Digests are
 // not persisted (their key dies with the process): after a restart a stale
-// password reaches the CAS once more and is counted.
+// password reaches the CAS once more and is counted, and a locked user's
+// phones wait for the backoff like any other device.
 type Shield struct {
-	failures    int
-	window      int64
-	backoff     int64
-	sprayUsers  int
-	sprayWindow int64
-	sprayBlock  int64
-	perShard    int
+	failures     int
+	userFailures int
+	window       int64
+	backoff      int64
+	sprayUsers   int
+	sprayWindow  int64
+	sprayBlock   int64
+	perShard     int
 
 	seed   maphash.Seed
 	shards [shardCount]shard
@@ -169,26 +207,33 @@ type digester struct {
 }
 
 // NewShield builds a Shield from auth.lockout. Failures 0 disables the
-// per-user counters and digests; SprayUsers 0 disables spray detection.
-// Call Load to restore persisted counters.
+// user+device and user+address counters and the digests; UserFailures 0
+// disables the per-user cap (and the known-good digests that go with it);
+// SprayUsers 0 disables spray detection. Call Load to restore persisted
+// counters.
 func NewShield(cfg config.Lockout, opts ShieldOptions) (*Shield, error) {
 	s := &Shield{
-		failures:    cfg.Failures,
-		window:      int64(cfg.Window.D()),
-		backoff:     int64(cfg.Backoff.D()),
-		sprayUsers:  cfg.SprayUsers,
-		sprayWindow: int64(cfg.SprayWindow.D()),
-		sprayBlock:  int64(cfg.SprayBlock.D()),
-		seed:        maphash.MakeSeed(),
-		store:       opts.Store,
-		now:         opts.Now,
-		dirty:       map[uint64]string{},
+		failures:     cfg.Failures,
+		userFailures: cfg.UserFailures,
+		window:       int64(cfg.Window.D()),
+		backoff:      int64(cfg.Backoff.D()),
+		sprayUsers:   cfg.SprayUsers,
+		sprayWindow:  int64(cfg.SprayWindow.D()),
+		sprayBlock:   int64(cfg.SprayBlock.D()),
+		seed:         maphash.MakeSeed(),
+		store:        opts.Store,
+		now:          opts.Now,
+		dirty:        map[uint64]string{},
 	}
 	switch {
 	case s.failures < 0 || s.failures > maxFailuresTracked:
 		return nil, fmt.Errorf("auth: lockout.failures %d: want 0 (off) to %d", s.failures, maxFailuresTracked)
 	case s.failures > 0 && (s.window <= 0 || s.backoff <= 0):
 		return nil, fmt.Errorf("auth: lockout.window and lockout.backoff must be positive when lockout.failures is set")
+	case s.userFailures < 0 || s.userFailures > maxFailuresTracked:
+		return nil, fmt.Errorf("auth: lockout.user_failures %d: want 0 (off) to %d", s.userFailures, maxFailuresTracked)
+	case s.userFailures > 0 && (s.window <= 0 || s.backoff <= 0):
+		return nil, fmt.Errorf("auth: lockout.window and lockout.backoff must be positive when lockout.user_failures is set")
 	case s.sprayUsers < 0 || s.sprayUsers > maxSprayUsersTracked:
 		return nil, fmt.Errorf("auth: lockout.spray_users %d: want 0 (off) to %d", s.sprayUsers, maxSprayUsersTracked)
 	case s.sprayUsers > 0 && (s.sprayWindow <= 0 || s.sprayBlock <= 0):
@@ -216,7 +261,15 @@ func NewShield(cfg config.Lockout, opts ShieldOptions) (*Shield, error) {
 }
 
 // Enabled reports whether any counting is configured.
-func (s *Shield) Enabled() bool { return s.failures > 0 || s.sprayUsers > 0 }
+func (s *Shield) Enabled() bool { return s.failures > 0 || s.userFailures > 0 || s.sprayUsers > 0 }
+
+// limit is the number of failures that locks an entry of kind k.
+func (s *Shield) limit(k kind) int {
+	if k == kindUserAll {
+		return s.userFailures
+	}
+	return s.failures
+}
 
 // normAddr unmaps IPv4-in-IPv6 and reduces IPv6 to its /64.
 func normAddr(a netip.Addr) netip.Addr {
@@ -290,8 +343,12 @@ func (s *Shield) lockedUntil(k kind, u, dev []byte, addr netip.Addr) int64 {
 // password (nil without one; it is only digested, never stored). When ok is
 // false the caller answers 401 itself and does not call Record.
 //
+// While the user is locked across devices (ReasonUserLockout), a device
+// whose known-good password this is goes through; a different password
+// from it counts a miss (see Shield), so Allow may change the shield.
+//
 // Allow does not allocate when nothing is on record for this user, device
-// and address.
+// and address, nor when it compares a known device's password.
 func (s *Shield) Allow(user, device []byte, addr netip.Addr, password []byte, now time.Time) (ok bool, reason Reason) {
 	if s.n.Load() == 0 {
 		return true, ""
@@ -301,20 +358,55 @@ func (s *Shield) Allow(user, device []byte, addr netip.Addr, password []byte, no
 	if s.sprayUsers > 0 && addr.IsValid() && s.lockedUntil(kindAddr, nil, nil, addr) > t {
 		return false, ReasonSprayBlock
 	}
-	if s.failures == 0 {
-		return true, ""
-	}
 	u := userPart(user)
-	if s.lockedUntil(kindUserDevice, u, device, netip.Addr{}) > t {
-		return false, ReasonLockout
+	if s.failures > 0 {
+		if s.lockedUntil(kindUserDevice, u, device, netip.Addr{}) > t {
+			return false, ReasonLockout
+		}
+		if addr.IsValid() && s.lockedUntil(kindUserAddr, u, nil, addr) > t {
+			return false, ReasonLockout
+		}
+		if len(password) > 0 && s.isStale(u, password, t) {
+			return false, ReasonStalePassword
+		}
 	}
-	if addr.IsValid() && s.lockedUntil(kindUserAddr, u, nil, addr) > t {
-		return false, ReasonLockout
-	}
-	if len(password) > 0 && s.isStale(u, password, t) {
-		return false, ReasonStalePassword
+	if s.userFailures > 0 && s.lockedUntil(kindUserAll, u, nil, netip.Addr{}) > t && !s.knownGood(u, device, password, t) {
+		return false, ReasonUserLockout
 	}
 	return true, ""
+}
+
+// knownGood reports whether password is the one that last got a real
+// success for the user on device within GoodFor. Only then is a digest
+// computed; a different password counts a miss, and goodMisses of them
+// forget the device.
+func (s *Shield) knownGood(u, device, password []byte, t int64) bool {
+	if len(device) == 0 || len(password) == 0 || len(u) == 0 {
+		return false
+	}
+	h := s.hash(kindGood, u, device, netip.Addr{})
+	sh := s.shardOf(h)
+	sh.mu.RLock()
+	e, ok := sh.m[h]
+	ok = ok && e.is(kindGood, u, device, netip.Addr{}) && e.good.at > t-int64(GoodFor)
+	sh.mu.RUnlock()
+	if !ok {
+		return false
+	}
+	d := s.digest(u, password)
+	match := false
+	sh.mu.Lock()
+	if e, ok := sh.m[h]; ok && e.is(kindGood, u, device, netip.Addr{}) && e.good.at > t-int64(GoodFor) {
+		if subtle.ConstantTimeCompare(e.good.sum[:], d.sum[:]) == 1 {
+			match = true
+		} else if e.good.n++; e.good.n >= goodMisses {
+			delete(sh.m, h)
+			s.n.Add(-1)
+		}
+	}
+	sh.mu.Unlock()
+	s.macs.Put(d)
+	return match
 }
 
 // isStale reports whether password is among the user's recently failed
@@ -449,14 +541,22 @@ func classify(route Route, status int) outcome {
 // through: route is what the request was, status the CAS's HTTP status (0
 // when there was no answer). Only 401s to requests with a password count
 // as failures and only real successes (see classify) reset; see Shield.
-// The password is digested only for a 401.
+// The password is digested for a 401, and for a success when the per-user
+// cap is on (the device's known-good password).
 func (s *Shield) Record(user, device []byte, addr netip.Addr, password []byte, route Route, status int, now time.Time) {
 	if !s.Enabled() {
 		return
 	}
 	var d Digest
-	if classify(route, status) == outcomeFailure {
+	switch classify(route, status) {
+	case outcomeFailure:
 		d = s.Digest(user, password)
+	case outcomeSuccess:
+		if s.userFailures > 0 && len(device) > 0 {
+			d = s.Digest(user, password)
+		}
+	default:
+		return
 	}
 	s.RecordDigest(user, device, addr, d, route, status, now)
 }
@@ -481,18 +581,58 @@ func (s *Shield) RecordDigest(user, device []byte, addr netip.Addr, d Digest, ro
 			}
 			s.addDigest(u, d.sum, t)
 		}
+		if s.userFailures > 0 {
+			s.countFailure(kindUserAll, u, nil, netip.Addr{}, t)
+			s.forgetGood(u, device, d.sum)
+		}
 		if s.sprayUsers > 0 && addr.IsValid() {
 			s.countSpray(u, addr, t)
 		}
 	case outcomeSuccess:
-		if s.failures == 0 || s.n.Load() == 0 {
+		if len(u) == 0 {
 			return
 		}
-		s.reset(kindUserDevice, u, device, netip.Addr{})
-		if addr.IsValid() {
-			s.reset(kindUserAddr, u, nil, addr)
+		if s.failures > 0 && s.n.Load() > 0 {
+			s.reset(kindUserDevice, u, device, netip.Addr{})
+			if addr.IsValid() {
+				s.reset(kindUserAddr, u, nil, addr)
+			}
+		}
+		if s.userFailures > 0 && d.set && len(device) > 0 {
+			s.rememberGood(u, device, d.sum, t)
 		}
 	}
+}
+
+// rememberGood keeps the digest of the password that just got a real
+// success on this user+device. The misses survive a success with the same
+// password, so a guesser cannot refill them by waiting for the user's own
+// phone to sync.
+func (s *Shield) rememberGood(u, device []byte, sum [sha256.Size]byte, t int64) {
+	_, sh, e := s.getOrCreate(kindGood, u, device, netip.Addr{}, t)
+	if e.good.sum != sum {
+		e.good = digestAt{sum: sum}
+	}
+	e.good.at = t
+	e.seen = t
+	sh.mu.Unlock()
+}
+
+// forgetGood drops the device's known-good digest when the CAS refused
+// that very password (changed or expired in the directory).
+func (s *Shield) forgetGood(u, device []byte, sum [sha256.Size]byte) {
+	if len(device) == 0 {
+		return
+	}
+	h := s.hash(kindGood, u, device, netip.Addr{})
+	sh := s.shardOf(h)
+	sh.mu.Lock()
+	if e, ok := sh.m[h]; ok && e.is(kindGood, u, device, netip.Addr{}) &&
+		subtle.ConstantTimeCompare(e.good.sum[:], sum[:]) == 1 {
+		delete(sh.m, h)
+		s.n.Add(-1)
+	}
+	sh.mu.Unlock()
 }
 
 // getOrCreate returns the entry for the key with its shard locked for
@@ -534,18 +674,21 @@ func storeKey(e *entry) string {
 		return "ua\x00" + e.user + "\x00" + e.addr.String()
 	case kindAddr:
 		return "ad\x00" + e.addr.String()
+	case kindUserAll:
+		return "us\x00" + e.user
 	}
-	return "" // kindUser is never stored
+	return "" // kindUser and kindGood are never stored
 }
 
 func (s *Shield) countFailure(k kind, u, dev []byte, addr netip.Addr, t int64) {
+	limit := s.limit(k)
 	h, sh, e := s.getOrCreate(k, u, dev, addr, t)
 	e.fails = prune(e.fails, t-s.window)
-	if len(e.fails) >= s.failures {
+	if len(e.fails) >= limit {
 		e.fails = e.fails[1:]
 	}
 	e.fails = append(e.fails, t)
-	if len(e.fails) >= s.failures {
+	if len(e.fails) >= limit {
 		// Lock and start a fresh budget for after the backoff.
 		e.until = t + s.backoff
 		e.fails = e.fails[:0]
@@ -676,6 +819,9 @@ func (s *Shield) expiry(e *entry) int64 {
 	if n := len(e.digests); n > 0 {
 		x = max(x, e.digests[n-1].at+s.window)
 	}
+	if e.kind == kindGood {
+		x = max(x, e.good.at+int64(GoodFor))
+	}
 	return x
 }
 
@@ -737,6 +883,8 @@ type ShieldStats struct {
 	LockedUserDevices int // user+device pairs locked now
 	LockedUserAddrs   int // user+address pairs locked now
 	BlockedAddrs      int // addresses blocked for spraying now
+	LockedUsers       int // users locked on every device and address now (user_failures)
+	KnownDevices      int // user+device pairs with a known-good password digest
 	StaleUsers        int // users with recently failed password digests
 }
 
@@ -757,6 +905,10 @@ func (s *Shield) Stats() ShieldStats {
 				st.LockedUserAddrs++
 			case e.kind == kindAddr && e.until > t:
 				st.BlockedAddrs++
+			case e.kind == kindUserAll && e.until > t:
+				st.LockedUsers++
+			case e.kind == kindGood && e.good.at > t-int64(GoodFor):
+				st.KnownDevices++
 			case e.kind == kindUser && len(e.digests) > 0 && e.digests[len(e.digests)-1].at > t-s.window:
 				st.StaleUsers++
 			}

@@ -45,7 +45,7 @@ func TestShieldOnlyRealSuccessResets(t *testing.T) {
 			checkAllow(t, s, []allowCase{want})
 
 			// A neutral answer is not a failure either.
-			s2 := newShield(t, lockoutCfg(1, 1), nil, nil)
+			s2 := newShield(t, userCfg(1, 1), nil, nil)
 			s2.Record(b("jdoe"), b("dev1"), addrA, b("guess"), tc.route, tc.status, t0)
 			checkAllow(t, s2, []allowCase{{user: "jdoe", device: "dev1", addr: addrA, pw: "guess", at: time.Second, ok: true}})
 		})

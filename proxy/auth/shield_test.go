@@ -259,6 +259,9 @@ func TestNewShieldErrors(t *testing.T) {
 		{cfg: config.Lockout{Failures: 5}, want: "lockout.window and lockout.backoff"},
 		{cfg: config.Lockout{Failures: 5000, Window: config.Duration(time.Minute), Backoff: config.Duration(time.Minute)}, want: "lockout.failures 5000"},
 		{cfg: config.Lockout{SprayUsers: 3}, want: "spray_window and lockout.spray_block"},
+		{cfg: config.Lockout{UserFailures: -1}, want: "lockout.user_failures -1"},
+		{cfg: config.Lockout{UserFailures: 1001, Window: config.Duration(time.Minute), Backoff: config.Duration(time.Minute)}, want: "lockout.user_failures 1001"},
+		{cfg: config.Lockout{UserFailures: 20}, want: "positive when lockout.user_failures is set"},
 		{cfg: config.Lockout{SprayUsers: -2}, want: "spray_users -2"},
 		{cfg: config.Lockout{}, opts: ShieldOptions{MaxEntries: -1}, want: "max entries"},
 	} {
