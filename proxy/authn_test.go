@@ -232,7 +232,7 @@ func TestAuthnInspectAllocs(t *testing.T) {
 	r := new(eas.Request)
 	x := new(exchange)
 	run := func() {
-		*x = exchange{s: s, st: st}
+		*x = exchange{s: s, st: st, route: routeEAS} // a 200 to an EAS command: the shield remembers the device's password
 		if done, _ := s.inspect(ctx, x, r); done {
 			t.Fatalf("inspect answered: %d %s", x.status, x.reason)
 		}
@@ -245,6 +245,9 @@ func TestAuthnInspectAllocs(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(200, run); allocs != 0 {
 		t.Fatalf("%v allocations per request", allocs)
+	}
+	if n := st.authn.shield.Stats().KnownDevices; n != 1 {
+		t.Fatalf("the success did not reach the shield: %d known devices", n)
 	}
 }
 
