@@ -117,8 +117,8 @@ type ShieldOptions struct {
 	// memory only.
 	Store policy.Store
 	// MaxEntries bounds memory (default DefaultMaxEntries). A full shard
-	// drops expired entries first, then the least recently changed unlocked
-	// one.
+	// drops expired entries first, then the least recently changed known
+	// device, then the least recently changed unlocked counter.
 	MaxEntries int
 	// Now is the clock used by Flush, Load and Stats (default time.Now);
 	// Allow and Record take the time as an argument.
@@ -827,10 +827,12 @@ func (s *Shield) expiry(e *entry) int64 {
 
 // evictLocked makes room in a full shard (locked by the caller): it
 // examines a few entries (map order is random), drops the expired ones and,
-// if none was, the least recently changed one that is not locked.
+// if none was, the least recently changed one of the lowest rank (see
+// evictRank).
 func (s *Shield) evictLocked(sh *shard, t int64) {
 	var victim uint64
 	var victimEntry *entry
+	victimRank := 0
 	removed, seen := 0, 0
 	for h, e := range sh.m {
 		if seen++; seen > evictSample {
@@ -843,10 +845,9 @@ func (s *Shield) evictLocked(sh *shard, t int64) {
 			removed++
 			continue
 		}
-		locked := e.until > t
-		if victimEntry == nil || (victimEntry.until > t && !locked) ||
-			((victimEntry.until > t) == locked && e.seen < victimEntry.seen) {
-			victim, victimEntry = h, e
+		r := evictRank(e, t)
+		if victimEntry == nil || r < victimRank || (r == victimRank && e.seen < victimEntry.seen) {
+			victim, victimEntry, victimRank = h, e, r
 		}
 	}
 	if removed == 0 && victimEntry != nil {
@@ -854,6 +855,22 @@ func (s *Shield) evictLocked(sh *shard, t int64) {
 		s.n.Add(-1)
 		s.markDirty(victim, victimEntry.key)
 	}
+}
+
+// evictRank orders entries for eviction, lowest first: a known-good digest
+// (losing it only costs a device the exception to a per-user lock), then
+// unlocked counters, then running locks and blocks (evicting one would free
+// a guesser). Known devices are the bulk of the entries when
+// auth.lockout.user_failures is on, so flooding them cannot push a
+// guesser's counter out.
+func evictRank(e *entry, t int64) int {
+	switch {
+	case e.until > t:
+		return 2
+	case e.kind == kindGood:
+		return 0
+	}
+	return 1
 }
 
 // Sweep drops every entry that no longer matters at now and returns how

@@ -248,3 +248,26 @@ func TestShieldUserRecordDecode(t *testing.T) {
 		}
 	}
 }
+
+// TestShieldEvictionPrefersKnownDevices: a full shard drops a known-good
+// digest before a guesser's running counter, even an older one.
+func TestShieldEvictionPrefersKnownDevices(t *testing.T) {
+	s, err := NewShield(userCfg(5, 10), ShieldOptions{MaxEntries: shardCount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := &s.shards[0]
+	counter := &entry{kind: kindUserAll, user: "jdoe", fails: []int64{t0.UnixNano()}, seen: 1}
+	good := &entry{kind: kindGood, user: "mary", device: "phone", good: digestAt{at: t0.UnixNano()}, seen: 2}
+	sh.m[1], sh.m[2] = counter, good
+	s.n.Store(2)
+	sh.mu.Lock()
+	s.evictLocked(sh, t0.UnixNano())
+	sh.mu.Unlock()
+	if _, ok := sh.m[1]; !ok {
+		t.Error("the guesser's counter was evicted")
+	}
+	if _, ok := sh.m[2]; ok {
+		t.Error("the known-good digest was kept")
+	}
+}
