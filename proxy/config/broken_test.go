@@ -26,6 +26,10 @@ var brokenConfigs = []struct {
 		"auth-limits.yaml:20:11: log.format: invalid value \"text\" (hint: use one of: json, console)",
 		"auth-limits.yaml:21:15: log.access_log: must not be empty (hint: use stdout, stderr, off or a file path)",
 	}},
+	{"lockout-user.yaml", []string{
+		"lockout-user.yaml:12:13: auth.lockout.window: must be positive, got 0s (hint: give a duration greater than zero, such as 30s)",
+		"lockout-user.yaml:13:14: auth.lockout.backoff: must be positive, got 0s (hint: give a duration greater than zero, such as 30s)",
+	}},
 	{"client-certs-no-ca.yaml", []string{
 		"client-certs-no-ca.yaml:5:5: listen.tls.client_certificates.trusted_cas: missing: required when mode is required (hint: name the PEM file of the CAs that issue device certificates)",
 	}},
