@@ -128,8 +128,8 @@ type ShieldOptions struct {
 // Shield is the lockout shield in front of the CAS. It is safe for
 // concurrent use.
 //
-// What it counts, only for requests that carried a password and got a 401
-// from the CAS (a 401 to a request without a password guesses nothing):
+// What it keeps; failures are only 401s from the CAS to requests that
+// carried a password (a 401 to a request without one guesses nothing):
 //
 //   - per user+device and per user+client address: auth.lockout.failures
 //     401s within auth.lockout.window lock that pair for
@@ -540,9 +540,11 @@ func classify(route Route, status int) outcome {
 // Record tells the shield how the CAS answered a request that Allow let
 // through: route is what the request was, status the CAS's HTTP status (0
 // when there was no answer). Only 401s to requests with a password count
-// as failures and only real successes (see classify) reset; see Shield.
-// The password is digested for a 401, and for a success when the per-user
-// cap is on (the device's known-good password).
+// as failures and only real successes reset; see Shield. A real success is
+// a 2xx to an ActiveSync command, or a 449 (StatusNeedsProvisioning), which
+// Exchange's ActiveSync handler sends only after IIS has authenticated the
+// user. The password is digested for a 401, and for a success when the
+// per-user cap is on (the device's known-good password).
 func (s *Shield) Record(user, device []byte, addr netip.Addr, password []byte, route Route, status int, now time.Time) {
 	if !s.Enabled() {
 		return
