@@ -180,7 +180,9 @@ func (s *Server) initAuthn(st *state) error {
 		stat("easgate_lockout_locked_user_addresses", "User+client-address pairs the lockout shield refuses now.",
 			func(x auth.ShieldStats) int { return x.LockedUserAddrs }),
 		stat("easgate_lockout_blocked_addresses", "Client addresses blocked for password spraying now.",
-			func(x auth.ShieldStats) int { return x.BlockedAddrs }))
+			func(x auth.ShieldStats) int { return x.BlockedAddrs }),
+		stat("easgate_lockout_locked_users", "Users the lockout shield refuses now on every device and address (auth.lockout.user_failures).",
+			func(x auth.ShieldStats) int { return x.LockedUsers }))
 	s.authrt = rt
 	st.authn = a
 	s.observeHandshakes(st)
@@ -508,18 +510,26 @@ func (s *Server) refuse(ctx *fasthttp.RequestCtx, x *exchange, a *authn, status 
 }
 
 // authnRecord tells the shield how the CAS answered an authenticated
-// request (forward calls it with the CAS's status).
+// request (forward calls it with the CAS's status) and to what: only a 2xx
+// to an ActiveSync command resets the counters (auth.Shield.Record).
 func (s *Server) authnRecord(x *exchange, status int) {
 	if !x.auth.record {
 		return
 	}
 	shield := x.st.authn.shield
 	user, device := x.field(x.user), x.field(x.device)
+	route := auth.RouteOther
+	switch {
+	case x.route == routeAutodiscover:
+		route = auth.RouteAutodiscover
+	case x.route == routeEAS && x.parsed && x.cmd != eas.CmdOptions:
+		route = auth.RouteEAS
+	}
 	now := time.Now()
 	if x.auth.pwLen > 0 {
-		shield.Record(user, device, x.auth.addr, x.auth.pw[:x.auth.pwLen], status, now)
+		shield.Record(user, device, x.auth.addr, x.auth.pw[:x.auth.pwLen], route, status, now)
 	} else {
-		shield.RecordDigest(user, device, x.auth.addr, x.auth.digest, status, now)
+		shield.RecordDigest(user, device, x.auth.addr, x.auth.digest, route, status, now)
 	}
 	clear(x.auth.pw[:])
 	x.auth.pwLen, x.auth.record = 0, false

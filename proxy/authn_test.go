@@ -14,6 +14,7 @@ import (
 	"github.com/easgate/easgate/certs"
 	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/policy"
+	"github.com/easgate/easgate/proxy/auth"
 )
 
 // testBasicAuth is what the tests' phones send: Basic credentials for the
@@ -223,15 +224,15 @@ func TestAuthnInspectAllocs(t *testing.T) {
 	defer s.cur.Load().close()
 	st := s.cur.Load()
 	for i := range 50 {
-		st.authn.shield.Record([]byte(fmt.Sprintf("user%d", i)), []byte("dev"), netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), []byte("pw"), 401, time.Now())
+		st.authn.shield.Record([]byte(fmt.Sprintf("user%d", i)), []byte("dev"), netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), []byte("pw"), auth.RouteEAS, 401, time.Now())
 	}
 	// jdoe has a failed password on record too: Allow digests the password.
-	st.authn.shield.Record([]byte("jdoe"), []byte("other"), netip.Addr{}, []byte("old"), 401, time.Now())
+	st.authn.shield.Record([]byte("jdoe"), []byte("other"), netip.Addr{}, []byte("old"), auth.RouteEAS, 401, time.Now())
 	ctx := newTestCtx("FolderSync", nil)
 	r := new(eas.Request)
 	x := new(exchange)
 	run := func() {
-		*x = exchange{s: s, st: st}
+		*x = exchange{s: s, st: st, route: routeEAS} // a 200 to an EAS command: the shield remembers the device's password
 		if done, _ := s.inspect(ctx, x, r); done {
 			t.Fatalf("inspect answered: %d %s", x.status, x.reason)
 		}
@@ -244,6 +245,9 @@ func TestAuthnInspectAllocs(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(200, run); allocs != 0 {
 		t.Fatalf("%v allocations per request", allocs)
+	}
+	if n := st.authn.shield.Stats().KnownDevices; n != 1 {
+		t.Fatalf("the success did not reach the shield: %d known devices", n)
 	}
 }
 

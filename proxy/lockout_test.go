@@ -22,14 +22,24 @@ import (
 type pwCAS struct {
 	addr      string
 	passwords map[string]string // user part (lower case) -> password
-	mu        sync.Mutex
-	attempts  map[string]int // "user|device|password" -> attempts seen
-	byUser    map[string]int // user part -> attempts seen
+	// autodiscover404: answer Autodiscover 404 before authentication (as a
+	// CAS without the Autodiscover virtual directory does).
+	autodiscover404 bool
+	mu              sync.Mutex
+	attempts        map[string]int // "user|device|password" -> attempts seen
+	byUser          map[string]int // user part -> attempts seen
+	wrong           map[string]int // user part -> wrong passwords checked (401s sent)
+	autodiscovers   int            // Autodiscover requests answered 404 unchecked
 }
 
 func newPwCAS(t testing.TB, passwords map[string]string) *pwCAS {
 	t.Helper()
-	c := &pwCAS{passwords: passwords, attempts: map[string]int{}, byUser: map[string]int{}}
+	return startPwCAS(t, &pwCAS{passwords: passwords})
+}
+
+func startPwCAS(t testing.TB, c *pwCAS) *pwCAS {
+	t.Helper()
+	c.attempts, c.byUser, c.wrong = map[string]int{}, map[string]int{}, map[string]int{}
 	srv := &fasthttp.Server{Handler: c.handle, NoDefaultServerHeader: true}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -47,6 +57,13 @@ func (c *pwCAS) handle(ctx *fasthttp.RequestCtx) {
 	if string(ctx.Path()) == "/hc" {
 		return
 	}
+	if c.autodiscover404 && strings.EqualFold(string(ctx.Path()), "/autodiscover/autodiscover.xml") {
+		c.mu.Lock()
+		c.autodiscovers++
+		c.mu.Unlock()
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		return
+	}
 	user, pw := "", ""
 	if v, ok := strings.CutPrefix(string(ctx.Request.Header.Peek("Authorization")), "Basic "); ok {
 		if dec, err := base64.StdEncoding.DecodeString(v); err == nil {
@@ -60,6 +77,9 @@ func (c *pwCAS) handle(ctx *fasthttp.RequestCtx) {
 	c.byUser[up]++
 	c.mu.Unlock()
 	if want, ok := c.passwords[up]; !ok || want != pw {
+		c.mu.Lock()
+		c.wrong[up]++
+		c.mu.Unlock()
 		ctx.Response.Header.Set("WWW-Authenticate", `Basic realm="cas"`)
 		ctx.SetStatusCode(fasthttp.StatusUnauthorized)
 		return
@@ -78,6 +98,19 @@ func (c *pwCAS) seenUser(user string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.byUser[user]
+}
+
+// wrongFor is how many wrong passwords of user the CAS checked.
+func (c *pwCAS) wrongFor(user string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wrong[user]
+}
+
+func (c *pwCAS) autodiscoverCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.autodiscovers
 }
 
 // phone sends EAS requests over TLS from a chosen loopback address
@@ -115,6 +148,24 @@ func (p *phone) send(t testing.TB, user, device, password string) int {
 	}
 	if resp.StatusCode() == 401 && len(resp.Header.Peek("WWW-Authenticate")) == 0 {
 		t.Errorf("%s on %s: 401 without WWW-Authenticate", user, device)
+	}
+	return resp.StatusCode()
+}
+
+// autodiscover is one Autodiscover POST of user with password; it returns
+// the HTTP status the phone gets.
+func (p *phone) autodiscover(t testing.TB, user, password string) int {
+	t.Helper()
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("https://" + p.addr + "/autodiscover/autodiscover.xml")
+	req.Header.SetMethod("POST")
+	req.Header.Set("Authorization", basicAuth(user, password))
+	req.SetBodyString(`<Autodiscover><Request><EMailAddress>` + user + `@corp.example.com</EMailAddress></Request></Autodiscover>`)
+	if err := p.hc.DoTimeout(req, resp, 30*time.Second); err != nil {
+		t.Fatalf("autodiscover %s: %v", user, err)
 	}
 	return resp.StatusCode()
 }
@@ -360,4 +411,113 @@ func TestLockoutSprayAutodiscover(t *testing.T) {
 		t.Fatalf("from another address: %d", st)
 	}
 	wantMetrics(t, g.s, `easgate_rejected_requests_total{reason="spray_block"} 2`)
+}
+
+// TestLockoutUserCapRotation reproduces issue 12 item 3: a guesser rotating
+// DeviceIds and client addresses, with an Autodiscover request every fifth
+// try that the CAS answers 404 before authenticating, used to get all 80
+// guesses to the CAS. Now a 404 resets nothing and auth.lockout.user_failures
+// caps the user's wrong passwords that reach the CAS, over all devices and
+// addresses. Other users are unaffected, the user's phone that already
+// worked keeps working, and the lock survives a restart.
+func TestLockoutUserCapRotation(t *testing.T) {
+	const userFailures = 10
+	cas := startPwCAS(t, &pwCAS{passwords: map[string]string{"jdoe": "right", "mary": "pw"}, autodiscover404: true})
+	state := filepath.Join(t.TempDir(), "state.db")
+	pki := lockoutPKI(t)
+	cfg := func() *config.Config {
+		return mustParse(t, lockoutYAML(pki, cas.url(), state, fmt.Sprintf(
+			"    failures: 5\n    user_failures: %d\n    window: 15m\n    backoff: 30m\n", userFailures)))
+	}
+	g := startGateway(t, cfg())
+	g.pki = pki
+	home := g.phoneAt(t, "127.0.0.2")
+	if st := home.send(t, "jdoe", "ApplHOMEPHONE01", "right"); st != 200 {
+		t.Fatalf("jdoe's phone before the attack: status %d", st)
+	}
+
+	// 80 tries from 40 addresses (two each, under auth.lockout.failures),
+	// a new DeviceId every time, Autodiscover every fifth try.
+	phones := map[int]*phone{}
+	for i := range 80 {
+		n := 10 + i%40
+		if phones[n] == nil {
+			phones[n] = g.phoneAt(t, fmt.Sprintf("127.0.0.%d", n))
+		}
+		pw := fmt.Sprintf("guess%02d", i)
+		if i%5 == 4 {
+			if st := phones[n].autodiscover(t, "jdoe", pw); st != 404 && st != 401 {
+				t.Fatalf("try %d (Autodiscover): status %d", i, st)
+			}
+			continue
+		}
+		if st := phones[n].send(t, "jdoe", fmt.Sprintf("rot%02d", i), pw); st != 401 {
+			t.Fatalf("try %d: status %d", i, st)
+		}
+	}
+	if n := cas.wrongFor("jdoe"); n > userFailures || n == 0 {
+		t.Fatalf("%d wrong passwords reached the CAS, want 1..%d (auth.lockout.user_failures)", n, userFailures)
+	}
+	if cas.autodiscoverCount() == 0 {
+		t.Fatal("no Autodiscover request reached the CAS before the lock: the 404 path was not exercised")
+	}
+	t.Logf("the CAS checked %d wrong passwords and answered %d Autodiscover requests 404", cas.wrongFor("jdoe"), cas.autodiscoverCount())
+
+	// jdoe's right password from a new device and address: refused locally.
+	before := cas.seenUser("jdoe")
+	if st := g.phoneAt(t, "127.0.0.3").send(t, "jdoe", "ApplNEWPHONE001", "right"); st != 401 || cas.seenUser("jdoe") != before {
+		t.Fatalf("new device during the lock: status %d, CAS saw %d more", st, cas.seenUser("jdoe")-before)
+	}
+	// jdoe's phone that worked before the attack keeps working.
+	if st := home.send(t, "jdoe", "ApplHOMEPHONE01", "right"); st != 200 {
+		t.Fatalf("jdoe's known phone during the lock: status %d", st)
+	}
+	// Another user is unaffected, even from an address the guesser used.
+	if st := g.phoneAt(t, "127.0.0.4").send(t, "mary", "androidmary0001", "pw"); st != 200 {
+		t.Fatalf("mary: status %d", st)
+	}
+	if st := phones[10].send(t, "mary", "androidmary0002", "pw"); st != 200 {
+		t.Fatalf("mary from the guesser's address: status %d", st)
+	}
+	wantMetrics(t, g.s, "easgate_lockout_locked_users 1", "easgate_lockout_locked_user_devices 0",
+		`easgate_rejected_requests_total{reason="user_lockout"}`)
+
+	// Restart: the per-user lock comes back from the state store.
+	g.stop()
+	g2 := startGateway(t, cfg())
+	g2.pki = pki
+	before = cas.seenUser("jdoe")
+	if st := g2.phoneAt(t, "127.0.0.5").send(t, "jdoe", "ApplNEWPHONE002", "right"); st != 401 || cas.seenUser("jdoe") != before {
+		t.Fatalf("after a restart: status %d, CAS saw %d more", st, cas.seenUser("jdoe")-before)
+	}
+	wantMetrics(t, g2.s, "easgate_lockout_locked_users 1")
+}
+
+// TestLockoutAutodiscover404NoReset is the finding on one address with the
+// per-user cap off: DeviceId rotation plus an Autodiscover request every
+// fifth try (answered 404 by the CAS before authentication) used to reset
+// the user+address counter, so all guesses reached the CAS. A 404 is no
+// success: the address counter locks after auth.lockout.failures.
+func TestLockoutAutodiscover404NoReset(t *testing.T) {
+	cas := startPwCAS(t, &pwCAS{passwords: map[string]string{"jdoe": "right"}, autodiscover404: true})
+	pki := lockoutPKI(t)
+	cfg := mustParse(t, lockoutYAML(pki, cas.url(), filepath.Join(t.TempDir(), "state.db"),
+		"    failures: 5\n    user_failures: 0\n    window: 15m\n    backoff: 30m\n"))
+	g := startGateway(t, cfg)
+	g.pki = pki
+	ph := g.phoneAt(t, "127.0.0.8")
+	for i := range 80 {
+		pw := fmt.Sprintf("guess%02d", i)
+		if i%5 == 4 {
+			ph.autodiscover(t, "jdoe", pw)
+			continue
+		}
+		if st := ph.send(t, "jdoe", fmt.Sprintf("rot%02d", i), pw); st != 401 {
+			t.Fatalf("try %d: status %d", i, st)
+		}
+	}
+	if n := cas.wrongFor("jdoe"); n != 5 {
+		t.Fatalf("%d wrong passwords reached the CAS, want auth.lockout.failures = 5", n)
+	}
+	wantMetrics(t, g.s, "easgate_lockout_locked_user_addresses 1", "easgate_lockout_locked_users 0")
 }

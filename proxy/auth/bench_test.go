@@ -42,6 +42,20 @@ func BenchmarkShieldRecordFailure(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		s.Record(user, dev, addrA, pw, 401, t0.Add(time.Duration(i)*time.Millisecond))
+		s.Record(user, dev, addrA, pw, RouteEAS, 401, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+}
+
+// BenchmarkShieldRecordSuccess is the cost a real success adds with
+// auth.lockout.user_failures on: one HMAC to remember the device's
+// password.
+func BenchmarkShieldRecordSuccess(b *testing.B) {
+	s := newShield(b, userCfg(5, 20), nil, nil)
+	user, dev, pw := []byte(`CORP\jdoe`), []byte("ApplDMPL69PZF18P"), []byte("s3cret")
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		s.Record(user, dev, addrA, pw, RouteEAS, 200, t0.Add(time.Duration(i)*time.Millisecond))
 	}
 }

@@ -19,11 +19,13 @@
 //     returning a [Result] (method, identity, status, stable [Reason]).
 //     Every case is listed in the table test in check_test.go.
 //   - [Shield] counts the CAS's 401 answers per user+device, per
-//     user+client address and per client address (distinct users: password
-//     spraying), refuses locally while a lock runs, and remembers keyed
-//     digests of recently failed passwords so the same stale password is not
-//     sent again after its second failure. Its counters live in a [policy.Store] bucket ("lockout") so
-//     a restart does not reset them.
+//     user+client address, per user over all devices and addresses, and per
+//     client address (distinct users: password spraying), refuses locally
+//     while a lock runs, and remembers keyed digests of recently failed
+//     passwords so the same stale password is not sent again after its
+//     second failure. Only a 2xx (or 449) answer to an ActiveSync command
+//     is a success that resets. Its counters live in a [policy.Store] bucket
+//     ("lockout") so a restart does not reset them.
 //   - [Binder] remembers the certificate fingerprint first used by each
 //     user+device and refuses (or reports) a different one later.
 //   - [UpstreamIdentity.Plan] decides which Authorization and identity

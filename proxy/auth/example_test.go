@@ -27,8 +27,8 @@ func Example() {
 	ok, _ := shield.Allow(in.AuthLogin, []byte("ApplDMPL69PZF18P"), phone, []byte("old-password"), now)
 	fmt.Println("allow:", ok)
 	// The CAS said no, twice, to the same password (a stale one).
-	shield.Record(in.AuthLogin, []byte("ApplDMPL69PZF18P"), phone, []byte("old-password"), 401, now)
-	shield.Record(in.AuthLogin, []byte("ApplDMPL69PZF18P"), phone, []byte("old-password"), 401, now)
+	shield.Record(in.AuthLogin, []byte("ApplDMPL69PZF18P"), phone, []byte("old-password"), auth.RouteEAS, 401, now)
+	shield.Record(in.AuthLogin, []byte("ApplDMPL69PZF18P"), phone, []byte("old-password"), auth.RouteEAS, 401, now)
 	ok, why := shield.Allow(in.AuthLogin, []byte("ApplDMPL69PZF18P"), phone, []byte("old-password"), now.Add(time.Minute))
 	fmt.Println("retry with the same password:", ok, why)
 	ok, _ = shield.Allow(in.AuthLogin, []byte("ApplDMPL69PZF18P"), phone, []byte("new-password"), now.Add(time.Minute))

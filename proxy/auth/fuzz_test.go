@@ -135,7 +135,9 @@ func FuzzShieldRecord(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if e.kind < kindUserDevice || e.kind > kindAddr {
+		switch e.kind {
+		case kindUserDevice, kindUserAddr, kindAddr, kindUserAll:
+		default:
 			t.Fatalf("kind %d", e.kind)
 		}
 		if len(e.fails) > maxFailuresTracked || len(e.users) > maxSprayUsersTracked {
@@ -145,12 +147,14 @@ func FuzzShieldRecord(f *testing.F) {
 		st := newMemStore()
 		_ = st.Update(BucketLockout, map[string][]byte{"k": data}, nil)
 		c := &clock{t: t0}
-		s := newShield(t, lockoutCfg(3, 2), st, c)
+		cfg := lockoutCfg(3, 2)
+		cfg.UserFailures = 4
+		s := newShield(t, cfg, st, c)
 		if err := s.Load(); err != nil {
 			t.Fatalf("fromRecord accepted what Load refused: %v", err)
 		}
 		s.Allow([]byte(e.user), []byte(e.device), e.addr, []byte("pw"), t0)
-		s.Record([]byte(e.user+"x"), []byte(e.device), e.addr, []byte("pw"), 401, t0.Add(time.Second))
+		s.Record([]byte(e.user+"x"), []byte(e.device), e.addr, []byte("pw"), RouteEAS, 401, t0.Add(time.Second))
 		if err := s.Flush(); err != nil {
 			t.Fatal(err)
 		}

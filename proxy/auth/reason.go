@@ -40,6 +40,7 @@ const (
 	ReasonLockout       Reason = "lockout"        // too many CAS 401s for this user+device or user+address
 	ReasonStalePassword Reason = "stale_password" // the same password already failed at the CAS recently
 	ReasonSprayBlock    Reason = "spray_block"    // the client address is blocked for password spraying
+	ReasonUserLockout   Reason = "user_lockout"   // too many CAS 401s for this user over all devices and addresses
 
 	// Device binding (403 in enforce mode).
 	ReasonDeviceBinding Reason = "device_binding" // the device first used a different certificate

@@ -9,9 +9,9 @@ import (
 )
 
 // shieldRecord is the JSON form of one entry in the "lockout" bucket.
-// Digests are never written.
+// Digests (failed and known-good passwords) are never written.
 type shieldRecord struct {
-	Kind     string       `json:"kind"` // user_device | user_addr | addr
+	Kind     string       `json:"kind"` // user_device | user_addr | user | addr
 	User     string       `json:"user,omitempty"`
 	Device   string       `json:"device,omitempty"`
 	Addr     string       `json:"addr,omitempty"`
@@ -117,8 +117,8 @@ func (s *Shield) Load() error {
 			return nil
 		}
 		e.fails = prune(e.fails, t-s.window)
-		if len(e.fails) > s.failures {
-			e.fails = e.fails[len(e.fails)-s.failures:]
+		if limit := s.limit(e.kind); len(e.fails) > limit {
+			e.fails = e.fails[len(e.fails)-limit:]
 		}
 		kept := e.users[:0]
 		for _, m := range e.users {
@@ -127,7 +127,7 @@ func (s *Shield) Load() error {
 			}
 		}
 		e.users = kept
-		if s.expiry(e) <= t || (e.kind == kindAddr && s.sprayUsers == 0) || (e.kind != kindAddr && s.failures == 0) {
+		if s.expiry(e) <= t || (e.kind == kindAddr && s.sprayUsers == 0) || (e.kind != kindAddr && s.limit(e.kind) == 0) {
 			s.markDirty(s.entryHash(e), string(key))
 			return nil
 		}
@@ -180,12 +180,21 @@ func fromRecord(data []byte) (*entry, error) {
 		if e.user == "" {
 			return nil, errors.New("user_addr record without user")
 		}
+	case kindNames[kindUserAll]:
+		e.kind = kindUserAll
+		if e.user == "" {
+			return nil, errors.New("user record without user")
+		}
 	case kindNames[kindAddr]:
 		e.kind = kindAddr
 	default:
 		return nil, fmt.Errorf("unknown kind %q", r.Kind)
 	}
-	if e.kind != kindUserDevice {
+	switch e.kind {
+	case kindUserDevice:
+	case kindUserAll:
+		e.device = ""
+	default:
 		a, err := netip.ParseAddr(r.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("addr: %w", err)

@@ -77,7 +77,7 @@ func checkAllow(t *testing.T, s *Shield, cases []allowCase) {
 }
 
 func fail(s *Shield, user, device string, addr netip.Addr, pw string, at time.Duration) {
-	s.Record(b(user), b(device), addr, b(pw), 401, t0.Add(at))
+	s.Record(b(user), b(device), addr, b(pw), RouteEAS, 401, t0.Add(at))
 }
 
 func TestShieldLockoutAfterFailures(t *testing.T) {
@@ -159,14 +159,14 @@ func TestShieldSuccessResets(t *testing.T) {
 	s := newShield(t, lockoutCfg(3, 0), nil, nil)
 	fail(s, "jdoe", "dev1", addrA, "a", 0)
 	fail(s, "jdoe", "dev1", addrA, "b", time.Second)
-	s.Record(b("jdoe"), b("dev1"), addrA, b("right"), 200, t0.Add(2*time.Second))
+	s.Record(b("jdoe"), b("dev1"), addrA, b("right"), RouteEAS, 200, t0.Add(2*time.Second))
 	fail(s, "jdoe", "dev1", addrA, "c", 3*time.Second)
 	fail(s, "jdoe", "dev1", addrA, "d", 4*time.Second)
 	checkAllow(t, s, []allowCase{{user: "jdoe", device: "dev1", addr: addrA, pw: "right", at: 5 * time.Second, ok: true}})
 
 	// 5xx and "no answer" are not successes
-	s.Record(b("jdoe"), b("dev1"), addrA, b("right"), 503, t0.Add(6*time.Second))
-	s.Record(b("jdoe"), b("dev1"), addrA, b("right"), 0, t0.Add(6*time.Second))
+	s.Record(b("jdoe"), b("dev1"), addrA, b("right"), RouteEAS, 503, t0.Add(6*time.Second))
+	s.Record(b("jdoe"), b("dev1"), addrA, b("right"), RouteEAS, 0, t0.Add(6*time.Second))
 	fail(s, "jdoe", "dev1", addrA, "e", 7*time.Second)
 	checkAllow(t, s, []allowCase{{user: "jdoe", device: "dev1", addr: addrA, pw: "right", at: 8 * time.Second, reason: ReasonLockout}})
 
@@ -174,7 +174,7 @@ func TestShieldSuccessResets(t *testing.T) {
 	// it resets like a 200.
 	s2 := newShield(t, lockoutCfg(2, 0), nil, nil)
 	fail(s2, "jdoe", "dev1", addrA, "a", 0)
-	s2.Record(b("jdoe"), b("dev1"), addrA, b("right"), 449, t0.Add(time.Second))
+	s2.Record(b("jdoe"), b("dev1"), addrA, b("right"), RouteEAS, 449, t0.Add(time.Second))
 	fail(s2, "jdoe", "dev1", addrA, "b", 2*time.Second)
 	checkAllow(t, s2, []allowCase{{user: "jdoe", device: "dev1", addr: addrA, pw: "right", at: 3 * time.Second, ok: true}})
 }
@@ -192,7 +192,7 @@ func TestShieldSlidingWindow(t *testing.T) {
 
 func TestShieldNoPasswordNotCounted(t *testing.T) {
 	s := newShield(t, lockoutCfg(1, 1), nil, nil)
-	s.Record(b("jdoe"), b("dev1"), addrA, nil, 401, t0)
+	s.Record(b("jdoe"), b("dev1"), addrA, nil, RouteEAS, 401, t0)
 	checkAllow(t, s, []allowCase{{user: "jdoe", device: "dev1", addr: addrA, pw: "x", at: time.Second, ok: true}})
 	if st := s.Stats(); st.Entries != 0 {
 		t.Errorf("a 401 without password created entries: %+v", st)
@@ -259,6 +259,9 @@ func TestNewShieldErrors(t *testing.T) {
 		{cfg: config.Lockout{Failures: 5}, want: "lockout.window and lockout.backoff"},
 		{cfg: config.Lockout{Failures: 5000, Window: config.Duration(time.Minute), Backoff: config.Duration(time.Minute)}, want: "lockout.failures 5000"},
 		{cfg: config.Lockout{SprayUsers: 3}, want: "spray_window and lockout.spray_block"},
+		{cfg: config.Lockout{UserFailures: -1}, want: "lockout.user_failures -1"},
+		{cfg: config.Lockout{UserFailures: 1001, Window: config.Duration(time.Minute), Backoff: config.Duration(time.Minute)}, want: "lockout.user_failures 1001"},
+		{cfg: config.Lockout{UserFailures: 20}, want: "positive when lockout.user_failures is set"},
 		{cfg: config.Lockout{SprayUsers: -2}, want: "spray_users -2"},
 		{cfg: config.Lockout{}, opts: ShieldOptions{MaxEntries: -1}, want: "max entries"},
 	} {
@@ -329,7 +332,7 @@ func TestShieldConcurrent(t *testing.T) {
 					if i%5 == 0 {
 						status = 200
 					}
-					s.Record(b(u), b("d"), addr, b(fmt.Sprint("pw", i)), status, t0.Add(at))
+					s.Record(b(u), b("d"), addr, b(fmt.Sprint("pw", i)), RouteEAS, status, t0.Add(at))
 				}
 				if i%50 == 0 {
 					if err := s.Flush(); err != nil {
@@ -438,7 +441,7 @@ func TestShieldRestart(t *testing.T) {
 
 	// A success resets and the reset is persisted too.
 	c.set(t0.Add(20 * time.Minute))
-	s2.Record(b("jdoe"), b("dev1"), addrA, b("right"), 200, t0.Add(20*time.Minute))
+	s2.Record(b("jdoe"), b("dev1"), addrA, b("right"), RouteEAS, 200, t0.Add(20*time.Minute))
 	if err := s2.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -561,9 +564,9 @@ func TestShieldRecordDigest(t *testing.T) {
 	if !s.Digest(b("jdoe"), nil).IsZero() || !s.Digest(b(`CORP\`), b("x")).IsZero() {
 		t.Fatal("digest of nothing is not zero")
 	}
-	s.RecordDigest(b("jdoe"), b("dev1"), addrA, d, 401, t0)
-	s.RecordDigest(b("jdoe"), b("dev1"), addrA, Digest{}, 401, t0) // no password: not counted
-	s.RecordDigest(b("jdoe"), b("dev1"), addrA, d, 401, t0)
+	s.RecordDigest(b("jdoe"), b("dev1"), addrA, d, RouteEAS, 401, t0)
+	s.RecordDigest(b("jdoe"), b("dev1"), addrA, Digest{}, RouteEAS, 401, t0) // no password: not counted
+	s.RecordDigest(b("jdoe"), b("dev1"), addrA, d, RouteEAS, 401, t0)
 	checkAllow(t, s, []allowCase{
 		{user: "jdoe", device: "dev1", addr: addrA, pw: "old", at: time.Second, reason: ReasonStalePassword},
 		{user: "jdoe", device: "dev1", addr: addrA, pw: "new", at: time.Second, ok: true},

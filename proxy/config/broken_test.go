@@ -21,9 +21,14 @@ var brokenConfigs = []struct {
 		"auth-limits.yaml:11:25: auth.pass_schemes[1]: invalid value \"Kerberos\" (hint: use one of: Bearer, Negotiate, NTLM)",
 		"auth-limits.yaml:13:15: auth.lockout.failures: must be at least 0, got -1",
 		"auth-limits.yaml:15:19: auth.lockout.spray_window: must be positive, got 0s (hint: give a duration greater than zero, such as 30s)",
-		"auth-limits.yaml:17:12: admin.address: invalid address \"localhost\" (hint: write host:port, such as \":443\" or \"127.0.0.1:9090\")",
-		"auth-limits.yaml:19:11: log.format: invalid value \"text\" (hint: use one of: json, console)",
-		"auth-limits.yaml:20:15: log.access_log: must not be empty (hint: use stdout, stderr, off or a file path)",
+		"auth-limits.yaml:16:20: auth.lockout.user_failures: must be at most 1000, got 5000",
+		"auth-limits.yaml:18:12: admin.address: invalid address \"localhost\" (hint: write host:port, such as \":443\" or \"127.0.0.1:9090\")",
+		"auth-limits.yaml:20:11: log.format: invalid value \"text\" (hint: use one of: json, console)",
+		"auth-limits.yaml:21:15: log.access_log: must not be empty (hint: use stdout, stderr, off or a file path)",
+	}},
+	{"lockout-user.yaml", []string{
+		"lockout-user.yaml:12:13: auth.lockout.window: must be positive, got 0s (hint: give a duration greater than zero, such as 30s)",
+		"lockout-user.yaml:13:14: auth.lockout.backoff: must be positive, got 0s (hint: give a duration greater than zero, such as 30s)",
 	}},
 	{"client-certs-no-ca.yaml", []string{
 		"client-certs-no-ca.yaml:5:5: listen.tls.client_certificates.trusted_cas: missing: required when mode is required (hint: name the PEM file of the CAs that issue device certificates)",

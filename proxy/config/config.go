@@ -162,14 +162,21 @@ type Auth struct {
 	PassSchemes []string `yaml:"pass_schemes" json:"pass_schemes"`
 }
 
+// MaxLockoutFailures is the highest auth.lockout.failures and
+// auth.lockout.user_failures (the shield keeps one timestamp per failure).
+const MaxLockoutFailures = 1000
+
 // Lockout is the failed-login shield in front of the CAS.
 type Lockout struct {
-	Failures    int      `yaml:"failures" json:"failures"` // 0 disables the per-user+device lockout
-	Window      Duration `yaml:"window" json:"window"`
-	Backoff     Duration `yaml:"backoff" json:"backoff"`
-	SprayUsers  int      `yaml:"spray_users" json:"spray_users"` // 0 disables password-spray detection
-	SprayWindow Duration `yaml:"spray_window" json:"spray_window"`
-	SprayBlock  Duration `yaml:"spray_block" json:"spray_block"`
+	Failures int `yaml:"failures" json:"failures"` // 0 disables the per-user+device lockout
+	// UserFailures caps a user's failures within Window summed over all
+	// devices and addresses; 0 disables the cap.
+	UserFailures int      `yaml:"user_failures" json:"user_failures"`
+	Window       Duration `yaml:"window" json:"window"`
+	Backoff      Duration `yaml:"backoff" json:"backoff"`
+	SprayUsers   int      `yaml:"spray_users" json:"spray_users"` // 0 disables password-spray detection
+	SprayWindow  Duration `yaml:"spray_window" json:"spray_window"`
+	SprayBlock   Duration `yaml:"spray_block" json:"spray_block"`
 }
 
 // Access levels (policy.default_access, rules[].access, cache.on_unavailable).
@@ -369,12 +376,13 @@ func Default() *Config {
 			Mode:                AuthCredentials,
 			CertificateIdentity: "upn",
 			Lockout: Lockout{
-				Failures:    5,
-				Window:      Duration(15 * time.Minute),
-				Backoff:     Duration(30 * time.Minute),
-				SprayUsers:  10,
-				SprayWindow: Duration(10 * time.Minute),
-				SprayBlock:  Duration(30 * time.Minute),
+				Failures:     5,
+				UserFailures: 20,
+				Window:       Duration(15 * time.Minute),
+				Backoff:      Duration(30 * time.Minute),
+				SprayUsers:   10,
+				SprayWindow:  Duration(10 * time.Minute),
+				SprayBlock:   Duration(30 * time.Minute),
 			},
 			DeviceBinding: "off",
 		},

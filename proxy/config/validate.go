@@ -78,6 +78,12 @@ func (c *checker) atLeast(path string, v, lowest int) {
 	}
 }
 
+func (c *checker) atMost(path string, v, highest int) {
+	if v > highest {
+		c.errf(path, "", "must be at most %d, got %d", highest, v)
+	}
+}
+
 // pair checks that two keys that only work together are both set.
 func (c *checker) pair(pathA, a, pathB, b string) {
 	nameA, nameB := pathA[strings.LastIndexByte(pathA, '.')+1:], pathB[strings.LastIndexByte(pathB, '.')+1:]
@@ -405,7 +411,10 @@ func (c *checker) validateAuth(cfg *Config) {
 	}
 	lo := &a.Lockout
 	c.atLeast("auth.lockout.failures", lo.Failures, 0)
-	if lo.Failures > 0 {
+	c.atMost("auth.lockout.failures", lo.Failures, MaxLockoutFailures)
+	c.atLeast("auth.lockout.user_failures", lo.UserFailures, 0)
+	c.atMost("auth.lockout.user_failures", lo.UserFailures, MaxLockoutFailures)
+	if lo.Failures > 0 || lo.UserFailures > 0 {
 		c.positive("auth.lockout.window", lo.Window)
 		c.positive("auth.lockout.backoff", lo.Backoff)
 	}
