@@ -243,11 +243,11 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // FileSummary is what `easgate compliance` reads from a CSV file.
 type FileSummary struct {
-	SHA256     string
-	Entries    int
-	LineErrors int
-	Unparsable string // why the content is not the CSV format; "" when it is
-	Marker     int    // entries named by the marker line; -1 without one
+	SHA256     string `json:"sha256"`
+	Entries    int    `json:"entries"`
+	LineErrors int    `json:"line_errors"`
+	Unparsable string `json:"unparsable,omitempty"` // why the content is not the CSV format
+	Marker     int    `json:"marker_entries"`       // entries named by the marker line; -1 without one
 }
 
 // InspectFile parses a compliance CSV file as the file source does.

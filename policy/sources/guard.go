@@ -85,11 +85,15 @@ func (h *HeldBack) Error() string {
 	var b strings.Builder
 	b.WriteString(h.what())
 	b.WriteString(": ")
+	content := "the new content"
+	if h.Initial {
+		content = "the content"
+	}
 	switch h.Reason {
 	case HoldEmpty:
-		fmt.Fprintf(&b, "the new content has no entries")
+		fmt.Fprintf(&b, "%s has no entries", content)
 	case HoldUnparsable:
-		fmt.Fprintf(&b, "the new content cannot be parsed")
+		fmt.Fprintf(&b, "%s cannot be parsed", content)
 	default:
 		fmt.Fprintf(&b, "the new content has %d entries, %.1f%% fewer than the %d in force (more than max_drop %g%%)",
 			h.New, h.DropPercent, h.Old, h.MaxDrop)
