@@ -73,7 +73,8 @@ func NewFile(path string) (*File, error) { return NewFileGuarded(path, Guard{}) 
 // NewFileGuarded loads path. The returned error is nil, or a joined list of
 // *LineError for malformed lines (the source is usable then), or a read
 // error or a *HeldBack with Initial set for empty or unparsable content
-// (the source is nil).
+// (the source is nil), or for a first load that drops more than
+// Guard.MaxDrop of Guard.Baseline.
 func NewFileGuarded(path string, g Guard) (*File, error) {
 	f := &File{path: path, stop: make(chan struct{}), guard: guardState{g: g, source: "file", path: path}}
 	_, err := f.Reload()
@@ -116,6 +117,8 @@ func (f *File) Reload() (bool, error) {
 	old := -1
 	if cur != nil {
 		old = cur.entries
+	} else if f.guard.g.Baseline > 0 {
+		old = f.guard.g.Baseline
 	}
 	by := ""
 	if reason, drop := f.guard.g.check(old, c.table.entries, c.unparsable); reason != "" {

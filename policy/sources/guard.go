@@ -104,6 +104,8 @@ func (h *HeldBack) Error() string {
 		b.WriteString(")")
 	}
 	switch {
+	case h.Initial && h.Source == "file" && h.Old > 0:
+		fmt.Fprintf(&b, "; not loaded: the compliance source in force (%d entries) stays", h.Old)
 	case h.Initial && h.Source == "file":
 		b.WriteString("; refusing to start with an empty compliance table, which would treat every device as not enrolled")
 	case h.Initial:
@@ -129,6 +131,11 @@ type Guard struct {
 	// for `easgate compliance status`. Empty disables either.
 	AcceptPath string
 	StatusPath string
+	// Baseline, for the file source, is the number of entries of the table
+	// this source replaces (a config reload that builds a new source): the
+	// first load is then held to MaxDrop against it, as a reload would be.
+	// 0 means none.
+	Baseline int
 	// OnEvent, when set, is called when a reload is held back and when a
 	// hold ends. It runs on the source's goroutine, under its lock: it must
 	// not call back into the source.

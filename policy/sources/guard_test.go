@@ -334,3 +334,33 @@ func TestGuardPathsAndMarkers(t *testing.T) {
 		t.Error("ReadStatus took a marker file")
 	}
 }
+
+// TestFileGuardBaseline: a new source that replaces one in force (a config
+// reload) holds its first load to max_drop against the old table.
+func TestFileGuardBaseline(t *testing.T) {
+	tests := []struct {
+		file    string
+		ok      bool
+		entries int
+	}{
+		{"half.csv", true, 5},
+		{"four.csv", false, 0},
+		{"marker-ok.csv", true, 2},
+		{"empty.csv", false, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			f, err := NewFileGuarded(filepath.Join("testdata/guard", tc.file), Guard{Baseline: 10})
+			var h *HeldBack
+			if tc.ok {
+				if f == nil || err != nil || f.Len() != tc.entries {
+					t.Fatalf("want %d entries, got %v %v", tc.entries, f, err)
+				}
+				return
+			}
+			if f != nil || !errors.As(err, &h) || !h.Initial || h.Old != 10 || !strings.Contains(err.Error(), "the compliance source in force (10 entries) stays") {
+				t.Fatalf("want a held-back first load, got %v %v", f, err)
+			}
+		})
+	}
+}

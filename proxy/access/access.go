@@ -122,7 +122,13 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 					c.Purge()
 				}
 			}
-			s, err := newSource(src, log, opts.ReadOnly, opts.HTTPClient, purge, guardFor(cfg, log, opts))
+			guard := guardFor(cfg, log, opts)
+			if f, ok := prevSource(opts).(*sources.File); ok && opts.Prev.srcCfg.Source.Path == src.Path {
+				// A changed source or cache setting builds a new source: its
+				// first load must not slip a held-back file past the guard.
+				guard.Baseline = f.Len()
+			}
+			s, err := newSource(src, log, opts.ReadOnly, opts.HTTPClient, purge, guard)
 			if err != nil {
 				return nil, err
 			}
@@ -239,6 +245,13 @@ func readSecret(path, what string) (string, error) {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+func prevSource(opts Options) policy.Source {
+	if opts.Prev == nil {
+		return nil
+	}
+	return opts.Prev.Source
 }
 
 // guardFor configures the reload guard of the file and graph sources: the

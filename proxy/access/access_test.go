@@ -314,3 +314,34 @@ func TestEmptyFileAtStartFails(t *testing.T) {
 		t.Fatalf("Build on an empty file: %v", err)
 	}
 }
+
+// TestRebuiltSourceKeepsTheGuard: a config reload that changes the
+// compliance settings builds a new file source; it does not apply content
+// the running source holds back, and the running Access keeps working.
+func TestRebuiltSourceKeepsTheGuard(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "c.csv")
+	os.WriteFile(csv, []byte("bob@corp.example.com,D0,compliant\nbob@corp.example.com,D1,compliant\nbob@corp.example.com,D2,compliant\n"), 0o600)
+	yaml := func(ttl string) string {
+		return `policy:
+  default_access: block
+  compliance:
+    require_for: [all]
+    source: {type: file, path: ` + csv + `}
+    cache: {ttl: ` + ttl + `}
+`
+	}
+	a, err := Build(writeConfig(t, dir, yaml("1h")), zerolog.Nop(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	os.WriteFile(csv, []byte("bob@corp.example.com,D0,compliant\n"), 0o600)
+	b, err := Build(writeConfig(t, dir, yaml("2h")), zerolog.Nop(), Options{Prev: a})
+	if b != nil || err == nil || !strings.Contains(err.Error(), "(3 entries) stays") {
+		t.Fatalf("rebuilt source on a shrunken file: %v", err)
+	}
+	if d := a.Engine.Decide(context.Background(), subj("bob@corp.example.com", "D2", "iOS/17.5.1 (21F90) dataaccessd/1.0")); d.Action != policy.Allow {
+		t.Fatalf("the running Access changed: %s", d.Action)
+	}
+}
