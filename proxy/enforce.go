@@ -75,7 +75,7 @@ const heldRecheck = 15 * time.Second
 // production.
 var sourceClient *http.Client
 
-func newEnforcement(cfg *config.Config, log zerolog.Logger, prev *enforcement) (*enforcement, error) {
+func newEnforcement(cfg *config.Config, log zerolog.Logger, prev *enforcement, gm access.GuardMetrics) (*enforcement, error) {
 	// Everything that can fail comes before access.Build, which takes the
 	// device table and the compliance source over from prev.
 	q := cfg.Policy.Quarantine
@@ -84,7 +84,7 @@ func newEnforcement(cfg *config.Config, log zerolog.Logger, prev *enforcement) (
 	if err != nil {
 		return nil, err
 	}
-	opts := access.Options{HTTPClient: sourceClient}
+	opts := access.Options{HTTPClient: sourceClient, GuardMetrics: gm}
 	if prev != nil {
 		opts.Prev = prev.acc
 	}
@@ -518,7 +518,7 @@ func (s *Server) doUpstream(x *exchange, b *backend, req *fasthttp.Request, dead
 // process-wide enforcer, whose quarantine records live in the same store as
 // the device table.
 func (s *Server) initEnforcement(st *state) error {
-	e, err := newEnforcement(st.cfg, s.log, nil)
+	e, err := newEnforcement(st.cfg, s.log, nil, s.metrics)
 	if err != nil {
 		return err
 	}
@@ -544,7 +544,7 @@ func (s *Server) attachEnforcement(st, old *state) error {
 	if old != nil {
 		prev = old.enf
 	}
-	e, err := newEnforcement(st.cfg, s.log, prev)
+	e, err := newEnforcement(st.cfg, s.log, prev, s.metrics)
 	if err != nil {
 		return err
 	}

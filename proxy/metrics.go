@@ -27,6 +27,10 @@ type metrics struct {
 	handler   fasthttp.RequestHandler
 	statusStr [600]string
 
+	// The compliance reload guard (access.GuardMetrics).
+	complianceHeld  *prometheus.GaugeVec   // source
+	complianceHolds *prometheus.CounterVec // source, reason
+
 	// Series already looked up, by label values: Prometheus hashes and
 	// validates the label values on every WithLabelValues, which cost more
 	// than the rest of the per-request accounting.
@@ -116,7 +120,16 @@ func newMetrics() *metrics {
 		Name: "easgate_rejected_requests_total",
 		Help: "Requests refused before reaching a CAS, by reason.",
 	}, []string{"reason"})
+	m.complianceHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "easgate_compliance_reload_held_back",
+		Help: "1 while the compliance source holds a reload back (the last good table stays in force), by source type.",
+	}, []string{"source"})
+	m.complianceHolds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "easgate_compliance_reloads_held_back_total",
+		Help: "Compliance reloads held back, by source type and reason (empty, unparsable, drop).",
+	}, []string{"source", "reason"})
 	m.reg.MustRegister(m.requests, m.duration, m.upstream, m.held, m.healthy, m.reloads, m.rejected,
+		m.complianceHeld, m.complianceHolds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	for i := range m.statusStr {
@@ -124,6 +137,15 @@ func newMetrics() *metrics {
 	}
 	return m
 }
+
+// HeldBack implements access.GuardMetrics.
+func (m *metrics) HeldBack(source, reason string) {
+	m.complianceHeld.WithLabelValues(source).Set(1)
+	m.complianceHolds.WithLabelValues(source, reason).Inc()
+}
+
+// HoldEnded implements access.GuardMetrics.
+func (m *metrics) HoldEnded(source string) { m.complianceHeld.WithLabelValues(source).Set(0) }
 
 func (m *metrics) status(code int) string {
 	if code >= 0 && code < len(m.statusStr) {

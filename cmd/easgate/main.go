@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"parse-request": {"parse an EAS request URL and headers and print it as JSON", runParseRequest},
 	"classify":      {"identify the mail client from User-Agent, DeviceType and DeviceInformation", runClassify},
 	"explain":       {"show how the policy decides for a user and device, rule by rule", runExplain},
+	"compliance":    {"accept | status: confirm or show a held-back compliance table reload", runCompliance},
 	"version":       {"print the version", runVersion},
 }
 

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/easgate/easgate/policy/sources"
 )
 
 func runCmd(t *testing.T, stdin []byte, args ...string) (code int, stdout, stderr string) {
@@ -18,7 +22,7 @@ func runCmd(t *testing.T, stdin []byte, args ...string) (code int, stdout, stder
 
 func TestUsageAndUnknownCommand(t *testing.T) {
 	code, out, _ := runCmd(t, nil, "--help")
-	if code != 0 || !strings.Contains(out, "check-config") || !strings.Contains(out, "explain") {
+	if code != 0 || !strings.Contains(out, "check-config") || !strings.Contains(out, "explain") || !strings.Contains(out, "compliance") {
 		t.Fatalf("help: %d %q", code, out)
 	}
 	if code, _, errOut := runCmd(t, nil, "frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
@@ -158,5 +162,150 @@ state:
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Action != "block" || res.Rule != "block-old-ios" {
 		t.Fatalf("old iPhone: %d %s %s", code, out, errOut)
+	}
+}
+
+func complianceConfig(t *testing.T, dir, source string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "easgate.yaml")
+	os.WriteFile(cfg, []byte(`listen:
+  address: "127.0.0.1:0"
+  plain_http: true
+upstreams:
+  servers:
+    - url: http://127.0.0.1:9
+policy:
+  compliance:
+    require_for: [all]
+    source: `+source+`
+state:
+  path: `+filepath.Join(dir, "state.db")+`
+`), 0o600)
+	return cfg
+}
+
+// TestComplianceAcceptFile: the gateway's file source (here in the test
+// process, as it runs in the gateway) holds back a truncated file;
+// `compliance status` shows it and exits 3, `compliance accept` prints what
+// it accepts and writes the marker that makes the source apply it.
+func TestComplianceAcceptFile(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "c.csv")
+	var rows strings.Builder
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&rows, "user%d@corp.example.com,DEV%d,compliant\n", i, i)
+	}
+	os.WriteFile(csv, []byte(rows.String()), 0o600)
+	cfg := complianceConfig(t, dir, "{type: file, path: "+csv+"}")
+	acc, st := sources.GuardPaths("file", csv, "", "")
+	src, err := sources.NewFileGuarded(csv, sources.Guard{AcceptPath: acc, StatusPath: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCmd(t, nil, "compliance", "status", "--config", cfg); code != 0 || !strings.Contains(out, "in force: 10 entries") ||
+		!strings.Contains(out, "no reload held back") || !strings.Contains(out, "(in force)") {
+		t.Fatalf("status before: %d\n%s%s", code, out, errOut)
+	}
+	os.WriteFile(csv, []byte("user0@corp.example.com,DEV0,compliant\nuser1@corp.exa"), 0o600) // cut short
+	if _, err := src.Reload(); src.HeldBack() == nil {
+		t.Fatalf("not held back: %v", err)
+	}
+	code, out, errOut := runCmd(t, nil, "compliance", "status", "--config", cfg)
+	if code != 3 || !strings.Contains(out, "HELD BACK") || !strings.Contains(out, "drop, 1 entries instead of 10 (90.0% fewer") ||
+		!strings.Contains(out, "(the held-back content)") {
+		t.Fatalf("status while held back: %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, nil, "compliance", "status", "--json", "--config", cfg)
+	var js struct {
+		Status struct {
+			HeldBack struct {
+				Old int `json:"old_entries"`
+			} `json:"held_back"`
+		} `json:"status"`
+		FileState string `json:"file_state"`
+	}
+	if code != 3 || json.Unmarshal([]byte(out), &js) != nil || js.Status.HeldBack.Old != 10 || js.FileState != "held-back" {
+		t.Fatalf("status --json: %d %s %s", code, out, errOut)
+	}
+	sum, _ := sources.InspectFile(csv)
+	code, out, errOut = runCmd(t, nil, "compliance", "accept", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "accepting "+csv+": 1 entries, sha256 "+sum.SHA256) ||
+		!strings.Contains(out, "1 malformed line(s)") || !strings.Contains(out, "10 entries in force, 90.0% fewer") {
+		t.Fatalf("accept: %d\n%s%s", code, out, errOut)
+	}
+	if b, err := os.ReadFile(acc); err != nil || strings.TrimSpace(string(b)) != sum.SHA256 {
+		t.Fatalf("marker %q %v", b, err)
+	}
+	if changed, _ := src.Reload(); !changed || src.Len() != 1 {
+		t.Fatalf("the source did not apply the accepted content: %d entries", src.Len())
+	}
+	code, out, _ = runCmd(t, nil, "compliance", "accept", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "nothing to accept: this content is in force") {
+		t.Fatalf("second accept: %d %s", code, out)
+	}
+	if _, err := os.Stat(acc); !os.IsNotExist(err) {
+		t.Errorf("a marker was written for content in force: %v", err)
+	}
+}
+
+// TestComplianceAcceptGraph: for Graph the held-back pull is known only
+// to the gateway; accept takes its digest from the status file.
+func TestComplianceAcceptGraph(t *testing.T) {
+	dir := t.TempDir()
+	cfg := complianceConfig(t, dir, `
+      type: graph
+      tenant_id: corp.example.com
+      client_id: 00000000-0000-0000-0000-000000000000
+      client_secret_file: `+filepath.Join(dir, "secret"))
+	os.WriteFile(filepath.Join(dir, "secret"), []byte("s3cr3t-value"), 0o600)
+	acc, stPath := sources.GuardPaths("graph", "", filepath.Join(dir, "state.db"), cfg)
+	code, out, errOut := runCmd(t, nil, "compliance", "accept", "--config", cfg)
+	if code != 1 || !strings.Contains(errOut, "status file is not readable") {
+		t.Fatalf("accept without a status file: %d %s %s", code, out, errOut)
+	}
+	digest := strings.Repeat("0123456789abcdef", 4)
+	st := sources.Status{Source: "graph", Entries: 1000, Updated: time.Now(), HeldBack: &sources.HeldBack{Source: "graph", Reason: sources.HoldDrop,
+		Old: 1000, New: 12, DropPercent: 98.8, MaxDrop: 50, SHA256: digest, Since: time.Now()}}
+	b, _ := json.Marshal(st)
+	os.WriteFile(stPath, b, 0o600)
+	code, out, errOut = runCmd(t, nil, "compliance", "accept", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "12 entries, 1000 in force (98.8% fewer)") || !strings.Contains(out, digest) {
+		t.Fatalf("accept: %d\n%s%s", code, out, errOut)
+	}
+	if m, err := os.ReadFile(acc); err != nil || strings.TrimSpace(string(m)) != digest {
+		t.Fatalf("marker %q %v", m, err)
+	}
+	if code, out, _ := runCmd(t, nil, "compliance", "status", "--config", cfg); code != 3 || !strings.Contains(out, "accept marker pending") ||
+		strings.Contains(out, "s3cr3t") {
+		t.Fatalf("status: %d %s", code, out)
+	}
+	st.HeldBack = nil
+	b, _ = json.Marshal(st)
+	os.WriteFile(stPath, b, 0o600)
+	if code, out, _ := runCmd(t, nil, "compliance", "accept", "--config", cfg); code != 0 || !strings.Contains(out, "nothing to accept") {
+		t.Fatalf("accept with nothing held back: %d %s", code, out)
+	}
+}
+
+func TestComplianceUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	httpCfg := complianceConfig(t, dir, "{type: http, url: https://mdm.corp.example.com/verdict}")
+	tests := []struct {
+		args []string
+		code int
+		want string // in stdout or stderr
+	}{
+		{[]string{"compliance"}, 2, "Usage: easgate compliance <accept|status>"},
+		{[]string{"compliance", "--help"}, 0, "accept   confirm"},
+		{[]string{"compliance", "frob"}, 2, `unknown subcommand "frob"`},
+		{[]string{"compliance", "accept"}, 2, "--config is required"},
+		{[]string{"compliance", "accept", "--config", httpCfg}, 1, "keeps no table"},
+		{[]string{"compliance", "status", "--config", filepath.Join(dir, "missing.yaml")}, 1, "missing.yaml"},
+	}
+	for _, tc := range tests {
+		code, out, errOut := runCmd(t, nil, tc.args...)
+		if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("%q: %d\n%s%s\nwant %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
+		}
 	}
 }

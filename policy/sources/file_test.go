@@ -112,16 +112,39 @@ func TestFileSourceMissingFile(t *testing.T) {
 }
 
 func FuzzFileParse(f *testing.F) {
-	seed, _ := os.ReadFile("testdata/compliance.csv")
-	f.Add(seed)
+	for _, name := range []string{"testdata/compliance.csv", "testdata/guard/full.csv", "testdata/guard/truncated.csv",
+		"testdata/guard/bad-header.csv", "testdata/guard/marker-ok.csv", "testdata/guard/bom.csv", "testdata/guard/zeros.csv"} {
+		seed, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(seed)
+	}
 	f.Add([]byte("a,b,compliant\n"))
 	f.Add([]byte("\"\n,,,,,\n"))
+	f.Add([]byte("# easgate: accept-drop entries=-1\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tab, errs := parseCSV("fuzz.csv", data)
-		if tab == nil {
+		c := parseFile("fuzz.csv", data)
+		if c == nil || c.table == nil {
 			t.Fatal("nil table")
 		}
-		for _, e := range errs {
+		n := 0
+		for _, rs := range c.table.rows {
+			n += len(rs)
+		}
+		if n != c.table.entries {
+			t.Fatalf("entries %d, rows %d", c.table.entries, n)
+		}
+		if c.table.entries+len(c.lineErrs) > c.dataLines {
+			t.Fatalf("%d entries and %d bad lines out of %d data lines", c.table.entries, len(c.lineErrs), c.dataLines)
+		}
+		if c.dataLines > 0 && c.table.entries == 0 && c.unparsable == "" {
+			t.Fatal("data lines without a valid row must be unparsable")
+		}
+		if c.marker < -1 || (c.marker >= 0 && c.badMarker != "") {
+			t.Fatalf("marker %d %q", c.marker, c.badMarker)
+		}
+		for _, e := range c.lineErrs {
 			var le *LineError
 			if !errors.As(e, &le) || le.Line < 0 {
 				t.Fatalf("untyped error %v", e)

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,8 +46,12 @@ type GraphConfig struct {
 	// Timeout bounds one HTTP request (default 30s).
 	Timeout time.Duration
 	Client  *http.Client
-	// OnSync, when set, is called after every sync with its outcome.
+	// OnSync, when set, is called after every sync with its outcome, and
+	// after a held-back full sync was accepted (full, nil error).
 	OnSync func(full bool, devices int, err error)
+	// Guard holds back a full sync that returns no device or more than
+	// Guard.MaxDrop fewer than the table in force (see Graph.Sync).
+	Guard Guard
 }
 
 // Graph pulls Intune's managed devices from Microsoft Graph
@@ -60,6 +65,10 @@ type Graph struct {
 
 	table    atomic.Pointer[graphTable]
 	lastSync atomic.Int64 // unix nanos of the last successful sync start
+
+	gmu       sync.Mutex // guards guard and heldTable
+	guard     guardState
+	heldTable *graphTable // the held-back full sync, applied if accepted
 
 	tokMu  sync.Mutex
 	token  string
@@ -80,6 +89,7 @@ type graphDevice struct {
 
 type graphTable struct {
 	byDevice map[string][]graphDevice // lower-cased easDeviceId
+	entries  int
 	at       time.Time
 }
 
@@ -127,7 +137,7 @@ func NewGraph(cfg GraphConfig) (*Graph, error) {
 	if c == nil {
 		c = &http.Client{}
 	}
-	return &Graph{cfg: cfg, client: c, stop: make(chan struct{})}, nil
+	return &Graph{cfg: cfg, client: c, stop: make(chan struct{}), guard: guardState{g: cfg.Guard, source: "graph"}}, nil
 }
 
 // Name implements policy.Source.
@@ -147,10 +157,20 @@ func (g *Graph) Start() {
 		quick := time.NewTicker(g.cfg.QuickSync)
 		defer full.Stop()
 		defer quick.Stop()
+		var accept <-chan time.Time
+		if g.cfg.Guard.AcceptPath != "" {
+			t := time.NewTicker(acceptCheck)
+			defer t.Stop()
+			accept = t.C
+		}
 		for {
 			select {
 			case <-g.stop:
 				return
+			case <-accept:
+				if g.CheckAccept() {
+					g.report(true, nil)
+				}
 			case <-full.C:
 				g.report(true, g.Sync(ctx, true))
 			case <-quick.C:
@@ -160,16 +180,51 @@ func (g *Graph) Start() {
 	}()
 }
 
+// acceptCheck is how often a running Graph source looks for the accept
+// marker of a held-back full sync.
+const acceptCheck = 2 * time.Second
+
 func (g *Graph) report(full bool, err error) {
 	if g.cfg.OnSync != nil {
 		n := 0
 		if t := g.table.Load(); t != nil {
-			for _, ds := range t.byDevice {
-				n += len(ds)
-			}
+			n = t.entries
 		}
 		g.cfg.OnSync(full, n, err)
 	}
+}
+
+// CheckAccept applies the held-back full sync when the accept marker names
+// its digest, and reports whether it did. Start calls it every few seconds.
+func (g *Graph) CheckAccept() bool {
+	g.gmu.Lock()
+	defer g.gmu.Unlock()
+	if g.guard.held == nil || g.heldTable == nil {
+		return false
+	}
+	if ok, _ := g.guard.accepted(g.guard.heldSum); !ok {
+		return false
+	}
+	sum, t := g.guard.heldSum, g.heldTable
+	g.guard.consume(sum)
+	g.heldTable = nil
+	g.table.Store(t)
+	// Quick syncs since the held pull merged into the old table; the next
+	// one asks for every change since the accepted pull.
+	g.lastSync.Store(t.at.UnixNano())
+	g.guard.end(EndedByAcceptFile, t.entries, sum)
+	return true
+}
+
+// HeldBack returns the full sync held back now, or nil.
+func (g *Graph) HeldBack() *HeldBack {
+	g.gmu.Lock()
+	defer g.gmu.Unlock()
+	if g.guard.held == nil {
+		return nil
+	}
+	h := *g.guard.held
+	return &h
 }
 
 // Close stops the sync loop.
@@ -197,6 +252,14 @@ func (g *Graph) Lookup(_ context.Context, q policy.Query) (policy.Verdict, error
 
 // Sync pulls managed devices. A full sync replaces the table; a quick sync
 // merges the devices changed since the last sync into it.
+//
+// A full sync that returns no device, or more than Guard.MaxDrop fewer
+// entries (user and device pairs) than the table in force, is held back:
+// Sync returns a *HeldBack and the table in force stays, until
+// `easgate compliance accept` names the held pull's digest (CheckAccept).
+// A later full sync replaces the held pull; the same pull again (same
+// digest) is not reported twice. The first full sync has no table to
+// compare with: only an empty one is held back.
 func (g *Graph) Sync(ctx context.Context, full bool) error {
 	started := time.Now()
 	q := url.Values{"$select": {graphSelect}}
@@ -249,9 +312,78 @@ func (g *Graph) Sync(ctx context.Context, full bool) error {
 			return fmt.Errorf("graph: @odata.nextLink points outside %s", g.cfg.GraphURL)
 		}
 	}
-	g.table.Store(&graphTable{byDevice: byDevice, at: started})
-	g.lastSync.Store(started.UnixNano())
+	t := &graphTable{byDevice: byDevice, at: started}
+	for _, ds := range byDevice {
+		t.entries += len(ds)
+	}
+	if !full {
+		g.table.Store(t)
+		g.lastSync.Store(started.UnixNano())
+		return nil
+	}
+	return g.installFull(t)
+}
+
+// installFull applies a full sync's table, or holds it back.
+func (g *Graph) installFull(t *graphTable) error {
+	g.gmu.Lock()
+	defer g.gmu.Unlock()
+	sum := t.digest()
+	cur := g.table.Load()
+	old := -1
+	if cur != nil {
+		old = cur.entries
+	}
+	by := ""
+	if reason, drop := g.guard.g.check(old, t.entries, ""); reason != "" {
+		ok, why := g.guard.accepted(sum)
+		if !ok {
+			if g.guard.held != nil && g.guard.heldSum == sum {
+				g.heldTable = t // the same pull again: newer, not reported twice
+				h := *g.guard.held
+				return &h
+			}
+			g.heldTable = t
+			h := &HeldBack{Reason: reason, Old: max(old, 0), New: t.entries, DropPercent: drop, Detail: why, Initial: cur == nil}
+			g.guard.hold(h, sum, max(old, 0), g.inForceSum(cur))
+			hc := *h
+			return &hc
+		}
+		g.guard.consume(sum)
+		by = EndedByAcceptFile
+	}
+	g.heldTable = nil
+	g.table.Store(t)
+	g.lastSync.Store(t.at.UnixNano())
+	g.guard.end(by, t.entries, sum)
 	return nil
+}
+
+func (g *Graph) inForceSum(t *graphTable) [32]byte {
+	if t == nil {
+		return [32]byte{}
+	}
+	return t.digest()
+}
+
+// digest names a table's content: the SHA-256 of its sorted entries, one
+// "device id, user, state" line each. Two pulls with the same verdicts have
+// the same digest, which is what an accept marker names.
+func (t *graphTable) digest() [32]byte {
+	lines := make([]string, 0, t.entries)
+	for k, ds := range t.byDevice {
+		for _, d := range ds {
+			lines = append(lines, k+"\t"+strings.ToLower(d.upn)+"\t"+d.state.String()+"\n")
+		}
+	}
+	sort.Strings(lines)
+	h := sha256.New()
+	for _, l := range lines {
+		h.Write([]byte(l))
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // graphState maps Intune's complianceState to a policy.State.

@@ -15,6 +15,8 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -254,4 +256,99 @@ func TestGraphStartAndClose(t *testing.T) {
 		}
 	}
 	src.Close()
+}
+
+// TestGraphFullSyncDropIsHeldBack: a full sync that returns far fewer
+// devices keeps the table in force until `easgate compliance accept` names
+// the held pull; quick syncs still merge into the table in force.
+func TestGraphFullSyncDropIsHeldBack(t *testing.T) {
+	g := newFakeGraph(t)
+	g.pageSize = 4
+	old := "2026-11-01T00:00:00Z"
+	for i := 0; i < 10; i++ {
+		g.devices = append(g.devices, dev(fmt.Sprintf("user%d@corp.example.com", i), fmt.Sprintf("ApplDEV00000%d", i), "compliant", old))
+	}
+	dir := t.TempDir()
+	acc, st := GuardPaths("graph", "", filepath.Join(dir, "state.db"), "")
+	ev := &events{}
+	src, err := NewGraph(GraphConfig{TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "shh", AuthorityURL: g.srv.URL, GraphURL: g.srv.URL,
+		Guard: Guard{AcceptPath: acc, StatusPath: st, OnEvent: ev.add}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := src.Sync(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	before := verdicts(t, src)
+
+	// Intune answers with three devices only (a filter or paging fault).
+	all := g.devices
+	g.devices = all[:3]
+	err = src.Sync(ctx, true)
+	var h *HeldBack
+	if !errors.As(err, &h) || h.Reason != HoldDrop || h.Old != 10 || h.New != 3 || h.DropPercent != 70 || h.Source != "graph" {
+		t.Fatalf("full sync of 3 after 10: %v", err)
+	}
+	if after := verdicts(t, src); !sameStates(before, after) {
+		t.Fatalf("verdicts changed under a held-back sync: %v -> %v", before, after)
+	}
+	if s, err := ReadStatus(st); err != nil || s.HeldBack == nil || s.HeldBack.SHA256 != h.SHA256 || s.Entries != 10 {
+		t.Fatalf("status %+v %v", s, err)
+	}
+	// The same reduced pull again is not reported twice, nor accepted.
+	if err := src.Sync(ctx, true); !errors.As(err, &h) {
+		t.Fatalf("second reduced pull: %v", err)
+	}
+	if n := len(ev.all()); n != 1 {
+		t.Fatalf("%d events, want the hold reported once", n)
+	}
+	// A quick sync still merges changes into the table in force.
+	g.devices = append([]graphManagedDevice(nil), all...)
+	g.devices[5] = dev("user5@corp.example.com", "ApplDEV000005", "noncompliant", time.Now().UTC().Format(time.RFC3339))
+	if err := src.Sync(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if v := verdicts(t, src); v[5] != policy.StateNoncompliant || v[4] != policy.StateCompliant {
+		t.Fatalf("quick sync while held back: %v", v)
+	}
+	if src.CheckAccept() {
+		t.Fatal("accepted without a marker")
+	}
+	if err := WriteAccept(acc, h.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	if !src.CheckAccept() || src.HeldBack() != nil {
+		t.Fatal("the accept marker for the held pull was not applied")
+	}
+	v := verdicts(t, src)
+	if v[0] != policy.StateCompliant || v[5] != policy.StateUnknown || v[9] != policy.StateUnknown {
+		t.Fatalf("after accepting the 3-device pull: %v", v)
+	}
+	if evs := ev.all(); len(evs) != 2 || evs[1].EndedBy != EndedByAcceptFile || evs[1].Entries != 3 {
+		t.Fatalf("events %+v", evs)
+	}
+	if _, err := os.Stat(acc); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("marker not removed: %v", err)
+	}
+	// The next quick sync asks for changes since the accepted pull.
+	g.filters = nil
+	if err := src.Sync(ctx, false); err != nil || len(g.filters) != 1 {
+		t.Fatalf("quick sync after accept: %v %q", err, g.filters)
+	}
+}
+
+// TestGraphEmptyFirstSyncIsHeldBack: with no table yet, an empty pull
+// leaves lookups unavailable (on_unavailable) rather than "not enrolled".
+func TestGraphEmptyFirstSyncIsHeldBack(t *testing.T) {
+	g := newFakeGraph(t)
+	src, _ := NewGraph(GraphConfig{TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "shh", AuthorityURL: g.srv.URL, GraphURL: g.srv.URL})
+	err := src.Sync(context.Background(), true)
+	var h *HeldBack
+	if !errors.As(err, &h) || h.Reason != HoldEmpty || !h.Initial || !strings.Contains(err.Error(), "on_unavailable") {
+		t.Fatalf("empty first pull: %v", err)
+	}
+	if _, err := src.Lookup(context.Background(), policy.Query{User: "u@x.example", DeviceID: "D1"}); !errors.Is(err, policy.ErrUnavailable) {
+		t.Fatalf("lookup after an empty first pull: %v", err)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"reflect"
@@ -62,6 +63,19 @@ type Options struct {
 	// HTTPClient, when set, is the HTTP client of the http and graph
 	// compliance sources (tests use it to trust a local TLS fake).
 	HTTPClient *http.Client
+	// GuardMetrics, when set, is told when the compliance source holds a
+	// reload back and when the hold ends (the gateway's Prometheus series).
+	GuardMetrics GuardMetrics
+}
+
+// GuardMetrics receives the state of the compliance reload guard
+// (policy/sources.Guard). Calls come from the source's goroutine.
+type GuardMetrics interface {
+	// HeldBack counts a held-back reload of source ("file", "graph") for
+	// reason ("empty", "unparsable", "drop"); source is held back until
+	// HoldEnded.
+	HeldBack(source, reason string)
+	HoldEnded(source string)
 }
 
 // Build turns cfg into an Access. It reports every policy error at once.
@@ -112,7 +126,13 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 					c.Purge()
 				}
 			}
-			s, err := newSource(src, log, opts.ReadOnly, opts.HTTPClient, purge)
+			guard := guardFor(cfg, log, opts)
+			if f, ok := prevSource(opts).(*sources.File); ok && opts.Prev.srcCfg.Source.Path == src.Path {
+				// A changed source or cache setting builds a new source: its
+				// first load must not slip a held-back file past the guard.
+				guard.Baseline = f.Len()
+			}
+			s, err := newSource(src, log, opts.ReadOnly, opts.HTTPClient, purge, guard)
 			if err != nil {
 				return nil, err
 			}
@@ -241,13 +261,63 @@ func readSecret(path, what string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+func prevSource(opts Options) policy.Source {
+	if opts.Prev == nil {
+		return nil
+	}
+	return opts.Prev.Source
+}
+
+// guardFor configures the reload guard of the file and graph sources: the
+// threshold, the accept marker and status files (none for a read-only
+// Access: explain neither consumes markers nor writes status), and the
+// log lines and metrics of holds.
+func guardFor(cfg *config.Config, log zerolog.Logger, opts Options) sources.Guard {
+	src := cfg.Policy.Compliance.Source
+	g := sources.Guard{MaxDrop: src.MaxDrop.Fraction()}
+	if !opts.ReadOnly {
+		g.AcceptPath, g.StatusPath = sources.GuardPaths(src.Type, src.Path, cfg.State.Path, cfg.Source)
+	}
+	m := opts.GuardMetrics
+	g.OnEvent = func(ev sources.GuardEvent) {
+		switch {
+		case ev.StatusErr != nil:
+			log.Warn().Err(ev.StatusErr).Str("source", ev.Source).
+				Msg("compliance status file not written: easgate compliance status cannot see this gateway")
+		case ev.Held != nil:
+			h := ev.Held
+			log.Error().Str("source", h.Source).Str("path", h.Path).Str("reason", string(h.Reason)).
+				Int("old_entries", h.Old).Int("new_entries", h.New).
+				Float64("drop_percent", math.Round(h.DropPercent*10)/10).Float64("max_drop_percent", h.MaxDrop).
+				Str("sha256", h.SHA256).Str("detail", h.Detail).Str("accept_marker", g.AcceptPath).
+				Msg("compliance reload held back: the last good table stays in force; if the new content is right, run easgate compliance accept")
+			if m != nil {
+				m.HeldBack(h.Source, string(h.Reason))
+			}
+		case ev.EndedBy != "":
+			e := log.Info()
+			msg := "compliance reload guard: the hold ended"
+			if ev.EndedBy == sources.EndedByAcceptFile || ev.EndedBy == sources.EndedByMarkerLine {
+				e, msg = log.Warn(), "compliance reload accepted by an administrator"
+			}
+			e.Str("source", ev.Source).Str("ended_by", ev.EndedBy).Int("entries", ev.Entries).Msg(msg)
+			if m != nil {
+				m.HoldEnded(ev.Source)
+			}
+		}
+	}
+	return g
+}
+
 // newSource builds the compliance source. purge is called when a source
 // that keeps its whole table locally (file, graph) has loaded a changed
 // table: the cache in front of it must forget verdicts from the old one.
-func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.Client, purge func()) (policy.Source, error) {
+// A reload the guard holds back changes nothing, so it purges nothing and
+// held requests keep their decisions.
+func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.Client, purge func(), guard sources.Guard) (policy.Source, error) {
 	switch s.Type {
 	case config.SourceFile:
-		f, err := sources.NewFile(s.Path)
+		f, err := sources.NewFileGuarded(s.Path, guard)
 		if f == nil {
 			return nil, err
 		}
@@ -256,6 +326,10 @@ func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.
 		}
 		if !readOnly {
 			f.Watch(2*time.Second, func(changed bool, err error) {
+				var held *sources.HeldBack
+				if errors.As(err, &held) {
+					return // logged once per content by the guard
+				}
 				ev := log.Info()
 				if err != nil {
 					ev = log.Warn().Err(err)
@@ -287,7 +361,12 @@ func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.
 	case config.SourceGraph:
 		gc := sources.GraphConfig{TenantID: s.TenantID, ClientID: s.ClientID, AuthorityURL: s.AuthorityURL, GraphURL: s.GraphURL,
 			FullSync: s.FullSync.D(), QuickSync: s.QuickSync.D(), Timeout: s.Timeout.D(), Client: client,
+			Guard: guard,
 			OnSync: func(full bool, n int, err error) {
+				var held *sources.HeldBack
+				if errors.As(err, &held) {
+					return // logged once per pull by the guard; nothing changed
+				}
 				if err != nil {
 					log.Warn().Err(err).Bool("full", full).Msg("graph: sync failed")
 					return

@@ -60,6 +60,15 @@ var brokenConfigs = []struct {
 		"compliance-http.yaml:13:18: policy.compliance.source.tenant_id: not used with type http (hint: remove it, or change type)",
 		"compliance-http.yaml:15:16: policy.compliance.source.timeout: must be positive, got 0s (hint: give a duration greater than zero, such as 30s)",
 	}},
+	{"compliance-max-drop-http.yaml", []string{
+		"compliance-max-drop-http.yaml:14:17: policy.compliance.source.max_drop: not used with type http (hint: remove it, or change type)",
+	}},
+	{"compliance-max-drop-range.yaml", []string{
+		"compliance-max-drop-range.yaml:16:17: policy.compliance.source.max_drop: must be above 0% and at most 100%, got 150% (hint: give a share above 0% and at most 100%, such as 50%; 100% holds back only empty or unparsable content)",
+	}},
+	{"compliance-max-drop.yaml", []string{
+		"compliance-max-drop.yaml:14:17: policy.compliance.source.max_drop: percentage \"0.5\" has no % sign (hint: write 50% for a share of 0.5)",
+	}},
 	{"compliance-missing.yaml", []string{
 		"compliance-missing.yaml:9:3: policy.compliance.source.type: missing: require_for is set, so a compliance source is required (hint: set type: file, http or graph)",
 		"compliance-missing.yaml:13:13: policy.quarantine.notice.from: invalid mail address \"IT Service Desk\" (hint: write an address such as \"IT Service Desk <it@corp.example.com>\")",

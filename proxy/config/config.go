@@ -287,6 +287,7 @@ type Source struct {
 	GraphURL          string   `yaml:"graph_url" json:"graph_url"`                                // graph
 	FullSync          Duration `yaml:"full_sync" json:"full_sync"`                                // graph
 	QuickSync         Duration `yaml:"quick_sync" json:"quick_sync"`                              // graph
+	MaxDrop           Percent  `yaml:"max_drop" json:"max_drop"`                                  // file, graph: reload guard
 }
 
 // ComplianceCache is the verdict cache in front of the Source.
@@ -398,6 +399,7 @@ func Default() *Config {
 					GraphURL:     "https://graph.microsoft.com",
 					FullSync:     Duration(24 * time.Hour),
 					QuickSync:    Duration(5 * time.Minute),
+					MaxDrop:      50,
 				},
 				Cache: ComplianceCache{
 					TTL:           Duration(15 * time.Minute),

@@ -196,6 +196,7 @@ policy:
       client_id: 00000000-0000-0000-0000-000000000000
       client_certificate: /g.pem
       client_key: /g.key
+      max_drop: 12.5 %
 state: {path: ""}
 admin: {address: ""}
 log: {level: debug, format: console, access_log: /var/log/easgate/access.log}
@@ -206,6 +207,9 @@ log: {level: debug, format: console, access_log: /var/log/easgate/access.log}
 			cfg, err := Parse("v.yaml", []byte(tc.yaml))
 			if err != nil || cfg == nil {
 				t.Fatalf("Parse: %v", err)
+			}
+			if src := cfg.Policy.Compliance.Source; src.Type == SourceGraph && src.MaxDrop != 12.5 {
+				t.Errorf("max_drop = %v, want 12.5%%", src.MaxDrop)
 			}
 		})
 	}

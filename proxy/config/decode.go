@@ -36,6 +36,7 @@ type checker struct {
 var (
 	durationType = reflect.TypeFor[Duration]()
 	sizeType     = reflect.TypeFor[Size]()
+	percentType  = reflect.TypeFor[Percent]()
 	patternsType = reflect.TypeFor[Patterns]()
 )
 
@@ -308,6 +309,9 @@ func (c *checker) decode(n *yaml.Node, v reflect.Value, path string) {
 	case sizeType:
 		c.decodeSize(n, v, path)
 		return
+	case percentType:
+		c.decodePercent(n, v, path)
+		return
 	case patternsType:
 		if n.Kind == yaml.ScalarNode && !isNull(n) {
 			v.Set(reflect.ValueOf(Patterns{n.Value}))
@@ -415,6 +419,28 @@ func (c *checker) decodeSize(n *yaml.Node, v reflect.Value, path string) {
 		c.nodeErr(n, path, "use bytes or a unit such as 512KiB, 64MiB, 1GiB", "invalid size %s", show(s))
 	default:
 		v.SetInt(int64(sz))
+	}
+}
+
+func (c *checker) decodePercent(n *yaml.Node, v reflect.Value, path string) {
+	s, ok := c.scalar(n, path, "a percentage")
+	if !ok {
+		return
+	}
+	p, err := ParsePercent(s)
+	switch {
+	case errors.Is(err, errPercentSign):
+		hint := "write a percentage with its sign, such as 50%"
+		if f, ferr := strconv.ParseFloat(strings.TrimSpace(s), 64); ferr == nil && f > 0 && f <= 1 {
+			hint = "write " + Percent(f*100).String() + " for a share of " + strings.TrimSpace(s)
+		} else if ferr == nil {
+			hint = "write " + strings.TrimSpace(s) + "%"
+		}
+		c.nodeErr(n, path, hint, "percentage %s has no %% sign", show(s))
+	case err != nil:
+		c.nodeErr(n, path, "write a percentage such as 50%", "invalid percentage %s", show(s))
+	default:
+		v.SetFloat(float64(p))
 	}
 }
 

@@ -181,3 +181,51 @@ func ParseSize(str string) (Size, error) {
 	}
 	return Size(v), nil
 }
+
+// Percent is a share written as a percentage with its sign: "50%", "12.5%".
+// The value is in percentage points (50 for "50%"). A bare number is
+// rejected, so that 0.5 is not read as half a percent or as half.
+type Percent float64
+
+// Fraction returns p as a share of one (0.5 for 50%).
+func (p Percent) Fraction() float64 { return float64(p) / 100 }
+
+// String formats p with its sign ("50%").
+func (p Percent) String() string { return strconv.FormatFloat(float64(p), 'f', -1, 64) + "%" }
+
+// MarshalText writes p as String does.
+func (p Percent) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText parses a percentage; see ParsePercent.
+func (p *Percent) UnmarshalText(b []byte) error {
+	v, err := ParsePercent(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+var (
+	errPercentSyntax = errors.New("invalid percentage")
+	errPercentSign   = errors.New("percentage needs a % sign")
+)
+
+// ParsePercent parses "50%", "12.5%", "100 %". A number without the sign
+// is errPercentSign; the range is for the caller to check.
+func ParsePercent(str string) (Percent, error) {
+	s := strings.TrimSpace(str)
+	num, ok := strings.CutSuffix(s, "%")
+	num = strings.TrimSpace(num)
+	if num == "" || strings.ContainsAny(num, "eEinfINFxX_") {
+		return 0, errPercentSyntax
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || math.IsNaN(v) {
+		return 0, errPercentSyntax
+	}
+	if !ok {
+		return 0, errPercentSign
+	}
+	return Percent(v), nil
+}

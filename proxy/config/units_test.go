@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -119,5 +120,39 @@ func TestEditDistanceAndSuggest(t *testing.T) {
 	}
 	if s := suggest("xyz", []string{"off", "optional", "required"}); s != "" {
 		t.Errorf("suggest = %q, want none", s)
+	}
+}
+
+func TestParsePercent(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Percent
+		err  error
+	}{
+		{"50%", 50, nil},
+		{"12.5%", 12.5, nil},
+		{" 100 % ", 100, nil},
+		{"0%", 0, nil}, // parses; validation rejects it
+		{"150%", 150, nil},
+		{"0.5", 0, errPercentSign},
+		{"50", 0, errPercentSign},
+		{"%", 0, errPercentSyntax},
+		{"", 0, errPercentSyntax},
+		{"half%", 0, errPercentSyntax},
+		{"1e2%", 0, errPercentSyntax},
+		{"NaN%", 0, errPercentSyntax},
+		{"50%%", 0, errPercentSyntax},
+	}
+	for _, tc := range tests {
+		got, err := ParsePercent(tc.in)
+		if got != tc.want || !errors.Is(err, tc.err) {
+			t.Errorf("ParsePercent(%q) = %v, %v; want %v, %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+	if s := Percent(12.5).String(); s != "12.5%" {
+		t.Errorf("String = %q", s)
+	}
+	if f := Percent(50).Fraction(); f != 0.5 {
+		t.Errorf("Fraction = %v", f)
 	}
 }

@@ -737,7 +737,7 @@ func (c *checker) validateCompliance(p *Policy, groups []string) {
 			}
 			c.pair(sp+".client_certificate", s.ClientCertificate, sp+".client_key", s.ClientKey)
 			c.notUsed(sp, why, "remove it, or change type", "path", "tenant_id", "client_id", "client_secret_file",
-				"authority_url", "graph_url", "full_sync", "quick_sync")
+				"authority_url", "graph_url", "full_sync", "quick_sync", "max_drop")
 		case SourceGraph:
 			if s.TenantID == "" {
 				c.errf(sp+".tenant_id", "the Entra ID tenant GUID or its primary domain", "missing: required with type graph")
@@ -768,6 +768,10 @@ func (c *checker) validateCompliance(p *Policy, groups []string) {
 			c.positive(sp+".full_sync", s.FullSync)
 			c.positive(sp+".quick_sync", s.QuickSync)
 			c.notUsed(sp, why, "remove it, or change type", "path", "url", "token_file")
+		}
+		if s.Type != SourceHTTP && (s.MaxDrop <= 0 || s.MaxDrop > 100) {
+			c.errf(sp+".max_drop", "give a share above 0% and at most 100%, such as 50%; 100% holds back only empty or unparsable content",
+				"must be above 0%% and at most 100%%, got %s", s.MaxDrop)
 		}
 		if s.Type != SourceFile {
 			c.positive(sp+".timeout", s.Timeout)
