@@ -18,6 +18,7 @@ const (
 	errEncodingHTTP1 = framingError("Transfer-Encoding in an HTTP/1.0 request")
 	errBadHeaderLine = framingError("malformed header line")
 	errDupHeader     = framingError("a header easgate reads is repeated (Authorization, Host, User-Agent, Content-Type, MS-ASProtocolVersion, X-MS-PolicyKey or MS-ASAcceptMultiPart)")
+	errUnderscore    = framingError("a header easgate reads is spelt with '_' for '-' (IIS reads both as one server variable)")
 )
 
 // onceHeaders are the headers easgate reads to decide. A second copy would
@@ -26,19 +27,48 @@ const (
 var onceHeaders = [...]string{"Authorization", "Host", "User-Agent", "Content-Type",
 	"MS-ASProtocolVersion", "X-MS-PolicyKey", "MS-ASAcceptMultiPart"}
 
-// onceBit is the bit of name in onceHeaders, or 0.
-func onceBit(name []byte) uint8 {
+// onceBit is the bit of name in onceHeaders, or 0; underscore is set when
+// name is one of them spelt with '_' for '-' ("MS_ASProtocolVersion"),
+// which easgate does not read and IIS reads as the same server variable.
+func onceBit(name []byte) (bit uint8, underscore bool) {
 	switch len(name) {
 	case 4, 10, 12, 13, 14, 20:
 	default:
-		return 0
+		return 0, false
 	}
 	for i, h := range onceHeaders {
 		if asciiEqualFold(name, h) {
-			return 1 << i
+			return 1 << i, false
+		}
+		if bytes.IndexByte(name, '_') >= 0 && equalFoldDash(name, h) {
+			return 1 << i, true
 		}
 	}
-	return 0
+	return 0, false
+}
+
+// equalFoldDash is asciiEqualFold with '_' in b read as '-'.
+func equalFoldDash(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c == '_' {
+			c = '-'
+		}
+		if lowerByte(c) != lowerByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerByte(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // checkFraming inspects the request's header block exactly as received
@@ -78,7 +108,10 @@ func checkFraming(raw []byte, http11 bool) error {
 		if c := name[len(name)-1]; c == ' ' || c == '\t' {
 			return errBadHeaderLine
 		}
-		if bit := onceBit(name); bit != 0 {
+		if bit, underscore := onceBit(name); bit != 0 {
+			if underscore {
+				return errUnderscore
+			}
 			if once&bit != 0 {
 				return errDupHeader
 			}
