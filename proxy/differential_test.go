@@ -18,7 +18,6 @@ type diffOutcome struct {
 	why       string
 	read      aspRequest // easgate's reading, in the reference's terms
 	forwarded string     // the request target the CAS gets
-	headers   []string   // header lines of the raw request
 }
 
 // easgateRead runs the pieces of the pipeline that read a request target
