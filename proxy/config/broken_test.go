@@ -26,6 +26,17 @@ var brokenConfigs = []struct {
 		"auth-limits.yaml:20:11: log.format: invalid value \"text\" (hint: use one of: json, console)",
 		"auth-limits.yaml:21:15: log.access_log: must not be empty (hint: use stdout, stderr, off or a file path)",
 	}},
+	{"domains.yaml", []string{
+		`domains.yaml:2:34: listen.trusted_proxies[1]: invalid trusted proxy "not-an-address" (hint: write an address (10.0.0.5) or a prefix (10.0.0.0/24))`,
+		`domains.yaml:2:50: listen.trusted_proxies[2]: invalid trusted proxy "10.0.0.300" (hint: write an address (10.0.0.5) or a prefix (10.0.0.0/24))`,
+		`domains.yaml:10:31: auth.domains[1]: domain bad domain is not a DNS domain name (letters, digits, '-' and '.') (hint: write a DNS domain such as corp.example.com)`,
+	}},
+	{"domains-users.yaml", []string{
+		`domains-users.yaml:13:16: policy.groups.partners[0]: user "bob@partner.example.org": user of a domain not in auth.domains (hint: write the user as user@domain with a domain of auth.domains, or add the domain there)`,
+		`domains-users.yaml:13:58: policy.groups.partners[2]: user "EVIL\\dave": user of a domain not in auth.domains (hint: write the user as user@domain with a domain of auth.domains, or add the domain there)`,
+		`domains-users.yaml:16:7: policy.users["alice@evil.example.com"]: user "alice@evil.example.com": user of a domain not in auth.domains (hint: write the user as user@domain with a domain of auth.domains, or add the domain there)`,
+		`domains-users.yaml:21:51: policy.rules[0].match.users[1]: user "mallory@other.example.com": user of a domain not in auth.domains (hint: write the user as user@domain with a domain of auth.domains, or add the domain there)`,
+	}},
 	{"lockout-user.yaml", []string{
 		"lockout-user.yaml:12:13: auth.lockout.window: must be positive, got 0s (hint: give a duration greater than zero, such as 30s)",
 		"lockout-user.yaml:13:14: auth.lockout.backoff: must be positive, got 0s (hint: give a duration greater than zero, such as 30s)",

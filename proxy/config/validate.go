@@ -430,10 +430,15 @@ func (c *checker) validateAuth(cfg *Config) {
 // domain could never match anyone: easgate refuses such users).
 func (c *checker) validateDomains(cfg *Config) {
 	a := &cfg.Auth
+	bad := false
 	for i, d := range a.Domains {
 		if _, err := eas.NewDomains([]string{d}, nil); err != nil {
 			c.errf(listPath("auth.domains", i, len(a.Domains)), "write a DNS domain such as corp.example.com", "%v", err)
+			bad = true
 		}
+	}
+	if bad {
+		return
 	}
 	doms, err := eas.NewDomains(a.Domains, a.NetBIOSDomains)
 	if err != nil {
