@@ -2,7 +2,6 @@ package policy
 
 import (
 	"encoding/json"
-	"errors"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -254,30 +253,9 @@ func (d *Devices) Flush() error {
 }
 
 // Load reads every device record from the store (at start-up). Records that
-// do not decode are skipped and reported together.
-func (d *Devices) Load() error {
-	if d.store == nil {
-		return nil
-	}
-	var bad []error
-	err := d.store.ForEach(BucketDevices, func(key, value []byte) error {
-		var r DeviceRecord
-		if err := json.Unmarshal(value, &r); err != nil || r.DeviceID == "" {
-			bad = append(bad, errors.New("device record "+string(key)+" does not decode"))
-			return nil
-		}
-		k := d.key([]byte(r.User), []byte(r.DeviceID))
-		sh := d.shard(k)
-		sh.mu.Lock()
-		sh.m[k] = &r
-		sh.mu.Unlock()
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return errors.Join(bad...)
-}
+// do not decode are skipped and reported together. It is LoadCanonical
+// without a user-name rule.
+func (d *Devices) Load() error { return d.LoadCanonical(nil) }
 
 // LoadDevice reads one record straight from a store, without a table: what
 // `easgate explain` does against a running gateway's state file.

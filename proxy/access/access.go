@@ -108,7 +108,7 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 		}
 		a.Devices = policy.NewDevices(a.Store)
 		if !opts.ReadOnly {
-			if err := a.Devices.Load(); err != nil {
+			if err := a.Devices.LoadCanonical(pc.Domains.Canonical); err != nil {
 				log.Warn().Err(err).Msg("state store: some device records were skipped")
 			}
 		}
