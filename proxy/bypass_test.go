@@ -425,6 +425,26 @@ func TestBypassHeaders(t *testing.T) {
 		}
 	}
 
+	// Many of them, and one whose name is too long to remove by name: all
+	// removed, or the request refused; never forwarded.
+	var many []string
+	for i := range 150 {
+		many = append(many, "X_Junk_"+strconv.Itoa(i)+": 1", "X-Forwarded-Junk-"+strconv.Itoa(i)+": 1")
+	}
+	if st := sendRaw(t, p.addr, nil, easRaw(target, "alice", nil, many...)); st != 200 {
+		t.Fatalf("150 underscore headers: status %d", st)
+	}
+	if st := sendRaw(t, p.addr, nil, easRaw(target, "alice", nil, "X_"+strings.Repeat("a", 300)+": 1")); st != 400 {
+		t.Fatalf("a 302-byte underscore header name: status %d, want 400", st)
+	}
+	for _, r := range cas.requests() {
+		for _, l := range r.headers {
+			if k, _, _ := strings.Cut(l, ":"); strings.ContainsRune(k, '_') || strings.HasPrefix(strings.ToLower(k), "x-forwarded-junk") {
+				t.Fatalf("CAS got %q", l)
+			}
+		}
+	}
+
 	// From a trusted proxy the forwarding headers are kept and extended.
 	cas2 := newWireCAS(t)
 	y2 := strings.Replace(enforceYAML(cas2.url(), t.TempDir(), bypassPolicy), "  plain_http: true\n", "  plain_http: true\n  trusted_proxies: [127.0.0.0/8]\n", 1)

@@ -61,3 +61,48 @@ func setTarget(req *fasthttp.Request, path []byte, r *eas.Request) {
 	var buf [512]byte
 	uri.SetQueryStringBytes(eas.AppendQuery(buf[:0], r))
 }
+
+// errForeign is a request whose headers only easgate may set could not all
+// be removed.
+const errForeign = framingError("headers only easgate may set could not be removed")
+
+// isForwardedHeader reports X-Forwarded-* and Forwarded.
+func isForwardedHeader(k []byte) bool {
+	return hasPrefixFold(k, "X-Forwarded-") || asciiEqualFold(k, "Forwarded")
+}
+
+// dropForeign removes the headers only easgate may set, in every spelling:
+// any header whose name holds '_' (IIS maps '_' and '-' to the same server
+// variable, so X_EASGate_User would be read as the identity header; nginx
+// drops such names by default too), and, unless the peer is one of
+// listen.trusted_proxies, every X-Forwarded-* header and Forwarded: a phone
+// must not say who the client is. scanHeaders found which kinds there are;
+// the common request has none and never gets here. A header that would not
+// go is an error: the request is refused rather than forwarded with it.
+func dropForeign(h *fasthttp.RequestHeader, foreign uint8, trusted bool) error {
+	if trusted {
+		foreign &^= foreignForwarded
+	}
+	if foreign == 0 {
+		return nil
+	}
+	is := func(k []byte) bool {
+		return foreign&foreignUnderscore != 0 && bytes.IndexByte(k, '_') >= 0 ||
+			foreign&foreignForwarded != 0 && isForwardedHeader(k)
+	}
+	var name [256]byte
+	for range h.Len() + 1 {
+		n := -1
+		for k := range h.All() {
+			if is(k) {
+				n = copy(name[:], k)
+				break
+			}
+		}
+		if n < 0 {
+			return nil
+		}
+		h.DelBytes(name[:n])
+	}
+	return errForeign
+}

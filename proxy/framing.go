@@ -80,6 +80,20 @@ func lowerByte(c byte) byte {
 // whitespace before the colon, and a second copy of a header easgate reads
 // to decide (onceHeaders). It does not allocate.
 func checkFraming(raw []byte, http11 bool) error {
+	_, err := scanHeaders(raw, http11)
+	return err
+}
+
+// Kinds of headers only easgate may set, found by scanHeaders.
+const (
+	foreignUnderscore = 1 << iota // a name with '_'
+	foreignForwarded              // X-Forwarded-* or Forwarded
+)
+
+// scanHeaders is checkFraming that also reports which kinds of headers only
+// easgate may set the request carries (foreign*), so that the common
+// request, which has none, is not scanned again to remove them.
+func scanHeaders(raw []byte, http11 bool) (foreign uint8, err error) {
 	var nCL, nTE int
 	var once uint8
 	for len(raw) > 0 {
@@ -100,22 +114,28 @@ func checkFraming(raw []byte, http11 bool) error {
 			// The request line, or an obs-fold continuation (fasthttp
 			// refuses folding itself); anything else here is malformed.
 			if line[0] == ' ' || line[0] == '\t' {
-				return errBadHeaderLine
+				return foreign, errBadHeaderLine
 			}
 			continue
 		}
 		name := line[:colon]
 		if c := name[len(name)-1]; c == ' ' || c == '\t' {
-			return errBadHeaderLine
+			return foreign, errBadHeaderLine
 		}
 		if bit, underscore := onceBit(name); bit != 0 {
 			if underscore {
-				return errUnderscore
+				return foreign, errUnderscore
 			}
 			if once&bit != 0 {
-				return errDupHeader
+				return foreign, errDupHeader
 			}
 			once |= bit
+		}
+		if bytes.IndexByte(name, '_') >= 0 {
+			foreign |= foreignUnderscore
+		}
+		if isForwardedHeader(name) {
+			foreign |= foreignForwarded
 		}
 		if len(name) != len("Content-Length") && len(name) != len("Transfer-Encoding") {
 			continue // the common case: no need to look at the value
@@ -125,33 +145,33 @@ func checkFraming(raw []byte, http11 bool) error {
 		case asciiEqualFold(name, "Content-Length"):
 			nCL++
 			if nCL > 1 {
-				return errDupLength
+				return foreign, errDupLength
 			}
 			if len(value) == 0 || len(value) > 18 {
-				return errBadLength
+				return foreign, errBadLength
 			}
 			for _, c := range value {
 				if c < '0' || c > '9' {
-					return errBadLength
+					return foreign, errBadLength
 				}
 			}
 		case asciiEqualFold(name, "Transfer-Encoding"):
 			nTE++
 			if nTE > 1 {
-				return errDupEncoding
+				return foreign, errDupEncoding
 			}
 			if !asciiEqualFold(value, "chunked") {
-				return errBadEncoding
+				return foreign, errBadEncoding
 			}
 		}
 	}
 	if nTE > 0 && nCL > 0 {
-		return errBothLengths
+		return foreign, errBothLengths
 	}
 	if nTE > 0 && !http11 {
-		return errEncodingHTTP1
+		return foreign, errEncodingHTTP1
 	}
-	return nil
+	return foreign, nil
 }
 
 // asciiEqualFold reports whether b equals s ignoring ASCII case.

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -160,7 +159,11 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, x *exchange) bool {
 		ctx.SetConnectionClose()
 		return x.answer(ctx, fasthttp.StatusBadRequest, "absolute_uri")
 	}
-	if err := checkFraming(h.RawHeaders(), h.IsHTTP11()); err != nil {
+	foreign, err := scanHeaders(h.RawHeaders(), h.IsHTTP11())
+	if err == nil && foreign != 0 {
+		err = dropForeign(h, foreign, x.st.trustedPeer(ctx)) // canonical.go: headers only easgate may set
+	}
+	if err != nil {
 		ctx.SetConnectionClose()
 		x.errText = err.Error()
 		return x.answer(ctx, fasthttp.StatusBadRequest, "framing")
@@ -395,24 +398,15 @@ func stripHops(h hopHeader, present uint16, conn []byte) {
 	h.ResetConnectionClose()
 }
 
-// stripRequestHops removes hop-by-hop request headers and the headers only
-// easgate may set, and adds X-Forwarded-For and X-Forwarded-Proto.
-//
-// Headers only easgate may set are removed in every spelling: any header
-// whose name holds '_' (IIS maps '_' and '-' to the same server variable,
-// so X_EASGate_User would be read as the identity header; nginx drops
-// such names too), and, unless the peer is one of listen.trusted_proxies,
-// every X-Forwarded-* header and Forwarded: a phone must not say who the
-// client is. From a trusted proxy they are kept and the peer is appended
-// to X-Forwarded-For. The identity header itself is handled by
-// applyUpstreamIdentity. The common request has none of these, and then
-// costs one pass over the header and no allocation.
-func stripRequestHops(ctx *fasthttp.RequestCtx, trusted bool) {
+// stripRequestHops removes hop-by-hop request headers and sets
+// X-Forwarded-For and X-Forwarded-Proto. A client's own X-Forwarded-*
+// headers are gone by now unless its peer is a trusted proxy
+// (dropForeign): then the peer is appended to them.
+func stripRequestHops(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
 	var (
 		hops     hopScan
 		xff, xfp []byte
-		foreign  bool // a header to remove by name: '_' in it, or X-Forwarded-*/Forwarded from an untrusted peer
 	)
 	for k, v := range h.All() {
 		switch {
@@ -420,16 +414,9 @@ func stripRequestHops(ctx *fasthttp.RequestCtx, trusted bool) {
 			xff = v
 		case len(k) == len(hdrForwardedProto) && asciiEqualFold(k, hdrForwardedProto):
 			xfp = v
-		case bytes.IndexByte(k, '_') >= 0:
-			foreign = true
-		case !trusted && isForwardedHeader(k):
-			foreign = true
 		default:
 			hops.add(k, v)
 		}
-	}
-	if !trusted {
-		xff, xfp = nil, nil
 	}
 	// The new values are built before any header is removed: the values
 	// found above alias the header's storage.
@@ -450,36 +437,8 @@ func stripRequestHops(ctx *fasthttp.RequestCtx, trusted bool) {
 	}
 	protoV = append(protoV, proto...)
 	stripHops(h, hops.present, hops.conn)
-	if foreign {
-		delForeign(h, trusted)
-	}
 	h.SetCanonical(keyForwardedFor, forV)
 	h.SetCanonical(keyForwardedProto, protoV)
-}
-
-// isForwardedHeader reports X-Forwarded-* and Forwarded.
-func isForwardedHeader(k []byte) bool {
-	return hasPrefixFold(k, "X-Forwarded-") || asciiEqualFold(k, "Forwarded")
-}
-
-// delForeign removes, one by one, every header stripRequestHops found to
-// be foreign. It is the rare path (a phone or a tool sending such
-// headers), so it may take a header scan per removal.
-func delForeign(h *fasthttp.RequestHeader, trusted bool) {
-	var name [256]byte
-	for range 64 {
-		n := -1
-		for k := range h.All() {
-			if bytes.IndexByte(k, '_') >= 0 || (!trusted && isForwardedHeader(k)) {
-				n = copy(name[:], k)
-				break
-			}
-		}
-		if n < 0 {
-			return
-		}
-		h.DelBytes(name[:n])
-	}
 }
 
 // trustedPeer reports whether the connection comes from one of
@@ -575,7 +534,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	}
 	phoneClose := ctx.Request.Header.ConnectionClose()
 	x.applyUpstreamIdentity(&ctx.Request.Header) // authn.go
-	stripRequestHops(ctx, st.trustedPeer(ctx))
+	stripRequestHops(ctx)
 	bodyStreamed := ctx.Request.IsBodyStream()
 	deadline := time.Now().Add(timeout)
 	if x.held && canHijack(ctx) {
