@@ -53,8 +53,8 @@ func TestExampleParses(t *testing.T) {
 		!reflect.DeepEqual(cfg.Policy.Groups["executives"], []string{"ceo@corp.example.com", "cfo@corp.example.com"}) {
 		t.Errorf("example decoded wrongly: %+v", cfg)
 	}
-	if line, col, ok := cfg.Position("upstreams.timeouts.request"); !ok || line != 36 || col != 14 {
-		t.Errorf("Position(upstreams.timeouts.request) = %d:%d %v, want 36:14", line, col, ok)
+	if line, col, ok := cfg.Position("upstreams.timeouts.request"); !ok || line != 43 || col != 14 {
+		t.Errorf("Position(upstreams.timeouts.request) = %d:%d %v, want 43:14", line, col, ok)
 	}
 }
 
