@@ -35,6 +35,7 @@ type state struct {
 	hcTimeout       time.Duration
 	healthyAfter    int
 	unhealthyAfter  int
+	client          clientLimits // listen.timeouts, listen.max_unauthenticated_per_address (slowclient.go)
 
 	access   *accessLog
 	enf      *enforcement // the access policy of this config (enforce.go)
@@ -68,6 +69,7 @@ func buildState(cfg *config.Config, stdout io.Writer) (*state, error) {
 		healthyAfter:    max(cfg.Upstreams.HealthCheck.HealthyAfter, 1),
 		unhealthyAfter:  max(cfg.Upstreams.HealthCheck.UnhealthyAfter, 1),
 		stop:            make(chan struct{}),
+		client:          newClientLimits(cfg),
 	}
 	st.activeChecks = st.hcPath != "" && st.hcInterval > 0
 	if st.hcTimeout <= 0 {
