@@ -472,6 +472,13 @@ func (p *phoneConn) SetReadDeadline(t time.Time) error {
 	return p.Conn.SetReadDeadline(t)
 }
 
+// SetDeadline, like SetReadDeadline, hands the read deadline to its caller
+// (fasthttp clears both deadlines of a connection it hijacks).
+func (p *phoneConn) SetDeadline(t time.Time) error {
+	p.phase, p.deadline = phaseNone, t
+	return p.Conn.SetDeadline(t)
+}
+
 // Close gives back the connection's unauthenticated slot, if it still holds
 // one, and closes it.
 func (p *phoneConn) Close() error {

@@ -16,15 +16,16 @@ import (
 // metrics are the Prometheus series of one Server. Each Server has its own
 // registry, so several servers (tests) never collide.
 type metrics struct {
-	reg      *prometheus.Registry
-	requests *prometheus.CounterVec   // command, decision, status
-	duration *prometheus.HistogramVec // command: whole request, long polls excluded
-	upstream *prometheus.HistogramVec // command: time to the CAS's response header
-	held     prometheus.Gauge
-	healthy  *prometheus.GaugeVec // upstream
-	reloads  *prometheus.CounterVec
-	rejected *prometheus.CounterVec // reason
-	handler  fasthttp.RequestHandler
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec   // command, decision, status
+	duration  *prometheus.HistogramVec // command: whole request, long polls excluded
+	upstream  *prometheus.HistogramVec // command: time to the CAS's response header
+	held      prometheus.Gauge
+	healthy   *prometheus.GaugeVec // upstream
+	reloads   *prometheus.CounterVec
+	rejected  *prometheus.CounterVec // reason
+	handler   fasthttp.RequestHandler
+	statusStr [600]string
 
 	// Slow clients (slowclient.go): connections closed by a listen
 	// timeout, by phase (indexed by phase; none is unused), refused at
@@ -32,7 +33,6 @@ type metrics struct {
 	clientTimeouts [len(phaseNames)]prometheus.Counter
 	refusedPerAddr prometheus.Counter
 	unauthConns    prometheus.Gauge
-	statusStr      [600]string
 
 	// Series already looked up, by label values: Prometheus hashes and
 	// validates the label values on every WithLabelValues, which cost more

@@ -109,6 +109,21 @@ func newClientLimits(cfg *config.Config) clientLimits {
 	return c
 }
 
+// bodyDeadline is the read deadline, at now, of a body that started at
+// start and of which got bytes have arrived: the earlier of now + body (the
+// per-read rule) and start + body + got/minRate (the rate rule).
+func (lim *clientLimits) bodyDeadline(now, start time.Time, got int64) time.Time {
+	d := now.Add(lim.body)
+	if lim.minRate > 0 {
+		secs := min(got/lim.minRate, maxRateCredit)
+		credit := time.Duration(secs)*time.Second + time.Duration(got%lim.minRate)*time.Second/time.Duration(lim.minRate)
+		if budget := start.Add(lim.body + credit); budget.Before(d) {
+			d = budget
+		}
+	}
+	return d
+}
+
 // admitConn prepares a newly accepted connection: it takes one of its
 // address's unauthenticated slots, or refuses (closes) it when they are all
 // taken, and arms the header deadline, which also covers the TLS handshake.
@@ -119,8 +134,8 @@ func (s *Server) admitConn(pc *phoneConn) bool {
 	if lim.perAddr > 0 {
 		if key, ok := addrKey(pc.Conn.RemoteAddr()); ok {
 			if !s.unauth.acquire(key, lim.perAddr) {
-				_ = pc.Conn.Close()
 				s.metrics.refusedPerAddr.Inc()
+				_ = pc.Conn.Close()
 				if skipped, ok := s.slowLog.refused.allow(now); ok {
 					s.log.Warn().Stringer("client", key).Int("limit", lim.perAddr).Int64("similar_not_logged", skipped).
 						Msg("connection refused: too many connections from this address without a complete request (listen.max_unauthenticated_per_address)")
@@ -192,14 +207,7 @@ func (p *phoneConn) arm() error {
 		}
 		d = p.start.Add(lim.idle)
 	case phaseBody:
-		d = time.Now().Add(lim.body)
-		if lim.minRate > 0 {
-			secs := min(p.got/lim.minRate, maxRateCredit)
-			credit := time.Duration(secs)*time.Second + time.Duration(p.got%lim.minRate)*time.Second/time.Duration(lim.minRate)
-			if budget := p.start.Add(lim.body + credit); budget.Before(d) {
-				d = budget
-			}
-		}
+		d = lim.bodyDeadline(time.Now(), p.start, p.got)
 	default:
 		return nil
 	}
