@@ -27,19 +27,19 @@ type metrics struct {
 	handler   fasthttp.RequestHandler
 	statusStr [600]string
 
-	// Slow clients (slowclient.go): connections closed by a listen
-	// timeout, by phase (indexed by phase; none is unused), refused at
-	// accept, and holding an unauthenticated slot.
-	clientTimeouts [len(phaseNames)]prometheus.Counter
-	refusedPerAddr prometheus.Counter
-	unauthConns    prometheus.Gauge
-
 	// Series already looked up, by label values: Prometheus hashes and
 	// validates the label values on every WithLabelValues, which cost more
 	// than the rest of the per-request accounting.
 	requestsBy labelCache[[3]string, prometheus.Counter]
 	durationBy labelCache[string, prometheus.Observer]
 	upstreamBy labelCache[string, prometheus.Observer]
+
+	// Slow clients (slowclient.go): connections closed by a listen
+	// timeout, by phase (indexed by phase; none is unused), refused at
+	// accept, and holding an unauthenticated slot.
+	clientTimeouts [len(phaseNames)]prometheus.Counter
+	refusedPerAddr prometheus.Counter
+	unauthConns    prometheus.Gauge
 }
 
 // labelCache maps label values to their series. Reads take no lock (the
@@ -93,6 +93,7 @@ func (m *metrics) upstreamDuration(cmd string, seconds float64) {
 
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
+	m.registerSlowClients() // slowclient.go
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "easgate_requests_total",
 		Help: "Requests answered, by EAS command, policy decision and HTTP status.",
@@ -123,24 +124,7 @@ func newMetrics() *metrics {
 		Name: "easgate_rejected_requests_total",
 		Help: "Requests refused before reaching a CAS, by reason.",
 	}, []string{"reason"})
-	timeouts := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "easgate_client_timeouts_total",
-		Help: "Phone connections closed because a read waited past listen.timeouts, by phase (header, body, idle).",
-	}, []string{"phase"})
-	for _, ph := range [...]uint8{phaseHeader, phaseBody, phaseIdle} {
-		m.clientTimeouts[ph] = timeouts.WithLabelValues(phaseNames[ph])
-	}
-	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "easgate_connections_refused_total",
-		Help: "Phone connections closed at accept, by reason (unauthenticated_per_address: listen.max_unauthenticated_per_address).",
-	}, []string{"reason"})
-	m.refusedPerAddr = refused.WithLabelValues("unauthenticated_per_address")
-	m.unauthConns = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "easgate_unauthenticated_connections",
-		Help: "Phone connections counted against listen.max_unauthenticated_per_address: accepted, no complete request header yet.",
-	})
 	m.reg.MustRegister(m.requests, m.duration, m.upstream, m.held, m.healthy, m.reloads, m.rejected,
-		timeouts, refused, m.unauthConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	for i := range m.statusStr {

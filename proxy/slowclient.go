@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/proxy/config"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -338,4 +339,25 @@ func (l *sparseLog) allow(now time.Time) (skipped int64, ok bool) {
 		return 0, false
 	}
 	return l.skipped.Swap(0), true
+}
+
+// registerSlowClients creates and registers the slow-client series.
+func (m *metrics) registerSlowClients() {
+	timeouts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "easgate_client_timeouts_total",
+		Help: "Phone connections closed because a read waited past listen.timeouts, by phase (header, body, idle).",
+	}, []string{"phase"})
+	for _, ph := range [...]uint8{phaseHeader, phaseBody, phaseIdle} {
+		m.clientTimeouts[ph] = timeouts.WithLabelValues(phaseNames[ph])
+	}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "easgate_connections_refused_total",
+		Help: "Phone connections closed at accept, by reason (unauthenticated_per_address: listen.max_unauthenticated_per_address).",
+	}, []string{"reason"})
+	m.refusedPerAddr = refused.WithLabelValues("unauthenticated_per_address")
+	m.unauthConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "easgate_unauthenticated_connections",
+		Help: "Phone connections counted against listen.max_unauthenticated_per_address: accepted, no complete request header yet.",
+	})
+	m.reg.MustRegister(timeouts, refused, m.unauthConns)
 }

@@ -29,13 +29,13 @@ type state struct {
 	maxPolicyBody   int64
 	streamThreshold int64
 	maxHeld         int64
+	client          clientLimits // listen.timeouts, listen.max_unauthenticated_per_address (slowclient.go)
 	activeChecks    bool
 	hcPath          string
 	hcInterval      time.Duration
 	hcTimeout       time.Duration
 	healthyAfter    int
 	unhealthyAfter  int
-	client          clientLimits // listen.timeouts, listen.max_unauthenticated_per_address (slowclient.go)
 
 	access   *accessLog
 	enf      *enforcement // the access policy of this config (enforce.go)
@@ -63,13 +63,13 @@ func buildState(cfg *config.Config, stdout io.Writer) (*state, error) {
 		maxPolicyBody:   int64(cfg.Limits.MaxPolicyBody),
 		streamThreshold: int64(cfg.Limits.StreamThreshold),
 		maxHeld:         int64(cfg.Limits.MaxHeldLongPolls),
+		client:          newClientLimits(cfg),
 		hcPath:          cfg.Upstreams.HealthCheck.Path,
 		hcInterval:      cfg.Upstreams.HealthCheck.Interval.D(),
 		hcTimeout:       cfg.Upstreams.HealthCheck.Timeout.D(),
 		healthyAfter:    max(cfg.Upstreams.HealthCheck.HealthyAfter, 1),
 		unhealthyAfter:  max(cfg.Upstreams.HealthCheck.UnhealthyAfter, 1),
 		stop:            make(chan struct{}),
-		client:          newClientLimits(cfg),
 	}
 	st.activeChecks = st.hcPath != "" && st.hcInterval > 0
 	if st.hcTimeout <= 0 {

@@ -27,15 +27,15 @@ type Config struct {
 
 // Listen is the client-facing listener.
 type Listen struct {
-	Address   string    `yaml:"address" json:"address"`       // host:port; default ":443"
-	PlainHTTP bool      `yaml:"plain_http" json:"plain_http"` // serve HTTP without TLS (behind a TLS-terminating load balancer)
-	TLS       ListenTLS `yaml:"tls" json:"tls"`
-
 	// Slow clients (README "Slow clients"): read timeouts of the phones'
 	// connections and the per-address limit on connections that have not
 	// sent a complete request header yet.
 	Timeouts                     ListenTimeouts `yaml:"timeouts" json:"timeouts"`
 	MaxUnauthenticatedPerAddress int            `yaml:"max_unauthenticated_per_address" json:"max_unauthenticated_per_address"` // 0: no limit; not applied with plain_http
+
+	Address   string    `yaml:"address" json:"address"`       // host:port; default ":443"
+	PlainHTTP bool      `yaml:"plain_http" json:"plain_http"` // serve HTTP without TLS (behind a TLS-terminating load balancer)
+	TLS       ListenTLS `yaml:"tls" json:"tls"`
 }
 
 // ListenTimeouts bound how long a phone may take to send a request, and how
