@@ -455,6 +455,9 @@ func (p *phoneConn) Read(b []byte) (int, error) {
 		p.received(n)
 	}
 	if err != nil && isTimeout(err) {
+		if p.phase == phaseBody {
+			err = &clientTimeoutError{err: err}
+		}
 		p.timedOut()
 	}
 	return n, err

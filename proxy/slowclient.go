@@ -268,6 +268,26 @@ func (p *phoneConn) timedOut() {
 		Int64("similar_not_logged", skipped).Msg("phone connection closed: read timed out (listen.timeouts)")
 }
 
+// clientTimeoutError is the error of a read of a phone's request body cut
+// by listen.timeouts. A streamed body that stalls fails the upstream round
+// trip with it, and statusFor answers 408 instead of the 504 of a CAS that
+// timed out. It has no Timeout method on purpose: fasthttp's client turns
+// any error with one into its own ErrTimeout, which would hide whose
+// timeout it was (errors.Is(err, os.ErrDeadlineExceeded) still holds).
+type clientTimeoutError struct{ err error }
+
+func (e *clientTimeoutError) Error() string {
+	return "phone read timed out (listen.timeouts.body): " + e.err.Error()
+}
+func (e *clientTimeoutError) Unwrap() error { return e.err }
+
+// isClientTimeout reports whether err comes from a phone's read cut by
+// listen.timeouts.
+func isClientTimeout(err error) bool {
+	var ct *clientTimeoutError
+	return errors.As(err, &ct)
+}
+
 // isTimeout reports whether err is a read deadline passing.
 func isTimeout(err error) bool {
 	if errors.Is(err, os.ErrDeadlineExceeded) {

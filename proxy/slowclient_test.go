@@ -489,3 +489,34 @@ func TestBodyDeadlineRule(t *testing.T) {
 		t.Errorf("per-read rule: deadline %s", d.Sub(start))
 	}
 }
+
+// TestSlowStreamedBodyStalls: a large body that stalls after 200 KiB, while
+// easgate is streaming it to the CAS, is answered 408 and counted as the
+// phone's timeout, not as a CAS error (504, upstream_error).
+func TestSlowStreamedBodyStalls(t *testing.T) {
+	cas := newFakeCAS(t)
+	cfg := mustParse(t, slowYAML(cas.url(), "  timeouts:\n    body: 1s\n"))
+	p := startProxy(t, cfg)
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, rawRequestHead("SendMail", "stall1", 1<<20, "")+strings.Repeat("a", 200<<10)); err != nil {
+		t.Fatal(err)
+	}
+	answer, took := closedWithin(t, c, c, 15*time.Second)
+	t.Logf("closed after %s", took.Round(time.Millisecond))
+	if !strings.HasPrefix(answer, "HTTP/1.1 408 ") {
+		t.Errorf("answer %q, want 408", answer)
+	}
+	if got := metricValue(t, p.s, "easgate_rejected_requests_total", map[string]string{"reason": "upstream_error"}); got != 0 {
+		t.Errorf("counted as an upstream error: %v", got)
+	}
+	if got := metricValue(t, p.s, "easgate_rejected_requests_total", map[string]string{"reason": "client_timeout"}); got != 1 {
+		t.Errorf("easgate_rejected_requests_total{reason=client_timeout} = %v, want 1", got)
+	}
+	if got := metricValue(t, p.s, "easgate_client_timeouts_total", map[string]string{"phase": "body"}); got != 1 {
+		t.Errorf("easgate_client_timeouts_total{phase=body} = %v, want 1", got)
+	}
+}
