@@ -188,10 +188,11 @@ func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case isTimeout(err):
-		// listen.timeouts: counted and logged by the connection
-		// (slowclient.go), answered as nginx does.
+		// listen.timeouts: logged by the connection (slowclient.go),
+		// answered as nginx does.
 		ctx.SetStatusCode(fasthttp.StatusRequestTimeout)
 		ctx.SetConnectionClose()
+		s.metrics.rejected.WithLabelValues("client_timeout").Inc()
 		return
 	case errors.As(err, &small):
 		code = fasthttp.StatusRequestHeaderFieldsTooLarge

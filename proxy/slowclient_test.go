@@ -288,6 +288,10 @@ func TestSlowHeaderTimeout(t *testing.T) {
 	if got := metricValue(t, p.s, "easgate_client_timeouts_total", map[string]string{"phase": "header"}); got != 2 {
 		t.Errorf("easgate_client_timeouts_total{phase=header} = %v, want 2", got)
 	}
+	// Only the request cut inside its header was answered.
+	if got := metricValue(t, p.s, "easgate_rejected_requests_total", map[string]string{"reason": "client_timeout"}); got != 1 {
+		t.Errorf("easgate_rejected_requests_total{reason=client_timeout} = %v, want 1", got)
+	}
 }
 
 // TestSlowIdleTimeout: a keep-alive connection with no next request is
