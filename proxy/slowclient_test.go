@@ -132,6 +132,9 @@ func TestSlowBodyTrickleClosed(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d trickling connections open when the phone was answered", open, n)
+	if open == 0 {
+		t.Errorf("the phone was answered only after every trickling connection had closed")
+	}
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -523,4 +526,31 @@ func TestSlowStreamedBodyStalls(t *testing.T) {
 	if got := metricValue(t, p.s, "easgate_client_timeouts_total", map[string]string{"phase": "body"}); got != 1 {
 		t.Errorf("easgate_client_timeouts_total{phase=body} = %v, want 1", got)
 	}
+}
+
+// TestSlowReloadAppliesTimeouts: listen.timeouts change with a reload, for
+// connections opened before it too.
+func TestSlowReloadAppliesTimeouts(t *testing.T) {
+	cas := newFakeCAS(t)
+	p := startProxy(t, mustParse(t, slowYAML(cas.url(), "  timeouts:\n    idle: 60s\n")))
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := p.s.Reload(mustParse(t, slowYAML(cas.url(), "  timeouts:\n    idle: 1s\n"))); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte{0x03, 0x01, 0x6A, 0x00}
+	if _, err := io.WriteString(c, rawRequestHead("FolderSync", "reload1", len(body), "")+string(body)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	var resp fasthttp.Response
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if err := resp.Read(br); err != nil || resp.StatusCode() != 200 {
+		t.Fatalf("request: %v status %d", err, resp.StatusCode())
+	}
+	_, took := closedWithin(t, br, c, 15*time.Second)
+	t.Logf("idle connection closed after %s", took.Round(time.Millisecond))
 }
