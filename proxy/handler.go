@@ -666,6 +666,10 @@ func (s *Server) respond(x *exchange, out *fasthttp.Response, resp *fasthttp.Res
 			out.SetConnectionClose()
 			return x.answerTo(out, code, "framing")
 		}
+		if code == fasthttp.StatusRequestTimeout {
+			out.SetConnectionClose()
+			return x.answerTo(out, code, "client_timeout")
+		}
 		return x.answerTo(out, code, "upstream_error")
 	}
 	s.metrics.upstreamDuration(x.cmd.String(), x.upDur.Seconds())
@@ -761,6 +765,8 @@ func statusFor(err error) int {
 		bc fasthttp.ErrBrokenChunk
 	)
 	switch {
+	case isClientTimeout(err): // slowclient.go: the phone's body stalled
+		return fasthttp.StatusRequestTimeout
 	case errors.As(err, &bc):
 		// The phone's chunked body was malformed; the CAS connection was
 		// closed mid-body, so it never saw a complete request.

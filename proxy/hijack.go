@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -257,8 +258,8 @@ func (s *Server) answerHeld(h *heldPoll, resp *fasthttp.Response, upErr error) {
 	} else {
 		bw.Reset(c)
 	}
-	// The phone has to take the answer within the keep-alive idle time.
-	err := c.SetWriteDeadline(time.Now().Add(idleTimeout))
+	// The phone has to take the answer within heldAnswerWriteTimeout.
+	err := c.SetWriteDeadline(time.Now().Add(heldAnswerWriteTimeout))
 	if err == nil {
 		// Write closes a streamed body, which completes the exchange.
 		err = out.Write(bw)
@@ -314,6 +315,9 @@ func (s *Server) resume(c net.Conn) bool {
 	s.resumed[c] = struct{}{}
 	if pc := asPhoneConn(c); pc != nil {
 		pc.idle.Store(true) // waiting for the phone's next request
+		if pc.s != nil {
+			pc.waitNext()
+		}
 	}
 	return true
 }
@@ -341,18 +345,34 @@ func (s *Server) closeResumed() {
 	}
 }
 
-// phoneListener gives every accepted connection a phoneConn wrapper.
-type phoneListener struct{ net.Listener }
+// phoneListener gives every accepted connection a phoneConn wrapper, and
+// closes at once those its address may not open (Server.admitConn).
+type phoneListener struct {
+	net.Listener
+	s *Server
+}
 
 func (l phoneListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		var (
+			pc  *phoneConn
+			out net.Conn
+		)
+		if tc, ok := c.(*tls.Conn); ok {
+			ptc := &phoneTLSConn{phoneConn: phoneConn{Conn: c}, tls: tc}
+			pc, out = &ptc.phoneConn, ptc
+		} else {
+			pc = &phoneConn{Conn: c}
+			out = pc
+		}
+		if l.s.admitConn(pc) { // slowclient.go
+			return out, nil
+		}
 	}
-	if tc, ok := c.(*tls.Conn); ok {
-		return &phoneTLSConn{phoneConn: phoneConn{Conn: c}, tls: tc}, nil
-	}
-	return &phoneConn{Conn: c}, nil
 }
 
 // phoneConn is a phone's connection as fasthttp serves it. When it is
@@ -368,6 +388,18 @@ type phoneConn struct {
 	// (set by connState); Shutdown closes resumed connections that are idle,
 	// which fasthttp's own sweep does not know about.
 	idle atomic.Bool
+
+	// The read deadline policy (slowclient.go). s is set at accept; the
+	// other fields belong to the goroutine reading the connection.
+	s        *Server
+	phase    uint8
+	start    time.Time // when the phase started (idle: zero until its first read)
+	deadline time.Time // the read deadline set on Conn
+	got      int64     // body bytes read in the body phase
+	// counted is true while the connection holds one of key's
+	// unauthenticated slots (from accept to its first complete header).
+	counted atomic.Bool
+	key     netip.Addr
 }
 
 // connState is fasthttp's ConnState hook: it tracks whether a phone's
@@ -376,7 +408,16 @@ type phoneConn struct {
 func connState(c net.Conn, state fasthttp.ConnState) {
 	if pc := asPhoneConn(c); pc != nil {
 		pc.idle.Store(state == fasthttp.StateNew || state == fasthttp.StateIdle)
+		if state == fasthttp.StateIdle && pc.s != nil {
+			pc.waitNext()
+		}
 	}
+}
+
+// waitNext starts the idle phase: the connection waits for its next request
+// (listen.timeouts.idle, armed by its first read).
+func (p *phoneConn) waitNext() {
+	p.phase, p.start = phaseIdle, time.Time{}
 }
 
 func asPhoneConn(c net.Conn) *phoneConn {
@@ -389,6 +430,8 @@ func asPhoneConn(c net.Conn) *phoneConn {
 	return nil
 }
 
+// Read reads the bytes carried over from a held request first, then the
+// network under the deadline of the connection's phase (slowclient.go).
 func (p *phoneConn) Read(b []byte) (int, error) {
 	if len(p.pending) > 0 {
 		n := copy(b, p.pending)
@@ -396,9 +439,56 @@ func (p *phoneConn) Read(b []byte) (int, error) {
 		if len(p.pending) == 0 {
 			p.pending = nil
 		}
+		if p.s != nil {
+			p.received(n)
+		}
 		return n, nil
 	}
-	return p.Conn.Read(b)
+	if p.s == nil || p.phase == phaseNone {
+		return p.Conn.Read(b)
+	}
+	if err := p.arm(); err != nil {
+		return 0, err
+	}
+	n, err := p.Conn.Read(b)
+	if n > 0 {
+		p.received(n)
+	}
+	if err != nil && isTimeout(err) {
+		if p.phase == phaseBody {
+			err = &clientTimeoutError{err: err}
+		}
+		p.timedOut()
+	}
+	return n, err
+}
+
+// SetReadDeadline recognises fasthttp's "header complete" call (see
+// headerDoneMark) and otherwise sets the deadline asked for, which then
+// stays until the connection waits for its next request.
+func (p *phoneConn) SetReadDeadline(t time.Time) error {
+	if p.s != nil && t.After(headerDoneFloor) {
+		p.headerDone(t.Add(-headerDoneMark))
+		return nil
+	}
+	p.phase, p.deadline = phaseNone, t
+	return p.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline, like SetReadDeadline, hands the read deadline to its caller
+// (fasthttp clears both deadlines of a connection it hijacks).
+func (p *phoneConn) SetDeadline(t time.Time) error {
+	p.phase, p.deadline = phaseNone, t
+	return p.Conn.SetDeadline(t)
+}
+
+// Close gives back the connection's unauthenticated slot, if it still holds
+// one, and closes it.
+func (p *phoneConn) Close() error {
+	if p.s != nil {
+		p.release()
+	}
+	return p.Conn.Close()
 }
 
 // SetKeepAlive and SetKeepAlivePeriod let fasthttp's TCPKeepalive reach the
@@ -433,5 +523,12 @@ type phoneTLSConn struct {
 	tls *tls.Conn
 }
 
-func (p *phoneTLSConn) Handshake() error                     { return p.tls.Handshake() }
+func (p *phoneTLSConn) Handshake() error {
+	err := p.tls.Handshake()
+	if err != nil && p.s != nil && isTimeout(err) {
+		p.timedOut() // the handshake counts against listen.timeouts.header
+	}
+	return err
+}
+
 func (p *phoneTLSConn) ConnectionState() tls.ConnectionState { return p.tls.ConnectionState() }

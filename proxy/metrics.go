@@ -37,6 +37,13 @@ type metrics struct {
 	requestsBy labelCache[[3]string, prometheus.Counter]
 	durationBy labelCache[string, prometheus.Observer]
 	upstreamBy labelCache[string, prometheus.Observer]
+
+	// Slow clients (slowclient.go): connections closed by a listen
+	// timeout, by phase (indexed by phase; none is unused), refused at
+	// accept, and holding an unauthenticated slot.
+	clientTimeouts [len(phaseNames)]prometheus.Counter
+	refusedPerAddr prometheus.Counter
+	unauthConns    prometheus.Gauge
 }
 
 // labelCache maps label values to their series. Reads take no lock (the
@@ -90,6 +97,7 @@ func (m *metrics) upstreamDuration(cmd string, seconds float64) {
 
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
+	m.registerSlowClients() // slowclient.go
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "easgate_requests_total",
 		Help: "Requests answered, by EAS command, policy decision and HTTP status.",

@@ -46,15 +46,18 @@ type Server struct {
 	hijacked  atomic.Int64
 	resumedMu sync.Mutex
 	resumed   map[net.Conn]struct{}
+
+	// Slow clients (slowclient.go): unauthenticated connections per
+	// address, and the log lines of timeouts and refusals.
+	unauth  *addrCounter
+	slowLog *slowLogs
 }
 
 // Process-wide sizing that does not come from the config file.
 const (
-	// idleTimeout closes keep-alive connections with no request in flight.
-	idleTimeout = 5 * time.Minute
-	// headerReadTimeout bounds the time a phone may take to send the request
-	// header (slow-header attacks). The body gets the long-poll ceiling.
-	headerReadTimeout = 60 * time.Second
+	// heldAnswerWriteTimeout bounds the time a phone may take to take the
+	// answer to a long poll held on a hijacked connection.
+	heldAnswerWriteTimeout = 5 * time.Minute
 	// holdMemorySize bounds the remembered Ping/Sync intervals.
 	holdMemorySize = 200_000
 )
@@ -82,6 +85,12 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 		holds:   newHoldMemory(holdMemorySize),
 		plain:   cfg.Listen.PlainHTTP,
 		address: cfg.Listen.Address,
+		unauth:  &addrCounter{},
+		slowLog: &slowLogs{},
+	}
+	if cfg.Listen.PlainHTTP && cfg.Listen.MaxUnauthenticatedPerAddress > 0 {
+		log.Info().Msg("listen.max_unauthenticated_per_address is not applied with listen.plain_http: " +
+			"every connection comes from the load balancer; limit connections per client address there")
 	}
 	st, err := buildState(cfg, stdout)
 	if err != nil {
@@ -117,11 +126,11 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 		Concurrency: max(256*1024, 2*cfg.Limits.MaxHeldLongPolls+65536),
 		// The read buffer is also fasthttp's header limit: a 3.9 KB Negotiate
 		// or Bearer header must fit (limits.max_header_bytes).
-		ReadBufferSize:               maxHeader,
-		WriteBufferSize:              4096,
-		ReduceMemoryUsage:            true,
-		ReadTimeout:                  headerReadTimeout,
-		IdleTimeout:                  idleTimeout,
+		ReadBufferSize:    maxHeader,
+		WriteBufferSize:   4096,
+		ReduceMemoryUsage: true,
+		// No ReadTimeout nor IdleTimeout: every phone's connection sets its
+		// own read deadlines from listen.timeouts (slowclient.go).
 		MaxRequestBodySize:           int(st.streamThreshold),
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
@@ -147,9 +156,9 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 }
 
 // headerReceived runs after each request header: bodies above
-// limits.stream_threshold are streamed, and for bodies over 64 KiB the read
-// deadline moves from the header timeout to the long-poll ceiling so that a
-// slow upload is not cut.
+// limits.stream_threshold are streamed, and the phone's connection learns
+// that the header is complete (the ReadTimeout is headerDoneMark, see
+// slowclient.go): the header timeout ends and the body timeout starts.
 //
 // A body over limits.max_request_body is refused before it is read: fasthttp
 // then reads at most one byte of it before the handler answers 413 and
@@ -160,19 +169,8 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	if cl := h.ContentLength(); cl > 0 && int64(cl) > st.maxRequestBody {
 		limit = 1
 	}
-	rc := fasthttp.RequestConfig{MaxRequestBodySize: limit}
-	if cl := h.ContentLength(); cl < 0 || cl > slowBodyFloor {
-		// Moving the deadline costs a clock read and a timer update on
-		// every request; bodies small enough to arrive well within the
-		// header timeout keep it.
-		rc.ReadTimeout = st.longPollMax
-	}
-	return rc
+	return fasthttp.RequestConfig{MaxRequestBodySize: limit, ReadTimeout: headerDoneMark}
 }
-
-// slowBodyFloor is the body size above which the read deadline moves from
-// the header timeout to the long-poll ceiling (64 KiB in 60 s is ~1 KiB/s).
-const slowBodyFloor = 64 << 10
 
 // expectHandler answers "Expect: 100-continue": 413 at once for a body over
 // limits.max_request_body, else 100 Continue.
@@ -189,6 +187,13 @@ func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	code := fasthttp.StatusBadRequest
 	var small *fasthttp.ErrSmallBuffer
 	switch {
+	case isTimeout(err):
+		// listen.timeouts: logged by the connection (slowclient.go),
+		// answered as nginx does.
+		ctx.SetStatusCode(fasthttp.StatusRequestTimeout)
+		ctx.SetConnectionClose()
+		s.metrics.rejected.WithLabelValues("client_timeout").Inc()
+		return
 	case errors.As(err, &small):
 		code = fasthttp.StatusRequestHeaderFieldsTooLarge
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
@@ -314,7 +319,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if !s.plain {
 		ln = tls.NewListener(ln, s.tlsConfig())
 	}
-	return s.srv.Serve(phoneListener{ln})
+	return s.srv.Serve(phoneListener{Listener: ln, s: s})
 }
 
 // ListenAndServe listens on listen.address, and on admin.address for the

@@ -30,6 +30,7 @@ type state struct {
 	maxPolicyBody   int64
 	streamThreshold int64
 	maxHeld         int64
+	client          clientLimits // listen.timeouts, listen.max_unauthenticated_per_address (slowclient.go)
 	activeChecks    bool
 	hcPath          string
 	hcInterval      time.Duration
@@ -67,6 +68,7 @@ func buildState(cfg *config.Config, stdout io.Writer) (*state, error) {
 		maxPolicyBody:   int64(cfg.Limits.MaxPolicyBody),
 		streamThreshold: int64(cfg.Limits.StreamThreshold),
 		maxHeld:         int64(cfg.Limits.MaxHeldLongPolls),
+		client:          newClientLimits(cfg),
 		hcPath:          cfg.Upstreams.HealthCheck.Path,
 		hcInterval:      cfg.Upstreams.HealthCheck.Interval.D(),
 		hcTimeout:       cfg.Upstreams.HealthCheck.Timeout.D(),

@@ -203,6 +203,13 @@ var brokenConfigs = []struct {
 		"upstream-urls.yaml:13:3: upstreams.tls.client_key: missing: required because client_certificate is set (hint: set client_key next to client_certificate)",
 		"upstream-urls.yaml:14:18: upstreams.tls.server_name: invalid server name \"https://mail.example.com\" (hint: a DNS name such as mail.corp.example.com, without scheme or port)",
 	}},
+	{"slow-clients.yaml", []string{
+		"slow-clients.yaml:6:13: listen.timeouts.header: must be greater than 0s and at most 1h0m0s, got 0s (hint: nginx's client_header_timeout is 60s)",
+		"slow-clients.yaml:7:11: listen.timeouts.body: must be greater than 0s and at most 1h0m0s, got 2h0m0s (hint: nginx's client_body_timeout is 60s)",
+		"slow-clients.yaml:8:20: listen.timeouts.body_min_rate: invalid size \"-1\" (hint: use bytes or a unit such as 512KiB, 64MiB, 1GiB)",
+		"slow-clients.yaml:9:11: listen.timeouts.idle: duration \"45\" has no unit (hint: add a unit, for example 45s)",
+		"slow-clients.yaml:10:36: listen.max_unauthenticated_per_address: must not be negative, got -3 (hint: use 0 to turn the limit off, or a number such as 128)",
+	}},
 	{"wrong-types.yaml", []string{
 		"wrong-types.yaml:2:12: listen.address: expected a string, got a list",
 		"wrong-types.yaml:3:15: listen.plain_http: expected true or false, got the string \"yes\" (hint: YAML booleans are true and false, without quotes)",

@@ -27,6 +27,12 @@ type Config struct {
 
 // Listen is the client-facing listener.
 type Listen struct {
+	// Slow clients (README "Slow clients"): read timeouts of the phones'
+	// connections and the per-address limit on connections that have not
+	// sent a complete request header yet.
+	Timeouts                     ListenTimeouts `yaml:"timeouts" json:"timeouts"`
+	MaxUnauthenticatedPerAddress int            `yaml:"max_unauthenticated_per_address" json:"max_unauthenticated_per_address"` // 0: no limit; not applied with plain_http
+
 	Address   string    `yaml:"address" json:"address"`       // host:port; default ":443"
 	PlainHTTP bool      `yaml:"plain_http" json:"plain_http"` // serve HTTP without TLS (behind a TLS-terminating load balancer)
 	TLS       ListenTLS `yaml:"tls" json:"tls"`
@@ -35,6 +41,24 @@ type Listen struct {
 	// Forwarded headers easgate keeps (and appends to). From any other peer
 	// these headers are removed: only easgate may say who the client is.
 	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies"`
+}
+
+// ListenTimeouts bound how long a phone may take to send a request, and how
+// long an idle keep-alive connection stays open. They are read timeouts
+// only: they never cut a held long poll, whose request has been read.
+type ListenTimeouts struct {
+	// Header: from accept (TLS handshake included), or from the first byte
+	// of a keep-alive connection's next request, to a complete header.
+	Header Duration `yaml:"header" json:"header"`
+	// Body: the longest a read of the request body may wait for data (as
+	// nginx's client_body_timeout) ...
+	Body Duration `yaml:"body" json:"body"`
+	// BodyMinRate: ... and the body must also average at least this many
+	// bytes per second after a grace of Body (as Apache's mod_reqtimeout
+	// MinRate); 0 leaves only the per-read rule.
+	BodyMinRate Size `yaml:"body_min_rate" json:"body_min_rate"`
+	// Idle: how long a keep-alive connection may wait for its next request.
+	Idle Duration `yaml:"idle" json:"idle"`
 }
 
 // ListenTLS is the server certificate and client-certificate policy.
@@ -341,6 +365,13 @@ func Default() *Config {
 	return &Config{
 		Listen: Listen{
 			Address: ":443",
+			Timeouts: ListenTimeouts{
+				Header:      Duration(60 * time.Second),
+				Body:        Duration(60 * time.Second),
+				BodyMinRate: 500,
+				Idle:        Duration(75 * time.Second),
+			},
+			MaxUnauthenticatedPerAddress: 128,
 			TLS: ListenTLS{
 				MinVersion: "1.2",
 				ClientCertificates: ClientCertificates{

@@ -226,6 +226,49 @@ func (c *checker) validateListen(cfg *Config) {
 		c.warnf("listen.tls.client_certificates.revocation", "set client_certificates.mode to optional or required",
 			"revocation checks have no effect while client certificates are off")
 	}
+	c.validateSlowClients(l)
+}
+
+// maxClientTimeout bounds listen.timeouts.*: a phone that sends nothing for
+// longer is not coming back (a held long poll is not a read: its request
+// has been read).
+const maxClientTimeout = Duration(time.Hour)
+
+// validateSlowClients checks listen.timeouts and
+// listen.max_unauthenticated_per_address.
+func (c *checker) validateSlowClients(l *Listen) {
+	to := &l.Timeouts
+	for _, t := range []struct {
+		key  string
+		d    Duration
+		hint string
+	}{
+		{"listen.timeouts.header", to.Header, "nginx's client_header_timeout is 60s"},
+		{"listen.timeouts.body", to.Body, "nginx's client_body_timeout is 60s"},
+		{"listen.timeouts.idle", to.Idle, "nginx's keepalive_timeout is 75s"},
+	} {
+		if t.d <= 0 || t.d > maxClientTimeout {
+			c.errf(t.key, t.hint, "must be greater than 0s and at most %s, got %s", maxClientTimeout, t.d)
+		}
+	}
+	switch {
+	case to.BodyMinRate < 0:
+		c.errf("listen.timeouts.body_min_rate", "bytes per second such as 500; 0 turns the rate rule off",
+			"must not be negative, got %s", to.BodyMinRate)
+	case to.BodyMinRate > 64*KiB:
+		c.warnf("listen.timeouts.body_min_rate", "phones on a weak mobile link upload at a few KiB/s; 500 is a safe value",
+			"a minimum body rate of %s per second cuts slow but live uploads", to.BodyMinRate)
+	}
+	n := l.MaxUnauthenticatedPerAddress
+	switch {
+	case n < 0:
+		c.errf("listen.max_unauthenticated_per_address", "use 0 to turn the limit off, or a number such as 128",
+			"must not be negative, got %d", n)
+	case l.PlainHTTP && n > 0 && c.has("listen.max_unauthenticated_per_address"):
+		c.warnf("listen.max_unauthenticated_per_address",
+			"remove it, or set it to 0; limit connections per client address at the load balancer",
+			"not applied with plain_http: every connection comes from the load balancer's address")
+	}
 }
 
 // checkURL validates an absolute http(s) URL. With bare set, it must be
