@@ -149,6 +149,11 @@ type rule struct {
 	platform     OSFamily
 	yields       uint8
 	ev           uint8 // strongest evidence it has a condition on
+	evMask       uint8 // the evidence kinds it has conditions on
+	// hint is the lower-cased literal prefix every alternative of its
+	// condition on ev starts with ("apple-"): a value without it cannot
+	// match, which Identify checks before anything else.
+	hint string
 	examples     []RuleExample
 	fromAdmin    bool
 }
@@ -260,6 +265,7 @@ func parseRuleFile(filename, data string, admin bool) (*ruleFile, RuleErrors) {
 					r.ev = ev
 				}
 				has = true
+				r.evMask |= 1 << ev
 			}
 		}
 		switch {
@@ -607,6 +613,9 @@ func compileRules(admin *ruleFile) (*Rules, error) {
 	}
 	// Evidence order; file order (admin rules first) within one evidence.
 	sort.SliceStable(rules, func(i, j int) bool { return rules[i].ev < rules[j].ev })
+	for i := range rules {
+		rules[i].hint = commonPrefix(rules[i].conds[rules[i].ev])
+	}
 	rs := &Rules{rules: rules, builds: builds}
 	for ev := uint8(0); ev < evCount; ev++ {
 		for b := 0; b < 256; b++ {
@@ -620,6 +629,40 @@ func compileRules(admin *ruleFile) (*Rules, error) {
 		rs.start[ev][256] = uint32(len(rs.idx))
 	}
 	return rs, nil
+}
+
+// commonPrefix is the literal prefix all patterns start with (may be "").
+func commonPrefix(ps []pattern) string {
+	prefix := ""
+	for i, p := range ps {
+		lit := ""
+		if p.segs[0].kind == segLit {
+			lit = p.segs[0].lit
+		}
+		if i == 0 {
+			prefix = lit
+			continue
+		}
+		n := 0
+		for n < len(prefix) && n < len(lit) && prefix[n] == lit[n] {
+			n++
+		}
+		prefix = prefix[:n]
+	}
+	return prefix
+}
+
+// hasHint reports whether v starts with the lower-cased hint.
+func hasHint(v []byte, hint string) bool {
+	if len(v) < len(hint) {
+		return false
+	}
+	for i := 0; i < len(hint); i++ {
+		if clientLower(v[i]) != hint[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // mayStartWith reports whether r belongs in the bucket of evidence ev for
@@ -666,10 +709,10 @@ func makeInputs(userAgent, deviceType []byte, info *DeviceInfo) identInputs {
 // did not hold.
 func (r *rule) matches(in *identInputs, cs *capSet) (ok bool, failed uint8) {
 	for ev := uint8(0); ev < evCount; ev++ {
-		alts := r.conds[ev]
-		if len(alts) == 0 {
+		if r.evMask&(1<<ev) == 0 {
 			continue
 		}
+		alts := r.conds[ev]
 		v := in[ev]
 		hit := false
 		if len(v) > 0 {
@@ -815,13 +858,14 @@ func (rs *Rules) Identify(userAgent, deviceType []byte, info *DeviceInfo) Client
 		if len(v) == 0 {
 			continue
 		}
-		b := clientLower(v[0])
+		b := int(clientLower(v[0]))
+		var cs capSet
 		for _, ri := range rs.idx[rs.start[ev][b]:rs.start[ev][b+1]] {
 			r := &rs.rules[ri]
-			if r.yields&^known == 0 {
+			if r.yields&^known == 0 || !hasHint(v, r.hint) {
 				continue
 			}
-			var cs capSet
+			cs.set = 0
 			if ok, _ := r.matches(&in, &cs); !ok {
 				continue
 			}

@@ -157,15 +157,21 @@ func compilePattern(src string) (pattern, int, string) {
 // match reports whether the whole of s matches p, recording captures into cs
 // (tagged with the evidence kind from).
 func (p *pattern) match(s []byte, cs *capSet, from uint8) bool {
-	var local capSet
-	if !matchSegs(p.segs, s, 0, &local) {
+	if p.first >= 0 && (len(s) == 0 || int(clientLower(s[0])) != p.first) {
 		return false
 	}
-	for k := uint8(0); k < capCount; k++ {
-		if local.set&(1<<k) != 0 {
-			cs.at[k] = local.at[k]
-			cs.from[k] = from
-			cs.set |= 1 << k
+	saved := cs.set
+	if !matchSegs(p.segs, s, 0, cs) {
+		// A capture kind is read from one field only, so nothing set before
+		// this call is overwritten; forget what the failed attempt read.
+		cs.set = saved
+		return false
+	}
+	if p.caps != 0 {
+		for k := uint8(0); k < capCount; k++ {
+			if p.caps&(1<<k) != 0 {
+				cs.from[k] = from
+			}
 		}
 	}
 	return true
