@@ -153,9 +153,9 @@ type rule struct {
 	// hint is the lower-cased literal prefix every alternative of its
 	// condition on ev starts with ("apple-"): a value without it cannot
 	// match, which Identify checks before anything else.
-	hint string
-	examples     []RuleExample
-	fromAdmin    bool
+	hint      string
+	examples  []RuleExample
+	fromAdmin bool
 }
 
 // ruleFile is a parsed (not yet merged) rules file.
