@@ -250,6 +250,7 @@ func parseRuleFile(filename, data string, admin bool) (*ruleFile, RuleErrors) {
 		}
 	}
 	var cur *rule
+	curErrs := 0 // len(errs) when cur started: a rule with a bad line gets no summary errors
 	names := map[string]int{}
 	builds := map[uint64]int{}
 	finish := func() {
@@ -258,6 +259,9 @@ func parseRuleFile(filename, data string, admin bool) (*ruleFile, RuleErrors) {
 		}
 		r := cur
 		cur = nil
+		if len(errs) > curErrs {
+			return
+		}
 		has := false
 		for ev := uint8(0); ev < evCount; ev++ {
 			if len(r.conds[ev]) > 0 {
@@ -312,6 +316,7 @@ func parseRuleFile(filename, data string, admin bool) (*ruleFile, RuleErrors) {
 		switch kw {
 		case "rule":
 			finish()
+			curErrs = len(errs)
 			if !validRuleName(val) {
 				errAt(line, vcol, "rule name %q: use letters, digits, '-', '_' and '.'", val)
 				cur = &rule{name: val, line: line} // keep parsing its lines
@@ -559,7 +564,7 @@ func (rs *Rules) checkExample(x *RuleExample) string {
 
 // compileRules merges the embedded file with an administrator's (may be nil).
 func compileRules(admin *ruleFile) (*Rules, error) {
-	base, errs := parseRuleFile("clientrules.txt", clientRulesData, false)
+	base, errs := parseRuleFile("eas/clientrules.txt", clientRulesData, false)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -609,7 +614,7 @@ func compileRules(admin *ruleFile) (*Rules, error) {
 		sort.Slice(builds, func(i, j int) bool { return builds[i].key < builds[j].key })
 	}
 	if len(rules) > 0xFFFF {
-		return nil, RuleErrors{{File: "clientrules.txt", Line: 1, Column: 1, Msg: "too many rules"}}
+		return nil, RuleErrors{{File: "eas/clientrules.txt", Line: 1, Column: 1, Msg: "too many rules"}}
 	}
 	// Evidence order; file order (admin rules first) within one evidence.
 	sort.SliceStable(rules, func(i, j int) bool { return rules[i].ev < rules[j].ev })
