@@ -86,3 +86,42 @@ func TestCheckConfigRulesFile(t *testing.T) {
 		t.Fatalf("check-config with a good rules file: %d %q", code, out)
 	}
 }
+
+// TestExplainUsesRulesFile: explain identifies the client as the gateway
+// does, with identify.rules_file, so a policy rule on the family applies.
+func TestExplainUsesRulesFile(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "site.rules")
+	os.WriteFile(rules, []byte(`rule foomail
+  source   our logs
+  ua       FooMail/{app}*
+  family   gmail
+  os-name  Android
+  example  ua="FooMail/1.2" => family=gmail os=Android
+`), 0o600)
+	cfg := filepath.Join(dir, "easgate.yaml")
+	os.WriteFile(cfg, []byte(`listen:
+  address: "127.0.0.1:0"
+  plain_http: true
+upstreams:
+  servers:
+    - url: http://127.0.0.1:9
+policy:
+  default_access: allow
+  rules:
+    - name: no-gmail
+      match: {client: gmail}
+      access: block
+identify:
+  rules_file: `+rules+`
+`), 0o600)
+	code, out, errOut := runCmd(t, nil, "explain", "--json", "--config", cfg, "--user", "bob@corp.example.com", "--device-id", "D1",
+		"--device-type", "Android", "--user-agent", "FooMail/1.2", "--model", "Pixel 8", "--os", "Android 14")
+	var res struct {
+		Action string `json:"action"`
+		Rule   string `json:"rule"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Action != "block" || res.Rule != "no-gmail" {
+		t.Fatalf("explain with a rules file: %d %s %s", code, out, errOut)
+	}
+}
