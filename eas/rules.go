@@ -475,6 +475,7 @@ func parseExample(s string) (RuleExample, int, string) {
 		if eq <= 0 {
 			return x, i, "want key=value"
 		}
+		kstart := i
 		key := s[i : i+eq]
 		vstart := i + eq + 1
 		var val string
@@ -493,7 +494,7 @@ func parseExample(s string) (RuleExample, int, string) {
 			val = s[vstart:end]
 			i = end
 		}
-		at := i - len(val)
+		at := vstart
 		switch {
 		case !right && key == "ua":
 			x.UA = val
@@ -528,7 +529,7 @@ func parseExample(s string) (RuleExample, int, string) {
 			}
 			x.Version, x.HasVersion = val, true
 		default:
-			return x, i - len(val) - len(key) - 1, fmt.Sprintf("unexpected key %q (inputs: ua, type, device-os, device-model, friendly-name; after =>: family, os, version)", key)
+			return x, kstart, fmt.Sprintf("unexpected key %q (inputs: ua, type, device-os, device-model, friendly-name; after =>: family, os, version)", key)
 		}
 	}
 	if !right || !seenFamily {
@@ -757,7 +758,7 @@ func (rs *Rules) apply(c *Client, known *uint8, r *rule, cs *capSet, in *identIn
 		var build [24]byte
 		var b []byte
 		if cs.set&(1<<capVersion) != 0 {
-			v, _, _ = clientParseVersion(get(capVersion))
+			v = cs.ver
 			if v.Major > maxOSMajor {
 				v = OSVersion{} // "iOS/1099.999": no OS has such a version
 			}

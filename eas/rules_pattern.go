@@ -14,7 +14,7 @@ package eas
 //	\* \{ \\       a literal '*', '{' or '\'
 //
 // Captures are greedy and never give back what they took, so a pattern is
-// matched in one pass except at '*', which backtracks. A capture that reads
+// matched in one pass except at '*', which backtracks (to the last '*' only). A capture that reads
 // nothing (or a version part above 65535, or a malformed legacy build) fails
 // the match.
 
@@ -43,8 +43,9 @@ const (
 	segCap
 )
 
-// ruleMaxStars bounds the backtracking of one pattern; ruleMaxInput is how
-// much of a field the rules look at (a longer value is cut).
+// ruleMaxStars bounds the stars of one pattern (matching is linear in the
+// field's length whatever their number); ruleMaxInput is how much of a
+// field the rules look at (a longer value is cut).
 const (
 	ruleMaxStars = 3
 	ruleMaxInput = 512
@@ -73,6 +74,7 @@ type capSet struct {
 	at   [capCount]span
 	from [capCount]uint8
 	set  uint8
+	ver  OSVersion // the {version} capture, parsed while it was scanned
 }
 
 // compilePattern parses a pattern. col is the column of src in its line,
@@ -161,7 +163,7 @@ func (p *pattern) match(s []byte, cs *capSet, from uint8) bool {
 		return false
 	}
 	saved := cs.set
-	if !matchSegs(p.segs, s, 0, cs) {
+	if !matchSegs(p.segs, s, cs) {
 		// A capture kind is read from one field only, so nothing set before
 		// this call is overwritten; forget what the failed attempt read.
 		cs.set = saved
@@ -177,73 +179,106 @@ func (p *pattern) match(s []byte, cs *capSet, from uint8) bool {
 	return true
 }
 
-// matchSegs matches segs against s[pos:] to its end.
-func matchSegs(segs []patSeg, s []byte, pos int, cs *capSet) bool {
-	for i, sg := range segs {
-		switch sg.kind {
-		case segLit:
-			if len(s)-pos < len(sg.lit) {
-				return false
-			}
-			for j := 0; j < len(sg.lit); j++ {
-				if clientLower(s[pos+j]) != sg.lit[j] {
-					return false
-				}
-			}
-			pos += len(sg.lit)
-		case segCap:
-			var n int
-			if i == len(segs)-1 && (sg.cap == capModel || sg.cap == capApp) {
-				n = scanRest(s[pos:]) // last in the pattern: the rest of the field
-			} else {
-				n = scanCapture(sg.cap, s[pos:])
-			}
-			if n == 0 {
-				return false
-			}
-			cs.at[sg.cap] = span{int32(pos), int32(pos + n)}
-			cs.set |= 1 << sg.cap
-			pos += n
-		case segStar:
-			rest := segs[i+1:]
-			if len(rest) == 0 {
+// matchSegs matches segs against the whole of s. It backtracks only to
+// the last '*' seen: the segments between two stars match deterministically
+// (literals, and captures that take a maximal run), so placing each at the
+// leftmost position that works never loses a match, and the cost stays
+// O(len(s) × len(segs)) whatever the pattern.
+func matchSegs(segs []patSeg, s []byte, cs *capSet) bool {
+	pos, i := 0, 0
+	star, starPos := -1, 0
+	for {
+		ok := true
+		if i == len(segs) {
+			if pos == len(s) {
 				return true
 			}
-			for q := pos; q <= len(s); q++ {
-				if rest[0].kind == segLit && (q >= len(s) || clientLower(s[q]) != rest[0].lit[0]) {
-					continue
-				}
-				if matchSegs(rest, s, q, cs) {
+			ok = false
+		} else {
+			sg := &segs[i]
+			switch sg.kind {
+			case segStar:
+				if i == len(segs)-1 {
 					return true
 				}
+				star, starPos = i, pos
+				i++
+				continue
+			case segLit:
+				if len(s)-pos < len(sg.lit) {
+					ok = false
+					break
+				}
+				for j := 0; j < len(sg.lit); j++ {
+					if clientLower(s[pos+j]) != sg.lit[j] {
+						ok = false
+						break
+					}
+				}
+				if ok {
+					pos += len(sg.lit)
+				}
+			case segCap:
+				var n int
+				if i == len(segs)-1 && (sg.cap == capModel || sg.cap == capApp) {
+					n = scanRest(s[pos:]) // last in the pattern: the rest of the field
+				} else if sg.cap == capVersion {
+					n = scanVersion(s[pos:], &cs.ver)
+				} else {
+					n = scanCapture(sg.cap, s[pos:])
+				}
+				if n == 0 {
+					ok = false
+					break
+				}
+				cs.at[sg.cap] = span{int32(pos), int32(pos + n)}
+				cs.set |= 1 << sg.cap
+				pos += n
 			}
+			if ok {
+				i++
+				continue
+			}
+		}
+		// Backtrack: let the last star take one more byte.
+		if star < 0 || starPos >= len(s) {
 			return false
 		}
+		starPos++
+		pos, i = starPos, star+1
 	}
-	return pos == len(s)
 }
 
 // scanRest takes the rest of the field as it is (the field's value is
 // the device's own text; printing escapes it).
 func scanRest(b []byte) int { return len(b) }
 
+// scanVersion reads a {version} capture into v and returns its length (0
+// when there is none). Parts after the third ("10.0.22621.1") belong to the
+// capture even though only three are kept.
+func scanVersion(b []byte, v *OSVersion) int {
+	var n int
+	var ok bool
+	*v, n, ok = clientParseVersion(b)
+	if !ok {
+		return 0
+	}
+	for n+1 < len(b) && b[n] == '.' && clientIsDigit(b[n+1]) {
+		n++
+		for n < len(b) && clientIsDigit(b[n]) {
+			n++
+		}
+	}
+	return n
+}
+
 // scanCapture returns how many bytes at the start of b a capture of kind k
 // takes; 0 when it cannot match there.
 func scanCapture(k uint8, b []byte) int {
 	switch k {
 	case capVersion:
-		if _, n, ok := clientParseVersion(b); ok {
-			// Take further ".digits" parts too ("10.0.22621.1"): they belong
-			// to the version even though only three are kept.
-			for n+1 < len(b) && b[n] == '.' && clientIsDigit(b[n+1]) {
-				n++
-				for n < len(b) && clientIsDigit(b[n]) {
-					n++
-				}
-			}
-			return n
-		}
-		return 0
+		var v OSVersion
+		return scanVersion(b, &v)
 	case capIOSLegacy:
 		_, n, ok := clientIOSLegacyKey(b)
 		if !ok {

@@ -374,6 +374,11 @@ func TestPatterns(t *testing.T) {
 		{"SAMSUNG-{model}/{app}*", "SAMSUNG-SM-N900V/101.403", true, map[uint8]string{capModel: "SM-N900V", capApp: "101.403"}},
 		{"Foo", "foo ", false, nil},
 		{"*a*a*a", strings.Repeat("a", 40) + "b", false, nil},
+		{"*a*a*b", strings.Repeat("a", ruleMaxInput-1) + "b", true, nil},
+		{"*a*a*c", strings.Repeat("a", ruleMaxInput), false, nil},
+		{"x*{version}*y", "x-abc-10.2.3-z-y", true, map[uint8]string{capVersion: "10.2.3"}},
+		{"*({build})*", "iOS/16.5.1 (20F75) dataaccessd/1.0", true, map[uint8]string{capBuild: "20F75"}},
+		{"Moto-{model}/{app}", "Moto-DROID BIONIC/5.5.1", false, nil},
 	} {
 		p, _, msg := compilePattern(tt.pat)
 		if msg != "" {
