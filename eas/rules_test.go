@@ -421,3 +421,33 @@ func TestRulesIdentifyAllocs(t *testing.T) {
 		t.Errorf("nil *Rules: %v", c.OSVersion)
 	}
 }
+
+// TestEvidenceOrder: a DeviceInformation rule settles the family before any
+// User-Agent rule; the User-Agent still gives what DeviceInformation left
+// open (the version, on the same OS); the DeviceType only fills the rest.
+func TestEvidenceOrder(t *testing.T) {
+	rs, err := NewRules("site.rules", []byte(`rule friendly-nine
+  source   a site whose Nine installs name the device "Nine …"
+  friendly-name Nine *
+  family   nine
+  os-name  Android
+  example  friendly-name="Nine on Pixel" ua="Android/4.4.2-EAS-1.3" => family=nine os=Android version=4.4.2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rs.Identify([]byte("Android/4.4.2-EAS-1.3"), []byte("SAMSUNGSMN900V"), &DeviceInfo{FriendlyName: "Nine on Pixel"})
+	if c.Family != FamilyNine || c.OS != OSAndroid || c.OSVersion.String() != "4.4.2" || c.AppVersion() != "1.3" {
+		t.Errorf("friendly name first: %s %s %q app %q", c.Family.Slug(), c.OS, c.OSVersion, c.AppVersion())
+	}
+	// DeviceInformation OS wins over the User-Agent's OS and version.
+	c = Identify([]byte("iOS/16.5.1 (20F75) dataaccessd/1.0"), []byte("iPhone"), &DeviceInfo{OS: "Android 13"})
+	if c.Family != FamilyIOSMail || c.OS != OSAndroid || c.OSVersion.String() != "13.0" || c.BuildLen != 0 {
+		t.Errorf("DeviceInformation OS: %s %s %q %q", c.Family.Slug(), c.OS, c.OSVersion, c.BuildString())
+	}
+	// The DeviceType fills only what nothing else said.
+	c = Identify([]byte("Outlook-iOS-Android/1.0"), []byte("iPhone"), nil)
+	if c.Family != FamilyOutlookMobile || c.OS != OSiOS {
+		t.Errorf("DeviceType fills the OS: %s %s", c.Family.Slug(), c.OS)
+	}
+}
