@@ -7,24 +7,16 @@ import (
 )
 
 // Client identification: which mail client a device runs, on which operating
-// system and OS version. The rules follow PROTOCOL.md §5:
+// system and OS version. The knowledge is data, not code: the rules file
+// clientrules.txt (embedded; see rules.go for its format) lists, in order,
+// what each client's User-Agent, DeviceType and DeviceInformation look like
+// and what they yield. Identify applies the embedded rules; a Rules value
+// built by NewRules adds an administrator's rules to them.
 //
-//   - The HTTP User-Agent names the client family (and for some clients the
-//     OS version: iOS Mail, AOSP Email, Windows Mail, Windows Phone, Windows
-//     Mobile). Prefixes are checked in the OX USM order.
-//   - DeviceInformation OS ("iOS 7.0.2 11A501", "Android 10",
-//     "Windows 10.0.17134") wins over anything read from the User-Agent.
-//   - Outlook mobile, Gmail and Samsung Email say nothing about the OS version
-//     in their User-Agent; their version comes only from DeviceInformation.
-//     In particular the number after the last '.' of a Samsung User-Agent
-//     ("SAMSUNG-SM-N900V/101.403") is the mail app's build, not an OS version,
-//     and is not reported as one.
-//   - DeviceType fills in the family or OS only when the User-Agent gave none.
-//
-// Nothing is guessed: what could not be read stays unknown (FamilyUnknown,
+// Nothing is guessed: what no rule yields stays unknown (FamilyUnknown,
 // OSUnknown, OSVersion.Known == false). The one deliberate approximation is
-// the legacy iOS User-Agent whose build is missing from the build table: its
-// major version follows from the build train and is marked OSVersion.Approx.
+// an iOS build missing from the build table (iosbuilds.txt): its major
+// version follows from the build train and is marked OSVersion.Approx.
 
 // Family is a mail client family.
 type Family uint8
@@ -37,17 +29,18 @@ const (
 	FamilyOutlookDesktop        // Outlook 2013+ for Windows speaking EAS ("Outlook/16.0")
 	FamilyGmail                 // Gmail app for Android ("Android-Mail/…")
 	FamilySamsungEmail          // Samsung Email ("SAMSUNG-SM-N900V/101.403")
-	FamilyAndroidEmail          // AOSP Email / Exchange service ("Android/4.4.2-EAS-1.3")
+	FamilyAndroidEmail          // AOSP Email / Exchange service and OEM variants ("Android/4.4.2-EAS-1.3", "HTC-…", "Moto-…")
 	FamilyLGEmail               // LG Email ("Android-LG-…")
 	FamilyWindowsMail           // Windows 10/11 Mail and Calendar ("MSFT-WIN-3/10.0.x")
 	FamilyWindowsPhone          // Windows Phone 8/8.1 ("MSFT-WP/8.10.14219")
 	FamilyWindowsMobile         // Windows Mobile ≤ 6.5 ("MSFT-PPC/5.2.5082")
-	FamilyBlackBerry            // BlackBerry 10 Hub
+	FamilyBlackBerry            // BlackBerry 10 Hub, PlayBook, BlackBerry OS
 	FamilyTouchDown             // NitroDesk TouchDown ("TouchDown(MSRPC)/7.1.0005")
 	FamilyNine                  // Nine ("Nine-…")
 	FamilyTbSync                // Thunderbird EAS-4-TbSync ("Thunderbird ActiveSync")
 	FamilyEvolution             // GNOME Evolution (activesyncd)
 	FamilyTestTool              // Microsoft connectivity test tools
+	FamilyMacOSMail             // Apple Mail on macOS ("macOS/13.4 (22F66) dataaccessd/1.0")
 
 	clientFamilyCount
 )
@@ -70,6 +63,7 @@ var clientFamilyNames = [clientFamilyCount]string{
 	FamilyTbSync:         "TbSync",
 	FamilyEvolution:      "Evolution",
 	FamilyTestTool:       "Test tool",
+	FamilyMacOSMail:      "macOS Mail",
 }
 
 var clientFamilySlugs = [clientFamilyCount]string{
@@ -90,6 +84,7 @@ var clientFamilySlugs = [clientFamilyCount]string{
 	FamilyTbSync:         "tbsync",
 	FamilyEvolution:      "evolution",
 	FamilyTestTool:       "test-tool",
+	FamilyMacOSMail:      "macos-mail",
 }
 
 // String returns the display name ("iOS Mail", "Outlook mobile"); values out
@@ -291,7 +286,15 @@ type Client struct {
 	// Identify's inputs, stays valid only as long as they do, and must not
 	// be modified.
 	Model []byte
+	// App is the mail app's own version when the User-Agent states it
+	// ("2020.11.29.346182102.Release" for Gmail, "7.1.0005" for TouchDown),
+	// App[:AppLen]; longer versions are cut to the array's size.
+	App    [32]byte
+	AppLen uint8
 }
+
+// AppVersion returns the mail app's version, or "".
+func (c Client) AppVersion() string { return string(c.App[:c.AppLen]) }
 
 // BuildString returns the OS build ("10B329"), or "".
 func (c Client) BuildString() string { return string(c.Build[:c.BuildLen]) }
@@ -312,8 +315,9 @@ func (c Client) WindowsRelease() int {
 
 // MarshalJSON renders the client as `easgate classify` prints it:
 // {"family":"iOS Mail","os":"iOS","os_version":"6.1.3","model":"iPhone4C1","build":"10B329"}.
-// Unknown fields are omitted; "os_release" ("Windows 11") is added for
-// Windows NT 10.0 versions.
+// The family is always present ("Unknown" when no rule named it); other
+// unknown fields are omitted; "os_release" ("Windows 11") is added for
+// Windows NT 10.0 versions and "app_version" when the app stated it.
 func (c Client) MarshalJSON() ([]byte, error) {
 	return c.AppendJSON(make([]byte, 0, 128)), nil
 }
@@ -331,10 +335,8 @@ func (c Client) AppendJSON(dst []byte) []byte {
 		dst = append(dst, name...)
 		dst = append(dst, '"', ':')
 	}
-	if c.Family != FamilyUnknown && c.Family < clientFamilyCount {
-		field("family")
-		dst = clientAppendJSONString(dst, clientStrBytes(c.Family.String()))
-	}
+	field("family")
+	dst = clientAppendJSONString(dst, clientStrBytes(c.Family.String()))
 	if c.OS != OSUnknown && c.OS < clientOSCount {
 		field("os")
 		dst = clientAppendJSONString(dst, clientStrBytes(c.OS.String()))
@@ -359,221 +361,11 @@ func (c Client) AppendJSON(dst []byte) []byte {
 		field("build")
 		dst = clientAppendJSONString(dst, c.Build[:n])
 	}
+	if n := int(c.AppLen); n > 0 && n <= len(c.App) {
+		field("app_version")
+		dst = clientAppendJSONString(dst, c.App[:n])
+	}
 	return append(dst, '}')
-}
-
-// Identify classifies a client from the request's User-Agent header, its
-// DeviceType and, when known, the DeviceInformation the device reported
-// (info may be nil). When userAgent is empty, info.UserAgent is used. It
-// does not allocate; Client.Model aliases userAgent or info.Model.
-func Identify(userAgent, deviceType []byte, info *DeviceInfo) Client {
-	var c Client
-	ua := clientTrimSpace(userAgent)
-	if len(ua) == 0 && info != nil {
-		ua = clientTrimSpace(clientStrBytes(info.UserAgent))
-	}
-	dt := clientTrimSpace(deviceType)
-
-	clientFromUserAgent(&c, ua)
-	if info != nil {
-		if m := clientTrimSpace(clientStrBytes(info.Model)); len(m) > 0 {
-			c.Model = m
-		}
-		if osb := clientTrimSpace(clientStrBytes(info.OS)); len(osb) > 0 {
-			clientApplyDeviceOS(&c, osb)
-		}
-	}
-	clientFromDeviceType(&c, dt)
-	return c
-}
-
-// clientFromUserAgent sets the family and whatever the User-Agent says about
-// OS, version, build and model. Prefix order follows OX USM (PROTOCOL.md §5).
-func clientFromUserAgent(c *Client, ua []byte) {
-	switch {
-	case len(ua) == 0:
-		return
-	case clientHasPrefixFold(ua, "MSFT-WIN-3/"):
-		c.Family, c.OS = FamilyWindowsMail, OSWindows
-		c.OSVersion, _, _ = clientParseVersion(ua[len("MSFT-WIN-3/"):])
-	case clientHasPrefixFold(ua, "Outlook-iOS-Android"),
-		clientHasPrefixFold(ua, "Outlook-Android/"),
-		clientHasPrefixFold(ua, "Outlook-iOS/"):
-		// Outlook mobile: the OS comes only from DeviceInformation.
-		c.Family = FamilyOutlookMobile
-	case clientHasPrefixFold(ua, "Outlook/"):
-		// Outlook 2013+ speaks EAS only on Windows (DeviceType WindowsOutlook*).
-		c.Family, c.OS = FamilyOutlookDesktop, OSWindows
-	case clientHasPrefixFold(ua, "Apple-"):
-		c.Family, c.OS = FamilyIOSMail, OSiOS
-		clientIOSLegacyUA(c, ua[len("Apple-"):])
-	case clientHasPrefixFold(ua, "iOS/"):
-		c.Family, c.OS = FamilyIOSMail, OSiOS
-		clientIOSNewUA(c, ua[len("iOS/"):])
-	case clientHasPrefixFold(ua, "Nine-"):
-		c.Family, c.OS = FamilyNine, OSAndroid
-	case clientHasPrefixFold(ua, "Android-Mail/"):
-		c.Family, c.OS = FamilyGmail, OSAndroid
-	case clientHasPrefixFold(ua, "Android-SAMSUNG-"):
-		c.Family, c.OS = FamilySamsungEmail, OSAndroid
-		c.Model = clientUAModel(ua[len("Android-SAMSUNG-"):])
-	case clientHasPrefixFold(ua, "SAMSUNG-"):
-		c.Family, c.OS = FamilySamsungEmail, OSAndroid
-		c.Model = clientUAModel(ua[len("SAMSUNG-"):])
-	case clientHasPrefixFold(ua, "Android-LG-"):
-		c.Family, c.OS = FamilyLGEmail, OSAndroid
-		c.Model = clientUAModel(ua[len("Android-LG-"):])
-	case clientHasPrefixFold(ua, "Android/"):
-		c.Family, c.OS = FamilyAndroidEmail, OSAndroid
-		// "Android/4.4.2-EAS-1.3": the release is an OS version only when the
-		// "-EAS-" marker follows; the old "Android/0.3" is the Exchange
-		// service's own version, not Android's.
-		rest := ua[len("Android/"):]
-		if v, n, ok := clientParseVersion(rest); ok && clientHasPrefixFold(rest[n:], "-EAS-") {
-			c.OSVersion = v
-		}
-	case clientHasPrefixFold(ua, "TouchDown"):
-		c.Family = FamilyTouchDown
-	case clientHasPrefixFold(ua, "Thunderbird ActiveSync"):
-		c.Family = FamilyTbSync
-	case clientHasPrefixFold(ua, "MSFT-WP/"):
-		c.Family, c.OS = FamilyWindowsPhone, OSWindowsPhone
-		c.OSVersion, _, _ = clientParseVersion(ua[len("MSFT-WP/"):])
-	case clientHasPrefixFold(ua, "MSFT-PPC/"):
-		c.Family, c.OS = FamilyWindowsMobile, OSWindowsMobile
-		c.OSVersion, _, _ = clientParseVersion(ua[len("MSFT-PPC/"):])
-	case clientHasPrefixFold(ua, "BlackBerry"), clientHasPrefixFold(ua, "RIM-BlackBerry"):
-		c.Family, c.OS = FamilyBlackBerry, OSBlackBerry
-	case clientHasPrefixFold(ua, "TestActiveSyncConnectivity"):
-		c.Family = FamilyTestTool
-	case clientContainsFold(ua, "Evolution"):
-		c.Family = FamilyEvolution
-	}
-}
-
-// clientFromDeviceType fills the family and OS from the URI DeviceType when
-// the User-Agent did not name them.
-func clientFromDeviceType(c *Client, dt []byte) {
-	if len(dt) == 0 {
-		return
-	}
-	fam, osf := FamilyUnknown, OSUnknown
-	switch {
-	case clientEqualFold(dt, "iPhone"), clientEqualFold(dt, "iPad"), clientEqualFold(dt, "iPod"):
-		osf = OSiOS
-	case clientEqualFold(dt, "Android"):
-		osf = OSAndroid
-	case clientHasPrefixFold(dt, "SAMSUNG"):
-		fam, osf = FamilySamsungEmail, OSAndroid
-	case clientEqualFold(dt, "WindowsMail"):
-		fam, osf = FamilyWindowsMail, OSWindows
-	case clientHasPrefixFold(dt, "WindowsOutlook"):
-		fam, osf = FamilyOutlookDesktop, OSWindows
-	case clientEqualFold(dt, "Outlook"):
-		fam = FamilyOutlookMobile
-	case clientEqualFold(dt, "WP8"), clientEqualFold(dt, "WP"), clientEqualFold(dt, "WindowsPhone"):
-		fam, osf = FamilyWindowsPhone, OSWindowsPhone
-	case clientEqualFold(dt, "PocketPC"), clientEqualFold(dt, "SmartPhone"):
-		fam, osf = FamilyWindowsMobile, OSWindowsMobile
-	case clientEqualFold(dt, "BlackBerry"):
-		fam, osf = FamilyBlackBerry, OSBlackBerry
-	case clientEqualFold(dt, "TbSync"):
-		fam = FamilyTbSync
-	case clientEqualFold(dt, "TestActiveSyncConnectivity"):
-		fam = FamilyTestTool
-	}
-	if c.Family == FamilyUnknown {
-		c.Family = fam
-	}
-	if c.OS == OSUnknown {
-		c.OS = osf
-	}
-}
-
-// clientOSNamePrefixes maps the OS names seen in DeviceInformation OS to a
-// family. Longer names come first so that "Windows Phone" wins over
-// "Windows". "WINNT"/"Linux"/"Darwin" are what EAS-4-TbSync sends
-// (Services.appinfo.OS); "PPC" is the MS-ASMS §4.4 example.
-var clientOSNamePrefixes = [...]struct {
-	name string
-	os   OSFamily
-}{
-	{"Windows Phone", OSWindowsPhone},
-	{"Windows Mobile", OSWindowsMobile},
-	{"Windows CE", OSWindowsMobile},
-	{"Windows", OSWindows},
-	{"WINNT", OSWindows},
-	{"iPhone OS", OSiOS},
-	{"iPadOS", OSiOS},
-	{"iOS", OSiOS},
-	{"Android", OSAndroid},
-	{"BlackBerry", OSBlackBerry},
-	{"Mac OS X", OSmacOS},
-	{"macOS", OSmacOS},
-	{"Darwin", OSmacOS},
-	{"Linux", OSLinux},
-	{"PPC", OSWindowsMobile},
-}
-
-// clientApplyDeviceOS applies DeviceInformation OS, which wins over the
-// User-Agent. An OS name that is not recognised changes nothing.
-func clientApplyDeviceOS(c *Client, s []byte) {
-	osf := OSUnknown
-	var rest []byte
-	for _, p := range clientOSNamePrefixes {
-		if clientHasPrefixFold(s, p.name) && (len(s) == len(p.name) || !clientIsLetter(s[len(p.name)])) {
-			osf, rest = p.os, s[len(p.name):]
-			break
-		}
-	}
-	if osf == OSUnknown {
-		return
-	}
-	if osf != c.OS {
-		// A different OS than the User-Agent implied: nothing read from the
-		// User-Agent about the OS still holds.
-		c.OS = osf
-		c.OSVersion = OSVersion{}
-		c.BuildLen = 0
-	}
-	for len(rest) > 0 && (rest[0] == ' ' || rest[0] == '/' || rest[0] == '_') {
-		rest = rest[1:]
-	}
-	v, n, ok := clientParseVersion(rest)
-	if !ok {
-		return
-	}
-	// The User-Agent's build stays only when it belongs to the same version
-	// (an approximate User-Agent version: to the same major).
-	prev := c.OSVersion
-	if !prev.Known || prev.Major != v.Major || (!prev.Approx && (prev.Minor != v.Minor || prev.Patch != v.Patch)) {
-		c.BuildLen = 0
-	}
-	c.OSVersion = v
-	if osf == OSiOS {
-		b := clientTrimSpace(rest[n:])
-		if len(b) > 2 && b[0] == '(' && b[len(b)-1] == ')' {
-			b = b[1 : len(b)-1]
-		}
-		if clientIsIOSBuild(b) {
-			c.BuildLen = uint8(copy(c.Build[:], b))
-		}
-	}
-}
-
-// clientUAModel returns the model in "SM-N900V/101.403": everything before
-// the first '/', ' ' or '(' (nil when empty).
-func clientUAModel(b []byte) []byte {
-	for i := 0; i < len(b); i++ {
-		if b[i] == '/' || b[i] == ' ' || b[i] == '(' {
-			b = b[:i]
-			break
-		}
-	}
-	if len(b) == 0 {
-		return nil
-	}
-	return b
 }
 
 // clientParseVersion reads up to three dot-separated decimal parts at the

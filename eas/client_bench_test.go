@@ -49,3 +49,48 @@ func BenchmarkIOSBuildLookup(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIdentifyBeforeAfter runs the same requests through the classifier
+// as it was before the rules file (a switch, client_legacy_test.go) and
+// through the embedded rules, in one run, so the two can be compared.
+func BenchmarkIdentifyBeforeAfter(b *testing.B) {
+	cases := clientBenchCases()
+	b.Run("before", func(b *testing.B) {
+		b.ReportAllocs()
+		var sink Client
+		for b.Loop() {
+			for i := range cases {
+				sink = legacyIdentify(cases[i].ua, cases[i].deviceType, cases[i].info)
+			}
+		}
+		if sink.Family == FamilyUnknown {
+			b.Fatal("not identified")
+		}
+	})
+	rs := DefaultRules()
+	b.Run("after", func(b *testing.B) {
+		b.ReportAllocs()
+		var sink Client
+		for b.Loop() {
+			for i := range cases {
+				sink = rs.Identify(cases[i].ua, cases[i].deviceType, cases[i].info)
+			}
+		}
+		if sink.Family == FamilyUnknown {
+			b.Fatal("not identified")
+		}
+	})
+}
+
+// BenchmarkRulesLoad is the cost of (re)loading the rules at start-up and
+// on every config reload: parse and compile the embedded file plus a small
+// administrator's file.
+func BenchmarkRulesLoad(b *testing.B) {
+	data := []byte(adminRules)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := NewRules("site.rules", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -9,10 +9,10 @@ import (
 // FuzzIdentify feeds arbitrary User-Agent, DeviceType, DeviceInformation OS
 // and Model strings to Identify. It must never panic, must report only sane
 // versions, must alias (never invent) the model, and must produce valid JSON.
-// Seeds are the real clients in testdata/clients/real.txt.
+// Seeds are the real clients in testdata/clients/real.tsv.
 func FuzzIdentify(f *testing.F) {
-	for _, rc := range clientLoadRealCases(f) {
-		f.Add(rc.ua, rc.deviceType, rc.os, rc.model)
+	for _, rc := range loadRealCases(f) {
+		f.Add(rc.ua, rc.deviceType, rc.dOS, rc.dModel)
 	}
 	f.Add("Apple-iPhone4C1/1002.32900001", "iPhone", "iOS 99999.1", "")
 	f.Add("iOS/ (20F75) dataaccessd/1.0", "iPhone", "", "")
@@ -38,13 +38,13 @@ func FuzzIdentify(f *testing.F) {
 					t.Fatalf("version %+v does not round-trip through %q: %+v %v", v, v.String(), back, ok)
 				}
 			}
-			if int(x.BuildLen) > len(x.Build) {
+			if int(x.BuildLen) > len(x.Build) || int(x.AppLen) > len(x.App) {
 				t.Fatalf("BuildLen %d", x.BuildLen)
 			}
 			if x.BuildLen > 0 && !clientIsIOSBuild(x.Build[:x.BuildLen]) {
 				t.Fatalf("build %q is not an iOS build", x.BuildString())
 			}
-			if x.BuildLen > 0 && x.OS != OSiOS {
+			if x.BuildLen > 0 && x.OS != OSiOS && x.OS != OSmacOS {
 				t.Fatalf("build %q on %v", x.BuildString(), x.OS)
 			}
 			if len(x.Model) > 0 && !bytes.Contains([]byte(ua), x.Model) && !bytes.Contains([]byte(model), x.Model) {

@@ -114,7 +114,7 @@ func (x *exchange) field(f [2]uint16) []byte { return x.buf[f[0] : f[0]+f[1]] }
 // identify sets x.client from the request and the device's
 // DeviceInformation (nil when unknown).
 func (x *exchange) identify(r *eas.Request, info *eas.DeviceInfo) {
-	x.client = eas.Identify(r.UserAgent, r.DeviceType, info)
+	x.client = x.st.ident.Identify(r.UserAgent, r.DeviceType, info)
 	x.client.Model = nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/certs"
+	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/proxy/config"
 )
 
@@ -48,6 +49,7 @@ type state struct {
 	tls      *tls.Config  // nil with listen.plain_http
 	store    *certs.Store
 	verifier *certs.Verifier
+	ident    *eas.Rules // client identification: embedded rules + identify.rules_file
 
 	refs     atomic.Int64  // requests running on this state
 	draining atomic.Bool   // swapped out; held requests may be cut
@@ -83,6 +85,11 @@ func buildState(cfg *config.Config, stdout io.Writer) (*state, error) {
 		}
 		st.trusted = append(st.trusted, p)
 	}
+	ident, ierrs := cfg.IdentifyRules()
+	if ierrs != nil {
+		return nil, fmt.Errorf("proxy: %w", ierrs.Err())
+	}
+	st.ident = ident
 	st.activeChecks = st.hcPath != "" && st.hcInterval > 0
 	if st.hcTimeout <= 0 {
 		st.hcTimeout = 5 * time.Second

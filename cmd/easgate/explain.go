@@ -120,7 +120,15 @@ func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		info.Model = *model
 	}
 	s.Info = info
-	s.Client = eas.Identify(s.UserAgent, s.DeviceType, info)
+	// The gateway identifies with the configured rules (identify.rules_file).
+	rules, rerrs := cfg.IdentifyRules()
+	if rerrs != nil {
+		for _, e := range rerrs {
+			fmt.Fprintln(stderr, e.Error())
+		}
+		return &exitError{code: 1, err: fmt.Errorf("%s: %d error(s)", *cfgPath, len(rerrs))}
+	}
+	s.Client = rules.Identify(s.UserAgent, s.DeviceType, info)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/easgate/easgate/eas"
@@ -124,21 +125,62 @@ func runParseRequest(args []string, _ io.Reader, stdout, stderr io.Writer) error
 }
 
 func runClassify(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("classify", "--user-agent UA [--device-type T] [--os OS] [--model M]", stderr)
+	fs := newFlagSet("classify", "--user-agent UA [--device-type T] [--os OS] [--model M] [--friendly-name N] [--rules FILE] [--explain]", stderr)
 	ua := fs.String("user-agent", "", "HTTP User-Agent of the device")
 	dt := fs.String("device-type", "", "EAS DeviceType")
 	osName := fs.String("os", "", "DeviceInformation OS, e.g. 'iOS 17.5.1 21F90'")
 	model := fs.String("model", "", "DeviceInformation Model")
+	friendly := fs.String("friendly-name", "", "DeviceInformation FriendlyName")
+	rulesFile := fs.String("rules", "", "an administrator's rules file (identify.rules_file) to use with the embedded rules")
+	explain := fs.Bool("explain", false, "show which rule gave each fact and why the other rules did not match")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *ua == "" && *dt == "" && *osName == "" && *model == "" {
+	if *ua == "" && *dt == "" && *osName == "" && *model == "" && *friendly == "" {
 		fs.Usage()
 		return &exitError{code: 2, err: fmt.Errorf("give at least --user-agent")}
 	}
-	info := &eas.DeviceInfo{OS: *osName, Model: *model}
-	c := eas.Identify([]byte(*ua), []byte(*dt), info)
-	return writeJSON(stdout, c)
+	rs := eas.DefaultRules()
+	if *rulesFile != "" {
+		data, err := readFileLimited(*rulesFile, eas.MaxRulesFileSize)
+		if err != nil {
+			return err
+		}
+		if rs, err = eas.NewRules(*rulesFile, data); err != nil {
+			return &exitError{code: 1, err: err}
+		}
+	}
+	info := &eas.DeviceInfo{OS: *osName, Model: *model, FriendlyName: *friendly}
+	if !*explain {
+		return writeJSON(stdout, rs.Identify([]byte(*ua), []byte(*dt), info))
+	}
+	c, trace := rs.Explain([]byte(*ua), []byte(*dt), info)
+	if err := writeJSON(stdout, c); err != nil {
+		return err
+	}
+	w := bufio.NewWriter(stdout)
+	fmt.Fprintln(w, "rules, in the order they are tried (DeviceInformation, then User-Agent, then DeviceType):")
+	for _, t := range trace {
+		fmt.Fprintf(w, "  %-9s %-28s %s:%d  %s\n", t.Outcome, t.Rule, t.File, t.Line, t.Reason)
+	}
+	return w.Flush()
+}
+
+// readFileLimited reads a file of at most limit bytes.
+func readFileLimited(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
+	}
+	return data, nil
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -120,7 +120,7 @@ var brokenConfigs = []struct {
 		"many-errors.yaml:18:10: log.level: invalid value \"verbose\" (hint: use one of: debug, info, warn, error)",
 	}},
 	{"merge-key.yaml", []string{
-		"merge-key.yaml:1:1: defaults: unknown key (hint: known keys here: admin, auth, limits, listen, log, policy, state, upstreams)",
+		"merge-key.yaml:1:1: defaults: unknown key (hint: known keys here: admin, auth, identify, limits, listen, log, policy, state, upstreams)",
 		"merge-key.yaml:5:5: listen.tls: YAML merge keys (<<) are not supported (hint: write the keys out instead of merging an anchor)",
 	}},
 	{"misplaced-keys.yaml", []string{

@@ -17,6 +17,7 @@ type Config struct {
 	State     State     `yaml:"state" json:"state"`
 	Admin     Admin     `yaml:"admin" json:"admin"`
 	Log       Log       `yaml:"log" json:"log"`
+	Identify  Identify  `yaml:"identify" json:"identify"`
 
 	// Source is the file name given to Load or Parse; empty for Default().
 	Source string `yaml:"-" json:"-"`
@@ -349,6 +350,15 @@ type State struct {
 type Admin struct {
 	Address   string `yaml:"address" json:"address"` // "" disables the admin listener
 	TokenFile string `yaml:"token_file" json:"token_file" check:"file"`
+}
+
+// Identify configures client identification.
+type Identify struct {
+	// RulesFile names an administrator's rules file (the format of
+	// eas/clientrules.txt) that adds to or overrides the embedded rules;
+	// "" uses the embedded rules only. It is read and checked by
+	// Config.IdentifyRules (check-config, serve and every reload).
+	RulesFile string `yaml:"rules_file" json:"rules_file" check:"file"`
 }
 
 // Log configures logging.

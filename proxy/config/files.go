@@ -13,15 +13,25 @@ import (
 // a readable regular file, and that the directories of files easgate
 // creates (state.path, log.access_log) exist. Each problem is positioned
 // at the key that names the file. File contents are never read into an
-// error message. It returns nil when everything is in place.
+// error message. The one file whose contents it checks is
+// identify.rules_file (see IdentifyRules): its problems are positioned in
+// the rules file itself. It returns nil when everything is in place.
 func (c *Config) CheckFiles() Errors {
 	var errs Errors
+	rulesOK := true
 	c.walkFiles(reflect.ValueOf(c).Elem(), "", func(path, name, kind string) {
 		if msg, hint := checkFile(name, kind); msg != "" {
 			e := c.ErrorAt(path, msg, hint)
 			errs = append(errs, e)
+			if path == "identify.rules_file" {
+				rulesOK = false
+			}
 		}
 	})
+	if rulesOK {
+		_, rerrs := c.IdentifyRules()
+		errs = append(errs, rerrs...)
+	}
 	return errs.sort()
 }
 
