@@ -163,8 +163,10 @@ type Device struct {
 	syncKeys map[string]string
 	// Attachments seen in synced messages (FileReference), newest last.
 	Attachments []string
-	// Items counts items received by Sync.
-	Items int
+	// Items counts items received by Sync; LastSubject is the subject of
+	// the last one (easgate demo tells the quarantine notice by it).
+	Items       int
+	LastSubject string
 	// HeartbeatLimit is the interval a Ping Status 5 answer allowed.
 	HeartbeatLimit int
 	clientN        int
@@ -696,6 +698,7 @@ func (d *Device) Sync(folder string) (items int, more bool, err error) {
 			if data.path(wbxml.AirSyncBaseBody, wbxml.AirSyncBaseData) == nil || data.str(wbxml.EmailSubject) == "" {
 				return items, more, &ProtocolError{Command: "Sync", Msg: "Add without Subject or Body"}
 			}
+			d.LastSubject = data.str(wbxml.EmailSubject)
 			for _, a := range data.path(wbxml.AirSyncBaseAttachments).children(wbxml.AirSyncBaseAttachment) {
 				if ref := a.str(wbxml.AirSyncBaseFileReference); ref != "" {
 					d.Attachments = append(d.Attachments, ref)

@@ -91,3 +91,50 @@ func TestVersionOfABuiltBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoIsReadable: the demo prints a table of decisions (no Go maps),
+// says which message is the quarantine notice and what Ping statuses mean.
+func TestDemoIsReadable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole demo")
+	}
+	code, out, errOut := runCmd(t, nil, "demo")
+	if code != 0 {
+		t.Fatalf("demo: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"Sync Inbox  1 message: easgate's quarantine notice \"" + demoNoticeSubject + "\"",
+		"Sync Inbox  12 messages from Exchange",
+		"Ping        Status 1: no changes during the heartbeat",
+		"Ping        Status 2: changes in the Inbox (5): the quarantine notice",
+		"blocked: Status 129, the answer Exchange gives a device that is not allowed to sync",
+		"USER", "DECISION", "REQUESTS", "HTTP STATUS", "REASONS",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	rows := map[string]string{"alice@demo.example": "allow", "bob@demo.example": "quarantine",
+		"carol@demo.example": "allow", "dave@demo.example": "block"}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && rows[f[0]] != "" {
+			if f[2] != rows[f[0]] {
+				t.Errorf("decision row %q: want %s", l, rows[f[0]])
+			}
+			delete(rows, f[0])
+		}
+	}
+	if len(rows) != 0 || strings.Contains(out, "map[") {
+		t.Errorf("decision table incomplete (%v missing) or prints Go maps:\n%s", rows, out)
+	}
+}
+
+func TestCountList(t *testing.T) {
+	if got := countList(map[string]int{"allow": 7}); got != "allow" {
+		t.Errorf("one value: %q", got)
+	}
+	if got := countList(map[int]int{503: 1, 200: 3}); got != "200 3, 503 1" {
+		t.Errorf("two values: %q", got)
+	}
+}
