@@ -50,6 +50,13 @@ func TestReloadNoticeForHeldRequest(t *testing.T) {
 				if _, _, err := phone.Sync(phone.InboxID); err != nil {
 					t.Fatal(err)
 				}
+				// easbench tells easgate's emulated sync keys apart from
+				// Exchange's (bench.IsEmulatedSyncKey): they must agree.
+				if phone.Decision() != bench.DecisionQuarantined {
+					t.Fatalf("easbench sees the quarantined phone as %q", phone.Decision())
+				}
+			} else if phone.Decision() != bench.DecisionAllowed {
+				t.Fatalf("easbench sees the allowed phone as %q", phone.Decision())
 			}
 			waitFor(t, "the notices before the reload", func() bool { return len(wh.got()) == len(tc.before) })
 			done := make(chan int, 1)
