@@ -57,10 +57,22 @@ func probeFailure(err error, timeout time.Duration) string {
 func (s *Server) notePanic(st *state) {
 	switch st.pool.notePanic() {
 	case 1:
+		s.metrics.panicMode.Set(1)
 		s.log.Error().Int("upstreams", len(st.pool.backends)).Bool("panic_mode", true).
 			Msg("every CAS is marked down: panic mode, requests go to all of them anyway (a wrong health probe must not stop mail); check upstreams.health_check")
 	case -1:
+		s.metrics.panicMode.Set(0)
 		s.log.Warn().Int("healthy", st.pool.healthyCount()).Bool("panic_mode", false).
 			Msg("a CAS is healthy again: panic mode ended, only healthy CAS servers get requests")
+	}
+}
+
+// noteState sets the gauges that follow the running configuration: the
+// held-request limit (for alerts on held polls near it) and panic mode.
+func (s *Server) noteState(st *state) {
+	s.metrics.heldLimit.Set(float64(st.maxHeld))
+	if st.pool.healthyCount() > 0 {
+		st.pool.panicking.Store(false)
+		s.metrics.panicMode.Set(0)
 	}
 }

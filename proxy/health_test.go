@@ -94,6 +94,12 @@ func TestHealthPanicMode(t *testing.T) {
 	cas.health.Store(503)
 	waitFor(t, "the only CAS marked down", func() bool { return !p.s.Ready() })
 	waitFor(t, "the panic-mode log line", func() bool { return strings.Contains(logs.String(), "panic mode, requests go to all") })
+	if got := metricValue(t, p.s, "easgate_upstream_panic_mode", nil); got != 1 {
+		t.Errorf("easgate_upstream_panic_mode %v in panic mode, want 1", got)
+	}
+	if got := metricValue(t, p.s, "easgate_held_long_polls_limit", nil); got != 50000 {
+		t.Errorf("easgate_held_long_polls_limit %v, want 50000", got)
+	}
 	before := cas.count.Load()
 	resp, err := p.do(t, "FolderSync", "d1", nil, nil)
 	if err != nil {
@@ -108,6 +114,9 @@ func TestHealthPanicMode(t *testing.T) {
 	cas.health.Store(200)
 	waitFor(t, "the CAS back", func() bool { return p.s.Ready() })
 	waitFor(t, "the end of panic mode logged", func() bool { return strings.Contains(logs.String(), "panic mode ended") })
+	if got := metricValue(t, p.s, "easgate_upstream_panic_mode", nil); got != 0 {
+		t.Errorf("easgate_upstream_panic_mode %v after panic mode, want 0", got)
+	}
 }
 
 // TestPickPanicMode: pick ignores health only when no CAS is available,

@@ -224,6 +224,7 @@ func (s *Server) leave(st *state) { st.refs.Add(-1) }
 // start launches a state's background work: health checks and certificate
 // reloads.
 func (s *Server) start(st *state) {
+	s.noteState(st) // health.go: limit and panic-mode gauges
 	for _, b := range st.pool.backends {
 		s.metrics.healthy.WithLabelValues(b.name).Set(1)
 		if st.activeChecks {
