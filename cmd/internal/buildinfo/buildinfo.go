@@ -78,7 +78,7 @@ func (in Info) Write(w io.Writer) {
 	commit := in.Commit
 	switch {
 	case commit == "":
-		commit = "unknown (not built from a git checkout; set -ldflags \"-X main.commit=...\")"
+		commit = "unknown (the build recorded no VCS information; set -ldflags \"-X main.commit=...\")"
 	case in.Modified:
 		commit += " (with uncommitted changes)"
 	}
