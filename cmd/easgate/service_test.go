@@ -251,8 +251,8 @@ func TestLogrotateReopensAccessLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := exec.Command(bin, "serve", "--config", cfgPath)
-	var stderr bytes.Buffer
-	srv.Stderr = &stderr
+	stderr := &lockedBuffer{}
+	srv.Stderr = stderr
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -320,4 +320,22 @@ func TestLogrotateReopensAccessLog(t *testing.T) {
 	if strings.Contains(stderr.String(), "configuration reload") {
 		t.Errorf("USR1 reloaded the configuration:\n%s", stderr.String())
 	}
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
