@@ -71,8 +71,13 @@ func (s *Server) notePanic(st *state) {
 // held-request limit (for alerts on held polls near it) and panic mode.
 func (s *Server) noteState(st *state) {
 	s.metrics.heldLimit.Set(float64(st.maxHeld))
-	if st.pool.healthyCount() > 0 {
-		st.pool.panicking.Store(false)
+	// A new state starts in the panic mode its health says (health is
+	// carried over a reload), so the next change is logged once.
+	down := len(st.pool.backends) > 0 && st.pool.healthyCount() == 0
+	st.pool.panicking.Store(down)
+	if down {
+		s.metrics.panicMode.Set(1)
+	} else {
 		s.metrics.panicMode.Set(0)
 	}
 }
