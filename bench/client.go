@@ -70,8 +70,9 @@ func (e *ProtocolError) Error() string { return "protocol: " + e.Command + ": " 
 // statusError is an unexpected EAS status. The access-control statuses
 // (126 user disabled, 129 device blocked, 130 access denied, 131 account
 // disabled, 141 legacy device on strict policy, 177 too many devices) are a
-// gateway or Exchange decision, not a protocol fault: ErrorKind reports
-// them as "blocked".
+// gateway or Exchange decision, not a protocol fault: ErrorKind reports 130
+// (the per-command denial a quarantined device gets) as "denied" and the
+// others as "blocked", and reports count them as policy answers, not errors.
 func statusError(cmd, what string, st int) *ProtocolError {
 	return &ProtocolError{Command: cmd, Msg: fmt.Sprintf("%s %d", what, st), Status: st}
 }
@@ -96,8 +97,23 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d", e.Command, e.Status)
 }
 
+// Kinds of answer that are the gateway's (or Exchange's) access decision,
+// not a fault: reports count them apart from errors.
+const (
+	KindBlocked = "blocked" // Status 129 and the other access statuses but 130
+	KindDenied  = "denied"  // Status 130: a quarantined device's per-command denial
+)
+
+// statusAccessDenied is EAS Status 130 (AccessDenied).
+const statusAccessDenied = 130
+
+// IsPolicyAnswer reports whether an ErrorKind is an access decision
+// (blocked or denied) rather than an error.
+func IsPolicyAnswer(kind string) bool { return kind == KindBlocked || kind == KindDenied }
+
 // ErrorKind classifies err for reports: "protocol" (unexpected status, bad
-// WBXML), "blocked" (an EAS access-denial status such as 129), "http_503"
+// WBXML), "blocked" (an EAS access-denial status such as 129), "denied"
+// (Status 130, a quarantined device's per-command denial), "http_503"
 // and other "http_NNN" codes, "timeout", "reset", "connect", "io".
 func ErrorKind(err error) string {
 	var pe *ProtocolError
@@ -107,8 +123,11 @@ func ErrorKind(err error) string {
 	case err == nil:
 		return ""
 	case errors.As(err, &pe):
+		if pe.Status == statusAccessDenied {
+			return KindDenied
+		}
 		if isAccessStatus(pe.Status) {
-			return "blocked"
+			return KindBlocked
 		}
 		return "protocol"
 	case errors.As(err, &he):
@@ -163,8 +182,13 @@ type Device struct {
 	syncKeys map[string]string
 	// Attachments seen in synced messages (FileReference), newest last.
 	Attachments []string
-	// Items counts items received by Sync.
-	Items int
+	// decision is the gateway's decision for this device as its answers
+	// show it (Decision).
+	decision string
+	// Items counts items received by Sync; LastSubject is the subject of
+	// the last one (easgate demo tells the quarantine notice by it).
+	Items       int
+	LastSubject string
 	// HeartbeatLimit is the interval a Ping Status 5 answer allowed.
 	HeartbeatLimit int
 	clientN        int
@@ -187,6 +211,52 @@ func NewDevice(cfg DeviceConfig) *Device {
 		cfg.Profile.BodyType = 1
 	}
 	return &Device{cfg: cfg, Folders: map[string]int{}, syncKeys: map[string]string{}}
+}
+
+// The gateway's decisions for a device, as easbench sees them in the
+// answers (Device.Decision).
+const (
+	DecisionAllowed     = "allowed"     // a Sync reached the mailbox (the CAS's sync keys)
+	DecisionQuarantined = "quarantined" // easgate's emulated sync keys, or Status 130 denials
+	DecisionBlocked     = "blocked"     // Status 129 (or another access status)
+)
+
+// Decision is the gateway's decision for this device, from the last
+// answer that showed one: "" before any did (a device that never got
+// through Setup, for instance).
+func (d *Device) Decision() string { return d.decision }
+
+// NoteRefusal records what an error answer says about the gateway's
+// decision (the fleet calls it for every error): a blocked or denied
+// answer sets Decision.
+func (d *Device) NoteRefusal(err error) {
+	switch ErrorKind(err) {
+	case KindBlocked:
+		d.decision = DecisionBlocked
+	case KindDenied:
+		d.decision = DecisionQuarantined
+	}
+}
+
+// IsEmulatedSyncKey reports whether a Sync key is one easgate's quarantine
+// emulation issued: "Q", 12 hex digits, "-", a sequence number
+// (proxy/quarantine; a test in proxy checks that they agree). Exchange's
+// keys are numbers or {GUID}N, never this.
+func IsEmulatedSyncKey(k string) bool {
+	if len(k) < 15 || k[0] != 'Q' || k[13] != '-' {
+		return false
+	}
+	for _, c := range k[1:13] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	for _, c := range k[14:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // PolicyKey is the device's final policy key (0 before Provision).
@@ -689,6 +759,11 @@ func (d *Device) Sync(folder string) (items int, more bool, err error) {
 			return 0, false, statusError("Sync", "collection Status", st)
 		}
 		d.syncKeys[folder] = c.str(wbxml.AirSyncSyncKey)
+		if IsEmulatedSyncKey(d.syncKeys[folder]) {
+			d.decision = DecisionQuarantined
+		} else {
+			d.decision = DecisionAllowed
+		}
 		more = c.has(wbxml.AirSyncMoreAvailable)
 		for _, add := range c.path(wbxml.AirSyncCommands).children(wbxml.AirSyncAdd) {
 			items++
@@ -696,6 +771,7 @@ func (d *Device) Sync(folder string) (items int, more bool, err error) {
 			if data.path(wbxml.AirSyncBaseBody, wbxml.AirSyncBaseData) == nil || data.str(wbxml.EmailSubject) == "" {
 				return items, more, &ProtocolError{Command: "Sync", Msg: "Add without Subject or Body"}
 			}
+			d.LastSubject = data.str(wbxml.EmailSubject)
 			for _, a := range data.path(wbxml.AirSyncBaseAttachments).children(wbxml.AirSyncBaseAttachment) {
 				if ref := a.str(wbxml.AirSyncBaseFileReference); ref != "" {
 					d.Attachments = append(d.Attachments, ref)

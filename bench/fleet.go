@@ -16,11 +16,11 @@ import (
 
 // RunConfig describes one fleet run (`easbench run`).
 type RunConfig struct {
-	Target    string      // base URL of the gateway (or a CAS)
+	Target    string      // base URL of the gateway (or a CAS), or its EAS URL (NormalizeTarget)
 	TLSConfig *tls.Config // for https targets
 	Devices   int
 	Duration  time.Duration
-	Ramp      time.Duration  // devices start evenly over this period
+	Ramp      time.Duration  // devices start evenly over this period (DefaultRamp is what easbench uses unless told)
 	Mix       map[string]int // profile name → weight (default DefaultMix)
 	// Heartbeat is the Ping HeartbeatInterval devices send (default 295s,
 	// protocol time); TimeScale must equal the fake CAS's.
@@ -72,6 +72,11 @@ func (c *RunConfig) defaults() error {
 	if c.Target == "" {
 		return errors.New("run: no target URL")
 	}
+	t, err := NormalizeTarget(c.Target)
+	if err != nil {
+		return fmt.Errorf("run: %v", err)
+	}
+	c.Target = t
 	if c.Devices <= 0 {
 		return errors.New("run: --devices must be positive")
 	}
@@ -122,6 +127,40 @@ type fleet struct {
 	maxHeld atomic.Int64
 	setUp   atomic.Int64
 	active  atomic.Int64
+
+	decMu     sync.Mutex
+	decisions FleetDecisions // each device's Decision when it stopped
+}
+
+// noteDecision counts the gateway's decision for d at the end of its run.
+func (f *fleet) noteDecision(d *Device) {
+	f.decMu.Lock()
+	defer f.decMu.Unlock()
+	switch d.Decision() {
+	case DecisionAllowed:
+		f.decisions.Allowed++
+	case DecisionQuarantined:
+		f.decisions.Quarantined++
+	case DecisionBlocked:
+		f.decisions.Blocked++
+	default:
+		f.decisions.Unknown++
+	}
+}
+
+// DefaultRamp is the ramp easbench uses when --ramp is not given: a
+// quarter of the run, at most one heartbeat (in wall time), so that the
+// devices' set-ups and Pings spread over the run instead of all falling in
+// its first half second.
+func DefaultRamp(duration, heartbeat time.Duration, timeScale float64) time.Duration {
+	r := duration / 4
+	if timeScale <= 0 {
+		timeScale = 1
+	}
+	if hb := time.Duration(float64(heartbeat) / timeScale); hb > 0 && hb < r {
+		r = hb
+	}
+	return r
 }
 
 // Run drives cfg.Devices simulated phones at cfg.Target for cfg.Duration
@@ -239,16 +278,19 @@ func (f *fleet) progress(now time.Time) {
 // fail counts an error that its Sample did not already count (protocol
 // errors found while interpreting an answer) and keeps the first message of
 // each kind for the report.
-func (f *fleet) fail(cmd string, err error) {
+func (f *fleet) fail(d *Device, cmd string, err error) {
 	if IsCanceled(err) {
 		return
 	}
+	d.NoteRefusal(err)
 	kind := ErrorKind(err)
 	var pe *ProtocolError
 	if errors.As(err, &pe) && !pe.recorded {
 		f.rec.RecordError(cmd, kind, err.Error())
 	}
-	f.rec.noteError(kind, err.Error())
+	if !IsPolicyAnswer(kind) {
+		f.rec.noteError(kind, err.Error())
+	}
 }
 
 // pause backs off after an error: Retry-After for a 503, otherwise one
@@ -285,9 +327,10 @@ func (f *fleet) device(i int, p Profile) {
 		VerifyContent: f.cfg.VerifyContent,
 	})
 	d.held, d.maxHeld = &f.held, &f.maxHeld
+	defer f.noteDecision(d)
 	for time.Now().Before(f.end) {
 		if err := d.Setup(); err != nil {
-			f.fail("Setup", err)
+			f.fail(d, "Setup", err)
 			if !f.pause(err) {
 				return
 			}
@@ -307,7 +350,7 @@ func (f *fleet) device(i int, p Profile) {
 func (f *fleet) smallLoop(d *Device) {
 	for time.Now().Before(f.end) {
 		if _, _, err := d.Sync(d.InboxID); err != nil {
-			f.fail("Sync", err)
+			f.fail(d, "Sync", err)
 			if IsCanceled(err) || !f.pause(err) || ErrorKind(err) == "protocol" {
 				return
 			}
@@ -322,7 +365,7 @@ func (f *fleet) pingLoop(d *Device, rng *rand.Rand) {
 	for time.Now().Before(f.end) {
 		st, _, err := d.Ping(hb)
 		if err != nil {
-			f.fail("Ping", err)
+			f.fail(d, "Ping", err)
 			if IsCanceled(err) || !f.pause(err) {
 				return
 			}
@@ -336,13 +379,13 @@ func (f *fleet) pingLoop(d *Device, rng *rand.Rand) {
 			hb = d.HeartbeatLimit
 		case 7:
 			if err := d.FolderSync(); err != nil {
-				f.fail("FolderSync", err)
+				f.fail(d, "FolderSync", err)
 				return
 			}
 		case 2:
 			seen := len(d.Attachments)
 			if _, err := d.SyncAll(d.InboxID); err != nil {
-				f.fail("Sync", err)
+				f.fail(d, "Sync", err)
 				if IsCanceled(err) || !f.pause(err) || ErrorKind(err) == "protocol" {
 					return
 				}
@@ -350,7 +393,7 @@ func (f *fleet) pingLoop(d *Device, rng *rand.Rand) {
 			}
 			if len(d.Attachments) > seen && rng.Float64() < f.cfg.AttachmentRate {
 				if _, err := d.FetchAttachment(d.Attachments[len(d.Attachments)-1]); err != nil {
-					f.fail("ItemOperations", err)
+					f.fail(d, "ItemOperations", err)
 					if IsCanceled(err) || !f.pause(err) {
 						return
 					}
@@ -359,7 +402,7 @@ func (f *fleet) pingLoop(d *Device, rng *rand.Rand) {
 		}
 		if rng.Float64() < f.cfg.SendMailRate && time.Now().Before(f.end) {
 			if err := d.SendMail(f.cfg.SendAttachmentSize); err != nil {
-				f.fail("SendMail", err)
+				f.fail(d, "SendMail", err)
 				if IsCanceled(err) || !f.pause(err) {
 					return
 				}

@@ -52,7 +52,7 @@ func TestRunAgainstFakeCAS(t *testing.T) {
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Provision", "Ping (hold)", "p99.9 ms"} {
+	for _, want := range []string{"Provision", "Ping (held: ms until answered)", "p99.9 ms"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}

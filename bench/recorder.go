@@ -15,6 +15,7 @@ type Recorder struct {
 	slice    time.Duration
 	cmds     map[string]*cmdAgg
 	errors   map[string]int64
+	policy   map[string]int64 // blocked and denied answers (IsPolicyAnswer): not errors
 	slices   []*sliceAgg
 	all      hist // every non-long-poll sample
 	bytesIn  int64
@@ -28,6 +29,7 @@ type cmdAgg struct {
 	count    int64
 	errors   int64
 	canceled int64
+	refused  int64 // blocked or denied answers
 	kinds    map[string]int64
 }
 
@@ -43,7 +45,7 @@ func NewRecorder(start time.Time, slice time.Duration) *Recorder {
 	if slice <= 0 {
 		slice = time.Second
 	}
-	return &Recorder{start: start, slice: slice, cmds: map[string]*cmdAgg{}, errors: map[string]int64{},
+	return &Recorder{start: start, slice: slice, cmds: map[string]*cmdAgg{}, errors: map[string]int64{}, policy: map[string]int64{},
 		lastErr: map[string]string{}, now: time.Now}
 }
 
@@ -74,6 +76,9 @@ func (r *Recorder) Record(s Sample) {
 	case s.Canceled:
 		c.canceled++
 		return
+	case IsPolicyAnswer(s.Kind):
+		c.refused++
+		r.policy[s.Kind]++
 	case s.Kind != "":
 		c.errors++
 		c.kinds[s.Kind]++
@@ -92,7 +97,8 @@ func (r *Recorder) Record(s Sample) {
 }
 
 // RecordError counts an error that is not tied to one HTTP exchange
-// (e.g. a protocol error found while interpreting an answer).
+// (e.g. a protocol error found while interpreting an answer). Blocked and
+// denied answers (IsPolicyAnswer) are counted apart, not as errors.
 func (r *Recorder) RecordError(command, kind, detail string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -100,6 +106,13 @@ func (r *Recorder) RecordError(command, kind, detail string) {
 	if c == nil {
 		c = &cmdAgg{kinds: map[string]int64{}}
 		r.cmds[command] = c
+	}
+	if IsPolicyAnswer(kind) {
+		// The gateway's access decision (Status 129, 130), found while
+		// reading an answer: counted as what it is, not as an error.
+		c.refused++
+		r.policy[kind]++
+		return
 	}
 	c.errors++
 	c.kinds[kind]++

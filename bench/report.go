@@ -36,6 +36,12 @@ type Report struct {
 	Commands      map[string]CommandReport `json:"commands"`
 	ErrorKinds    map[string]int64         `json:"error_kinds"`
 	ErrorExamples map[string]string        `json:"error_examples,omitempty"`
+	// PolicyAnswers counts the blocked (Status 129 ...) and denied (Status
+	// 130, quarantine) answers: the gateway's decisions, not errors.
+	PolicyAnswers map[string]int64 `json:"policy_answers,omitempty"`
+	// Decisions counts the devices by the gateway's decision for them, as
+	// the answers showed it (set by Run; nil in reports of other origin).
+	Decisions *FleetDecisions `json:"decisions,omitempty"`
 	// Gateway is the process sampled through RunConfig.PID (easgate or
 	// nginx; absent on a direct leg).
 	Gateway *ProcReport `json:"gateway,omitempty"`
@@ -54,6 +60,36 @@ type Report struct {
 	MedianRound int             `json:"median_round,omitempty"`
 	Timeline    []TimelinePoint `json:"timeline"`
 	Histogram   []HistogramBin  `json:"histogram"`
+}
+
+// FleetDecisions counts a fleet's devices by the gateway's decision, as
+// each device's answers showed it when it stopped (Device.Decision):
+// allowed (a Sync reached the mailbox), quarantined (easgate's emulated
+// mailbox, or Status 130 denials), blocked (Status 129 and the like), and
+// unknown (no answer showed one: a device that never got that far).
+type FleetDecisions struct {
+	Allowed     int `json:"allowed"`
+	Quarantined int `json:"quarantined"`
+	Blocked     int `json:"blocked"`
+	Unknown     int `json:"unknown"`
+}
+
+// NotForwarded is the number of devices the gateway did not forward
+// (quarantined or blocked).
+func (d *FleetDecisions) NotForwarded() int { return d.Quarantined + d.Blocked }
+
+// NotForwardedWarning is a warning when most of the fleet was not
+// forwarded to the CAS, so that the run measured easgate's own quarantine
+// and block answers rather than forwarding; "" otherwise.
+func (r *Report) NotForwardedWarning() string {
+	d := r.Decisions
+	if d == nil || r.Devices == 0 || 2*d.NotForwarded() <= r.Devices {
+		return ""
+	}
+	return fmt.Sprintf("warning: %d of %d devices (%.0f%%) were not forwarded to the CAS (%d quarantined, %d blocked): "+
+		"this run measures easgate's quarantine emulation and block answers, not forwarding. To measure forwarding, "+
+		"let the fleet through (policy.default_access: allow, or list its devices in the compliance file).",
+		d.NotForwarded(), r.Devices, 100*float64(d.NotForwarded())/float64(r.Devices), d.Quarantined, d.Blocked)
 }
 
 // RoundResult is one leg's run in one round of `easbench compare`: its
@@ -75,6 +111,7 @@ type CommandReport struct {
 	Count      int64            `json:"count"`
 	Errors     int64            `json:"errors"`
 	Canceled   int64            `json:"canceled,omitempty"` // cut by the end of the run
+	Refused    int64            `json:"refused,omitempty"`  // blocked or denied answers (not errors)
 	P50        float64          `json:"p50"`
 	P90        float64          `json:"p90"`
 	P99        float64          `json:"p99"`
@@ -133,7 +170,7 @@ func (f *fleet) report(elapsed time.Duration, procs *runProcs) *Report {
 		ErrorKinds: map[string]int64{}, ErrorExamples: map[string]string{},
 	}
 	for name, c := range rec.cmds {
-		cr := CommandReport{Count: c.count, Errors: c.errors, Canceled: c.canceled,
+		cr := CommandReport{Count: c.count, Errors: c.errors, Canceled: c.canceled, Refused: c.refused,
 			P50: c.h.quantile(0.50), P90: c.h.quantile(0.90), P99: c.h.quantile(0.99), P999: c.h.quantile(0.999),
 			Mean: c.h.mean(), Max: float64(c.h.max) / 1000}
 		if secs > 0 {
@@ -155,6 +192,16 @@ func (f *fleet) report(elapsed time.Duration, procs *runProcs) *Report {
 	for k, v := range rec.lastErr {
 		r.ErrorExamples[k] = v
 	}
+	if len(rec.policy) > 0 {
+		r.PolicyAnswers = map[string]int64{}
+		for k, v := range rec.policy {
+			r.PolicyAnswers[k] = v
+		}
+	}
+	f.decMu.Lock()
+	dec := f.decisions
+	f.decMu.Unlock()
+	r.Decisions = &dec
 	if secs > 0 {
 		r.Throughput = float64(r.Requests) / secs
 	}
@@ -243,6 +290,15 @@ func (r *Report) commandOrder() []string {
 	return append(out, rest...)
 }
 
+// pingLabel and pingNote say what the Ping row measures: how long each
+// Ping waited for its answer, which is the heartbeat when nothing changes
+// and about zero when the answer comes at once (a quarantined device's
+// Ping while its notice is pending, a change, an error).
+const (
+	pingLabel = "Ping (held: ms until answered)"
+	pingNote  = "Ping row: time each Ping was held until answered (the heartbeat when nothing changed, ~0 when answered at once); the other rows and the overall latencies exclude held Pings."
+)
+
 // WriteText writes the terminal summary table.
 func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "target %s  devices %d (set up %d)  duration %.1fs  time scale %g\n",
@@ -250,18 +306,32 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "requests %d (%.1f/s)  errors %d  held Pings max %d  in %s  out %s\n",
 		r.Requests, r.Throughput, r.Errors, r.HeldPingsMax, byteSize(r.BytesIn), byteSize(r.BytesOut))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if d := r.Decisions; d != nil {
+		fmt.Fprintf(w, "gateway decisions for the fleet (from its answers): allowed %d  quarantined %d  blocked %d  unknown %d\n",
+			d.Allowed, d.Quarantined, d.Blocked, d.Unknown)
+	}
+	if warn := r.NotForwardedWarning(); warn != "" {
+		fmt.Fprintln(w, warn)
+	}
 	fmt.Fprintln(tw, "command\tcount\terrors\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\treq/s\t")
 	for _, name := range r.commandOrder() {
 		c := r.Commands[name]
 		label := name
 		if name == "Ping" {
-			label = "Ping (hold)"
+			label = pingLabel
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t\n", label, c.Count, c.Errors,
 			c.P50, c.P90, c.P99, c.P999, c.Max, c.Throughput)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if _, ok := r.Commands["Ping"]; ok {
+		fmt.Fprintln(w, pingNote)
+	}
+	if len(r.PolicyAnswers) > 0 {
+		fmt.Fprintf(w, "policy answers (the gateway's decisions, not errors): blocked %d (Status 129 and other access statuses)  denied %d (Status 130: a quarantined device's request)\n",
+			r.PolicyAnswers[KindBlocked], r.PolicyAnswers[KindDenied])
 	}
 	if len(r.ErrorKinds) > 0 {
 		var parts []string
@@ -351,9 +421,19 @@ svg{background:#fafafa;border:1px solid #ddd;margin:1em 0}text{font:11px sans-se
 	fmt.Fprintf(&b, "<h1>easbench report</h1><p>Target <code>%s</code>, %d devices (%d set up), %.1f s, time scale %g, started %s.</p>",
 		html.EscapeString(r.Target), r.Devices, r.DevicesSetUp, r.DurationS, r.TimeScale, r.Started.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "<p>%d requests (%.1f/s), %d errors, at most %d Pings held.</p>", r.Requests, r.Throughput, r.Errors, r.HeldPingsMax)
+	if d := r.Decisions; d != nil {
+		fmt.Fprintf(&b, "<p>Gateway decisions for the fleet (from its answers): allowed %d, quarantined %d, blocked %d, unknown %d.</p>",
+			d.Allowed, d.Quarantined, d.Blocked, d.Unknown)
+	}
+	if warn := r.NotForwardedWarning(); warn != "" {
+		fmt.Fprintf(&b, "<p><strong>%s</strong></p>", html.EscapeString(warn))
+	}
 	b.WriteString("<table><tr><th>command</th><th>count</th><th>errors</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>req/s</th></tr>")
 	for _, name := range r.commandOrder() {
 		c := r.Commands[name]
+		if name == "Ping" {
+			name = pingLabel
+		}
 		fmt.Fprintf(&b, "<tr><td>%s</td><td>%d</td><td>%d</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.1f</td></tr>",
 			html.EscapeString(name), c.Count, c.Errors, c.P50, c.P90, c.P99, c.P999, c.Throughput)
 	}
@@ -410,7 +490,7 @@ svg{background:#fafafa;border:1px solid #ddd;margin:1em 0}text{font:11px sans-se
 	b.WriteString(histChart("latency-histogram", r.Histogram))
 	b.WriteString("<h2>Throughput and held Pings</h2>")
 	b.WriteString(lineChart("throughput", "seconds", "count", xs, []series{{"requests/s", "#2ca02c", tput}, {"held Pings", "#9467bd", held}}))
-	b.WriteString("<p>Latencies exclude held Pings (their duration is the heartbeat).</p></body></html>\n")
+	b.WriteString("<p>" + html.EscapeString(pingNote) + "</p></body></html>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -17,7 +17,9 @@ import (
 type accessLog struct {
 	out  io.Writer // the line buffer, or a console writer over it
 	off  bool
-	file *os.File // nil for stdout/stderr
+	path string // the file's name; "" for stdout/stderr
+	mu   sync.Mutex
+	file *os.File // nil for stdout/stderr; replaced by reopen
 	buf  *lineBuffer
 }
 
@@ -65,6 +67,15 @@ func (b *lineBuffer) Write(p []byte) (int, error) {
 	return b.w.Write(p)
 }
 
+// swap flushes what is buffered to the old writer and sends what follows
+// to w.
+func (b *lineBuffer) swap(w io.Writer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_ = b.w.Flush()
+	b.w.Reset(w)
+}
+
 func (b *lineBuffer) flush() {
 	b.mu.Lock()
 	_ = b.w.Flush()
@@ -97,7 +108,7 @@ func openAccessLog(c config.Log, stdout io.Writer) (*accessLog, error) {
 		if err != nil {
 			return nil, fmt.Errorf("proxy: access log: %w", err)
 		}
-		al.file, w = f, f
+		al.file, al.path, w = f, c.AccessLog, f
 	}
 	al.buf = newLineBuffer(w)
 	w = al.buf
@@ -115,8 +126,52 @@ func (al *accessLog) close() {
 	if al.buf != nil {
 		al.buf.close()
 	}
+	al.mu.Lock()
+	defer al.mu.Unlock()
 	if al.file != nil {
 		_ = al.file.Close()
+		al.file = nil
+	}
+}
+
+// reopen opens the access-log file again by its name and sends the next
+// lines there, after flushing the buffered ones to the old file: logrotate
+// renames the file, then signals easgate (SIGHUP or SIGUSR1). stdout,
+// stderr and off have nothing to reopen.
+func (al *accessLog) reopen() error {
+	if al == nil || al.path == "" || al.buf == nil {
+		return nil
+	}
+	f, err := os.OpenFile(al.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("proxy: access log: %w", err)
+	}
+	al.mu.Lock()
+	defer al.mu.Unlock()
+	if al.file == nil { // closed meanwhile
+		_ = f.Close()
+		return nil
+	}
+	old := al.file
+	al.buf.swap(f)
+	al.file = f
+	return old.Close()
+}
+
+// ReopenLogs reopens the access-log file (log.access_log) of the running
+// configuration, for log rotation. serve calls it on SIGUSR1 and SIGHUP.
+// A failure is logged and the old file stays in use.
+func (s *Server) ReopenLogs() {
+	st := s.cur.Load()
+	if st == nil {
+		return
+	}
+	if err := st.access.reopen(); err != nil {
+		s.log.Error().Err(err).Msg("access log not reopened; still writing to the old file")
+		return
+	}
+	if st.access != nil && st.access.path != "" {
+		s.log.Info().Str("access_log", st.access.path).Msg("access log reopened")
 	}
 }
 

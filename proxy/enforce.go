@@ -333,16 +333,57 @@ func (s *Server) transition(x *exchange, r *eas.Request, mode string) {
 	if d.Action == policy.Allow {
 		return
 	}
+	s.announce(st, d, mode, x.scratch().lastAction, quarantine.Event{User: string(user), DeviceID: string(r.DeviceID),
+		DeviceType: string(r.DeviceType), Model: x.scratch().info.Model, OS: osString(&x.client), Client: x.client.Family.String(),
+		UserAgent: string(r.UserAgent)})
+}
+
+// heldTransition gives the notice of a device whose held request was just
+// refused by a re-decision (a reload, a compliance change, the sweep): the
+// request is answered now, so the device_block or device_quarantine event
+// and the admin webhook go out now too, not at the device's next request.
+// It runs outside the held registry's checks (it must not wake them).
+func (s *Server) heldTransition(x *exchange, userAgent []byte) {
+	st, en := s.cur.Load(), s.enf
+	if st == nil || st.enf == nil || en == nil {
+		return
+	}
+	d := &x.dec
+	action := d.Action.String()
+	mode := "enforce"
+	if !d.Enforced {
+		mode = "report"
+	}
+	user, device := x.field(x.user), x.field(x.device)
+	var prev string
+	rec := st.enf.acc.Devices.Update(user, device, time.Now(), func(rec *policy.DeviceRecord) {
+		prev, rec.LastAction = rec.LastAction, action
+	})
+	if prev == action {
+		return
+	}
+	en.entered.WithLabelValues(action, mode).Inc()
+	if d.Action == policy.Allow {
+		return
+	}
+	s.announce(st, d, mode, prev, quarantine.Event{User: string(user), DeviceID: string(device),
+		DeviceType: string(x.field(x.devTyp)), Model: rec.Info.Model, OS: osString(&x.client), Client: x.client.Family.String(),
+		UserAgent: string(userAgent)})
+}
+
+// announce logs a device's entry into quarantine or block (the admin
+// notice) and, when enforced, posts it to the admin webhook. ev carries the
+// device; announce fills in the decision.
+func (s *Server) announce(st *state, d *policy.Decision, mode, previous string, ev quarantine.Event) {
+	action := d.Action.String()
 	reasons := make([]string, 0, len(d.Reasons()))
 	for _, rs := range d.Reasons() {
 		reasons = append(reasons, rs.String())
 	}
-	ev := quarantine.Event{Event: action, Time: time.Now().UTC(), User: string(user), DeviceID: string(r.DeviceID),
-		DeviceType: string(r.DeviceType), Model: x.scratch().info.Model, OS: osString(&x.client), Client: x.client.Family.String(),
-		UserAgent: string(r.UserAgent), Reasons: reasons, Rule: d.Rule, Enforced: d.Enforced}
+	ev.Event, ev.Time, ev.Reasons, ev.Rule, ev.Enforced = action, time.Now().UTC(), reasons, d.Rule, d.Enforced
 	s.log.Warn().Str("event", "device_"+action).Str("mode", mode).Str("user", ev.User).Str("device_id", ev.DeviceID).
 		Str("device_type", ev.DeviceType).Str("model", ev.Model).Str("os", ev.OS).Str("client", ev.Client).
-		Str("user_agent", ev.UserAgent).Strs("reasons", reasons).Str("rule", d.Rule).Str("previous", x.scratch().lastAction).
+		Str("user_agent", ev.UserAgent).Strs("reasons", reasons).Str("rule", d.Rule).Str("previous", previous).
 		Msg("device " + action + " (admin notice)")
 	if d.Enforced && st.enf.notifier != nil {
 		st.enf.notifier.Notify(ev)

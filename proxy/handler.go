@@ -639,6 +639,7 @@ func (s *Server) mayRetry(st *state, b *backend, err error, bodyStreamed bool) b
 	if dial && b.eject(st.activeChecks, st.hcInterval+10*time.Second) {
 		s.metrics.healthy.WithLabelValues(b.name).Set(0)
 		s.log.Warn().Str("upstream", b.name).Err(err).Msg("upstream ejected after connect failure")
+		s.notePanic(st) // health.go
 	}
 	return nothingSent(err) && (!bodyStreamed || dial)
 }

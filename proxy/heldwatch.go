@@ -90,6 +90,7 @@ func (s *Server) unwatch(x *exchange, w *heldWatch, err error) error {
 	if !cut || err == nil {
 		return err
 	}
+	s.heldTransition(x, w.ua) // enforce.go: the notice goes out with the answer
 	if x.dec.Action == policy.Block {
 		x.en.taken = "block"
 		x.en.early = quarantine.Block(x.cmd, x.version)

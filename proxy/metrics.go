@@ -21,6 +21,8 @@ type metrics struct {
 	duration  *prometheus.HistogramVec // command: whole request, long polls excluded
 	upstream  *prometheus.HistogramVec // command: time to the CAS's response header
 	held      prometheus.Gauge
+	heldLimit prometheus.Gauge     // limits.max_held_long_polls (health.go)
+	panicMode prometheus.Gauge     // 1 while every CAS is marked down (health.go)
 	healthy   *prometheus.GaugeVec // upstream
 	reloads   *prometheus.CounterVec
 	rejected  *prometheus.CounterVec // reason
@@ -116,6 +118,14 @@ func newMetrics() *metrics {
 		Name: "easgate_held_long_polls",
 		Help: "Ping and Sync requests currently held open at a CAS.",
 	})
+	m.heldLimit = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "easgate_held_long_polls_limit",
+		Help: "limits.max_held_long_polls: held requests beyond it are answered 503 (0: no limit).",
+	})
+	m.panicMode = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "easgate_upstream_panic_mode",
+		Help: "1 while every CAS is marked down and requests go to all of them anyway (panic mode).",
+	})
 	m.healthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "easgate_upstream_healthy",
 		Help: "1 when the CAS is in rotation, 0 when it is not.",
@@ -136,7 +146,7 @@ func newMetrics() *metrics {
 		Name: "easgate_compliance_reloads_held_back_total",
 		Help: "Compliance reloads held back, by source type and reason (empty, unparsable, drop).",
 	}, []string{"source", "reason"})
-	m.reg.MustRegister(m.requests, m.duration, m.upstream, m.held, m.healthy, m.reloads, m.rejected,
+	m.reg.MustRegister(m.requests, m.duration, m.upstream, m.held, m.heldLimit, m.panicMode, m.healthy, m.reloads, m.rejected,
 		m.complianceHeld, m.complianceHolds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))

@@ -224,6 +224,9 @@ func TestLargeHeaderAccepted(t *testing.T) {
 	}
 }
 
+// TestNoHealthyUpstream: a CAS whose probe fails but which still answers
+// gets the requests anyway (panic mode: every CAS is marked down); when no
+// CAS can be reached at all the phone gets 503 with Retry-After.
 func TestNoHealthyUpstream(t *testing.T) {
 	cas := newFakeCAS(t)
 	p := startProxy(t, mustParse(t, testYAML([]string{cas.url()}, nil)))
@@ -233,12 +236,30 @@ func TestNoHealthyUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if resp.StatusCode() != 200 {
+		t.Fatalf("panic mode: status %d, want the CAS's 200", resp.StatusCode())
+	}
+	fasthttp.ReleaseResponse(resp)
+	cas.health.Store(200)
+	waitFor(t, "upstream healthy again", p.s.Ready)
+
+	// Nothing listens: marked down, and the request cannot be sent.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := "http://" + ln.Addr().String()
+	ln.Close()
+	p2 := startProxy(t, mustParse(t, testYAML([]string{gone}, nil)))
+	waitFor(t, "the unreachable CAS marked down", func() bool { return !p2.s.Ready() })
+	resp, err = p2.do(t, "FolderSync", "dev1", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer fasthttp.ReleaseResponse(resp)
 	if resp.StatusCode() != 503 || len(resp.Header.Peek("Retry-After")) == 0 {
 		t.Fatalf("status %d Retry-After %q", resp.StatusCode(), resp.Header.Peek("Retry-After"))
 	}
-	cas.health.Store(200)
-	waitFor(t, "upstream healthy again", p.s.Ready)
 }
 
 func TestFailoverNoLossNoDuplicate(t *testing.T) {

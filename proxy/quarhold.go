@@ -56,7 +56,8 @@ func (q *quarHold) end(out quarantine.Answer) {
 
 // check re-decides the device (see holdQuarantined for the answers). A hold
 // of a configuration that has been replaced is answered a.Body, so that the
-// phone asks again under the new one.
+// phone asks again under the new one, or the block answer when the new one
+// blocks the device.
 func (q *quarHold) check() {
 	q.mu.Lock()
 	if q.done {
@@ -65,7 +66,17 @@ func (q *quarHold) check() {
 	}
 	s, x := q.s, q.x
 	out := q.a
-	if cur := s.cur.Load(); cur == x.st {
+	blocked := false
+	if cur := s.cur.Load(); cur != x.st {
+		// A new configuration: the phone asks again under it ("no
+		// changes"), unless it blocks the device: then the block answer and
+		// its notice go out now, as they would at the next request.
+		if d := s.redecide(x, q.ua); d.Enforced && d.Action == policy.Block {
+			x.dec, x.en.taken = d, "block"
+			out = quarantine.Block(x.cmd, x.version)
+			blocked = true
+		}
+	} else {
 		d := s.redecide(x, q.ua)
 		switch {
 		case !d.Enforced || d.Action == policy.Allow:
@@ -81,6 +92,7 @@ func (q *quarHold) check() {
 		case d.Action == policy.Block:
 			x.dec, x.en.taken = d, "block"
 			out = quarantine.Block(x.cmd, x.version)
+			blocked = true
 		default:
 			q.mu.Unlock()
 			return
@@ -88,6 +100,9 @@ func (q *quarHold) check() {
 	}
 	q.done = true
 	q.mu.Unlock()
+	if blocked {
+		s.heldTransition(x, q.ua) // enforce.go: the notice goes out with the answer
+	}
 	q.deliver(out)
 }
 

@@ -229,6 +229,7 @@ func (s *Server) leave(st *state) { st.refs.Add(-1) }
 // start launches a state's background work: health checks and certificate
 // reloads.
 func (s *Server) start(st *state) {
+	s.noteState(st) // health.go: limit and panic-mode gauges
 	for _, b := range st.pool.backends {
 		s.metrics.healthy.WithLabelValues(b.name).Set(1)
 		if st.activeChecks {
@@ -259,7 +260,7 @@ func (s *Server) healthLoop(st *state, b *backend) {
 			return
 		case <-t.C:
 		}
-		ok := s.probe(st, b)
+		ok, why := s.probe(st, b)
 		if b.recordProbe(ok, st.healthyAfter, st.unhealthyAfter) {
 			v := 0.0
 			if b.healthy.Load() {
@@ -268,13 +269,21 @@ func (s *Server) healthLoop(st *state, b *backend) {
 			if s.cur.Load() == st {
 				s.metrics.healthy.WithLabelValues(b.name).Set(v)
 			}
-			s.log.Warn().Str("upstream", b.name).Bool("healthy", v == 1).Msg("upstream health changed")
+			ev := s.log.Warn().Str("upstream", b.name).Bool("healthy", v == 1)
+			if v == 1 {
+				ev.Msg("upstream health changed: back in rotation")
+			} else {
+				ev.Str("reason", why).Int("failed_probes", st.unhealthyAfter).Msg("upstream health changed: marked down: " + why)
+			}
+			s.notePanic(st) // health.go
 		}
 	}
 }
 
-// probe sends one GET health_check.path; 2xx and 3xx count as healthy.
-func (s *Server) probe(st *state, b *backend) bool {
+// probe sends one GET health_check.path; an answer whose status is in
+// health_check.expect_status counts as healthy. When it does not, why says
+// what went wrong (status, timeout, refused, TLS error).
+func (s *Server) probe(st *state, b *backend) (ok bool, why string) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -284,14 +293,13 @@ func (s *Server) probe(st *state, b *backend) bool {
 	req.Header.SetHostBytes(b.hostHeader)
 	err := b.hc.DoTimeout(req, resp, st.hcTimeout)
 	if err != nil {
-		return false
+		return false, probeFailure(err, st.hcTimeout)
 	}
 	if bs := resp.BodyStream(); bs != nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(bs, 64<<10))
 	}
 	_ = resp.CloseBodyStream()
-	code := resp.StatusCode()
-	return code >= 200 && code < 400
+	return expectedStatus(resp.StatusCode(), st.hcExpect, st.hcPath)
 }
 
 // tlsConfig returns the listener's TLS configuration: it consults the

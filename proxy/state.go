@@ -36,6 +36,7 @@ type state struct {
 	hcPath          string
 	hcInterval      time.Duration
 	hcTimeout       time.Duration
+	hcExpect        []int // health_check.expect_status
 	healthyAfter    int
 	unhealthyAfter  int
 
@@ -74,6 +75,7 @@ func buildState(cfg *config.Config, stdout io.Writer) (*state, error) {
 		hcPath:          cfg.Upstreams.HealthCheck.Path,
 		hcInterval:      cfg.Upstreams.HealthCheck.Interval.D(),
 		hcTimeout:       cfg.Upstreams.HealthCheck.Timeout.D(),
+		hcExpect:        cfg.Upstreams.HealthCheck.ExpectStatus,
 		healthyAfter:    max(cfg.Upstreams.HealthCheck.HealthyAfter, 1),
 		unhealthyAfter:  max(cfg.Upstreams.HealthCheck.UnhealthyAfter, 1),
 		stop:            make(chan struct{}),
@@ -93,6 +95,9 @@ func buildState(cfg *config.Config, stdout io.Writer) (*state, error) {
 	st.activeChecks = st.hcPath != "" && st.hcInterval > 0
 	if st.hcTimeout <= 0 {
 		st.hcTimeout = 5 * time.Second
+	}
+	if len(st.hcExpect) == 0 {
+		st.hcExpect = []int{200}
 	}
 	if st.requestTimeout <= 0 {
 		st.requestTimeout = 120 * time.Second

@@ -160,6 +160,9 @@ type pool struct {
 	backends []*backend
 	mode     balance
 	rr       atomic.Uint64
+	// panicking is set while every CAS is marked down (pick ignores
+	// health then); notePanic keeps it.
+	panicking atomic.Bool
 }
 
 // pick chooses an available backend not in tried (a bitmask over indexes).
@@ -173,13 +176,15 @@ func (p *pool) pick(tried uint64) int {
 	start := int(p.rr.Add(1) % uint64(n))
 	best := -1
 	var bestLoad int64
+	anyUp := false
 	for k := 0; k < n; k++ {
 		i := (start + k) % n
-		if i < 64 && tried&(1<<uint(i)) != 0 {
-			continue
-		}
 		b := p.backends[i]
 		if !b.available(now) {
+			continue
+		}
+		anyUp = true
+		if i < 64 && tried&(1<<uint(i)) != 0 {
 			continue
 		}
 		if p.mode == balanceRoundRobin {
@@ -190,7 +195,40 @@ func (p *pool) pick(tried uint64) int {
 			best, bestLoad = i, load
 		}
 	}
+	if best >= 0 || anyUp {
+		return best
+	}
+	// Panic mode (Envoy's panic threshold): every CAS is marked down. A
+	// wrong probe must not take mail down, so the request goes to the CAS
+	// servers anyway, health ignored; the ones really down fail it as
+	// before. The health loop logs when this starts and ends.
+	for k := 0; k < n; k++ {
+		i := (start + k) % n
+		if i < 64 && tried&(1<<uint(i)) != 0 {
+			continue
+		}
+		if p.mode == balanceRoundRobin {
+			return i
+		}
+		load := p.backends[i].inflight.Load()
+		if best < 0 || load < bestLoad {
+			best, bestLoad = i, load
+		}
+	}
 	return best
+}
+
+// notePanic reports whether the pool just entered (1) or left (-1) panic
+// mode, every CAS marked down; 0 when nothing changed.
+func (p *pool) notePanic() int {
+	down := len(p.backends) > 0 && p.healthyCount() == 0
+	if p.panicking.Swap(down) == down {
+		return 0
+	}
+	if down {
+		return 1
+	}
+	return -1
 }
 
 // healthyCount is the number of backends currently in rotation.

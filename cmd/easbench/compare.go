@@ -38,7 +38,7 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return exitError{2, "compare: unexpected argument " + fs.Arg(0)}
 	}
-	if err := rf.finish(); err != nil {
+	if err := rf.finish(fs); err != nil {
 		return err
 	}
 	if cc.Rounds < 1 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/bench"
+	"github.com/easgate/easgate/cmd/internal/buildinfo"
 )
 
 const usage = `usage: easbench <command> [flags]
@@ -27,6 +28,7 @@ commands:
              --bare: a fourth leg through a bare fasthttp proxy)
   bare-proxy a minimal fasthttp reverse proxy, no EAS work (the --bare leg):
              easbench bare-proxy --listen 127.0.0.1:8082 --upstream 127.0.0.1:8081
+  version    print the version, commit, build date and Go version (also --version)
 
 Run "easbench <command> -h" for the flags of a command.
 `
@@ -50,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCompare(args[1:], stdout, stderr)
 	case "bare-proxy":
 		err = cmdBareProxy(args[1:], stderr)
+	case "version", "--version", "-version":
+		err = cmdVersion(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -70,6 +74,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// version, commit and date may be set at build time, as for easgate:
+// go build -ldflags "-X main.version=... -X main.commit=... -X main.date=...".
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
+
+func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("easbench version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: easbench version\n\nPrints easbench's version, commit, build date and Go version.\n")
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return exitError{2, "version: unexpected argument " + fs.Arg(0)}
+	}
+	buildinfo.Read("easbench", version, commit, date).Write(stdout)
+	return nil
 }
 
 // parseFlags parses a command's flags; a bad flag is a usage error (exit

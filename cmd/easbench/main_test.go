@@ -62,7 +62,7 @@ func TestRunCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
-	if !strings.Contains(out.String(), "Ping (hold)") || !strings.Contains(out.String(), "gateway pid") {
+	if !strings.Contains(out.String(), "Ping (held: ms until answered)") || !strings.Contains(out.String(), "gateway pid") {
 		t.Errorf("terminal report:\n%s", out.String())
 	}
 	var rep map[string]any

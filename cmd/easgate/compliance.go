@@ -53,7 +53,11 @@ type guardTarget struct {
 }
 
 func loadGuardTarget(name string, args []string, stdout, stderr io.Writer, asJSON *bool) (*guardTarget, error) {
-	fs := newFlagSet("compliance "+name, "--config FILE", stderr)
+	synopsis := "--config FILE"
+	if asJSON != nil {
+		synopsis += " [--json]"
+	}
+	fs := newFlagSet("compliance "+name, synopsis, stderr)
 	cfgPath := fs.String("config", "", "the gateway's config file")
 	if asJSON != nil {
 		fs.BoolVar(asJSON, "json", false, "print JSON")

@@ -10,7 +10,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/easgate/easgate/bench"
@@ -54,7 +56,7 @@ policy:
   quarantine:
     notice:
       from: "IT Service Desk <it@demo.example>"
-      subject: "Your device must be enrolled before it can sync mail"
+      subject: "` + demoNoticeSubject + `"
       enroll_url: https://portal.demo.example/enroll
 state:
   path: %s
@@ -64,6 +66,10 @@ log:
   level: warn
   access_log: %s
 `
+
+// demoNoticeSubject is the quarantine notice's subject: the demo tells the
+// notice from Exchange's mail by it.
+const demoNoticeSubject = "Your device must be enrolled before it can sync mail"
 
 type demoPhone struct {
 	label    string
@@ -178,8 +184,10 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	return printDecisions(stdout, accessPath)
 }
 
-// runPhone runs the life cycle step by step and prints each outcome.
+// runPhone runs the life cycle step by step and prints each outcome in
+// words: the Ping status, and which message is easgate's quarantine notice.
 func runPhone(w io.Writer, d *bench.Device) {
+	notice := false
 	steps := []struct {
 		name string
 		fn   func() (string, error)
@@ -196,24 +204,65 @@ func runPhone(w io.Writer, d *bench.Device) {
 		}},
 		{"Sync Inbox", func() (string, error) {
 			if d.InboxID == "" {
-				return "", errors.New("no Inbox known")
+				return "", errors.New("no Inbox known (FolderSync failed)")
 			}
 			n, err := d.SyncAll(d.InboxID)
-			return fmt.Sprintf("%d messages", n), err
+			if err != nil {
+				return "", err
+			}
+			if n == 1 && d.LastSubject == demoNoticeSubject {
+				notice = true
+				return fmt.Sprintf("1 message: easgate's quarantine notice %q (the mailbox's own mail is not synced)", d.LastSubject), nil
+			}
+			return plural(n, "message") + " from Exchange", nil
 		}},
 		{"Ping", func() (string, error) {
 			st, folders, err := d.Ping(120)
-			return fmt.Sprintf("Status %d %v", st, folders), err
+			return pingOutcome(st, folders, d.InboxID, notice), err
 		}},
 	}
 	for _, s := range steps {
 		out, err := s.fn()
 		if err != nil {
-			fmt.Fprintf(w, "   %-11s %v\n", s.name, err)
+			fmt.Fprintf(w, "   %-11s %s\n", s.name, demoError(err))
 			continue
 		}
 		fmt.Fprintf(w, "   %-11s %s\n", s.name, out)
 	}
+}
+
+// pingOutcome says what a Ping answer means for the phone.
+func pingOutcome(status int, folders []string, inbox string, notice bool) string {
+	switch status {
+	case 1:
+		return "Status 1: no changes during the heartbeat"
+	case 2:
+		where := "folders " + strings.Join(folders, ", ")
+		if len(folders) == 1 && folders[0] == inbox {
+			where = "the Inbox (" + inbox + ")"
+		}
+		if notice {
+			return "Status 2: changes in " + where + ": the quarantine notice stays new until the phone acknowledges it"
+		}
+		return "Status 2: changes in " + where + ": the phone syncs them next"
+	}
+	return fmt.Sprintf("Status %d %v", status, folders)
+}
+
+// demoError says what an error answer means; Status 129 is how Exchange
+// (and easgate) tell a phone that it is not allowed.
+func demoError(err error) string {
+	if strings.Contains(err.Error(), "Status 129") {
+		return "blocked: Status 129, the answer Exchange gives a device that is not allowed to sync"
+	}
+	return err.Error()
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func waitReady(srv *proxy.Server, within time.Duration) error {
@@ -269,13 +318,45 @@ func printDecisions(w io.Writer, path string) error {
 		}
 		a.statuses[line.Status]++
 	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "   USER\tDEVICE\tDECISION\tREQUESTS\tHTTP STATUS\tREASONS")
 	for _, k := range order {
 		a := seen[k]
-		var reasons []string
+		n := 0
+		for _, c := range a.decisions {
+			n += c
+		}
+		reasons := make([]string, 0, len(a.reasons))
 		for r := range a.reasons {
 			reasons = append(reasons, r)
 		}
-		fmt.Fprintf(w, "   %-22s %-34s decisions %v reasons %v statuses %v\n", k.user, k.device, a.decisions, reasons, a.statuses)
+		sort.Strings(reasons)
+		fmt.Fprintf(tw, "   %s\t%s\t%s\t%d\t%s\t%s\n", k.user, k.device, countList(a.decisions), n,
+			countList(a.statuses), strings.Join(reasons, ", "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
 	}
 	return sc.Err()
+}
+
+// countList prints counts as "allow" (one value, every request) or
+// "allow 3, quarantine 4", sorted by value.
+func countList[K comparable](m map[K]int) string {
+	keys := make([]string, 0, len(m))
+	byName := map[string]int{}
+	for k, c := range m {
+		name := fmt.Sprint(k)
+		keys = append(keys, name)
+		byName[name] = c
+	}
+	sort.Strings(keys)
+	if len(keys) == 1 {
+		return keys[0]
+	}
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, byName[k])
+	}
+	return strings.Join(parts, ", ")
 }

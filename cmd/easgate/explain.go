@@ -44,7 +44,7 @@ type deviceOut struct {
 }
 
 func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("explain", "--config FILE --user U --device-id D --device-type T --user-agent UA [--os OS] [--model M] [--auth basic|certificate] [--json]", stderr)
+	fs := newFlagSet("explain", "--config FILE --user U --device-id D [--device-type T] [--user-agent UA] [--os OS] [--model M] [--auth basic|certificate|both|none] [--json]", stderr)
 	cfgPath := fs.String("config", "", "the gateway's config file")
 	user := fs.String("user", "", "EAS user (DOMAIN\\user, user@domain or user)")
 	devID := fs.String("device-id", "", "EAS DeviceId")

@@ -12,10 +12,20 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/easgate/easgate/cmd/internal/buildinfo"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date may be set at build time:
+//
+//	go build -ldflags "-X main.version=1.4.0 -X main.commit=$(git rev-parse HEAD) -X main.date=$(date -u +%FT%TZ)" ./cmd/easgate
+//
+// What is not set comes from the Go build information (buildinfo).
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
 
 // command is one subcommand of easgate.
 type command struct {
@@ -33,7 +43,7 @@ var commands = map[string]command{
 	"classify":      {"identify the mail client from User-Agent, DeviceType and DeviceInformation", runClassify},
 	"explain":       {"show how the policy decides for a user and device, rule by rule", runExplain},
 	"compliance":    {"accept | status: confirm or show a held-back compliance table reload", runCompliance},
-	"version":       {"print the version", runVersion},
+	"version":       {"print the version, commit, build date and Go version (also --version)", runVersion},
 }
 
 // exitError carries a specific exit status.
@@ -56,6 +66,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -100,8 +113,16 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Run 'easgate <command> -h' for the flags of a command.")
 }
 
-func runVersion(args []string, _ io.Reader, stdout, _ io.Writer) error {
-	fmt.Fprintln(stdout, "easgate", version)
+func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", "", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return &exitError{code: 2, err: fmt.Errorf("version takes no arguments, got %q", fs.Arg(0))}
+	}
+	buildinfo.Read("easgate", version, commit, date).Write(stdout)
 	return nil
 }
 

@@ -27,13 +27,32 @@ func newFlagSet(name, args string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseFlags parses args with fs, accepting flags before and after the
+// positional arguments (easgate check-config FILE --no-files), as admins
+// type them. After "--" everything is positional. fs.Args() then holds the
+// positional arguments in their order.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return errHelp
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return errHelp
+			}
+			return &exitError{code: 2, err: fmt.Errorf("")}
 		}
-		return &exitError{code: 2, err: fmt.Errorf("")}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
+	// Leave exactly the positional arguments in fs.Args().
+	_ = fs.Parse(append([]string{"--"}, pos...))
 	return nil
 }
 

@@ -130,11 +130,15 @@ type UpstreamTLS struct {
 
 // HealthCheck is the active upstream probe.
 type HealthCheck struct {
-	Path           string   `yaml:"path" json:"path"`
-	Interval       Duration `yaml:"interval" json:"interval"`
-	Timeout        Duration `yaml:"timeout" json:"timeout"`
-	UnhealthyAfter int      `yaml:"unhealthy_after" json:"unhealthy_after"`
-	HealthyAfter   int      `yaml:"healthy_after" json:"healthy_after"`
+	Path     string   `yaml:"path" json:"path"`
+	Interval Duration `yaml:"interval" json:"interval"`
+	// Timeout defaults to 5s, or half of Interval when that is shorter.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// ExpectStatus lists the HTTP status codes of a healthy answer
+	// (default [200]; [200, 401] for a CAS whose probe needs authentication).
+	ExpectStatus   []int `yaml:"expect_status" json:"expect_status"`
+	UnhealthyAfter int   `yaml:"unhealthy_after" json:"unhealthy_after"`
+	HealthyAfter   int   `yaml:"healthy_after" json:"healthy_after"`
 }
 
 // Timeouts bound upstream work.
@@ -321,6 +325,7 @@ type ComplianceCache struct {
 	NegativeTTL   Duration `yaml:"negative_ttl" json:"negative_ttl"`
 	StaleIfError  Duration `yaml:"stale_if_error" json:"stale_if_error"`
 	LookupTimeout Duration `yaml:"lookup_timeout" json:"lookup_timeout"`
+	// RefreshBefore defaults to 1m, or a quarter of TTL when that is shorter.
 	RefreshBefore Duration `yaml:"refresh_before" json:"refresh_before"`
 	MaxEntries    int      `yaml:"max_entries" json:"max_entries"`
 	OnUnavailable string   `yaml:"on_unavailable" json:"on_unavailable"` // allow | block | quarantine
@@ -395,6 +400,7 @@ func Default() *Config {
 				Path:           "/Microsoft-Server-ActiveSync/healthcheck.htm",
 				Interval:       Duration(10 * time.Second),
 				Timeout:        Duration(5 * time.Second),
+				ExpectStatus:   []int{200},
 				UnhealthyAfter: 2,
 				HealthyAfter:   2,
 			},

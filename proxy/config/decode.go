@@ -475,6 +475,13 @@ func (c *checker) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(reflect.Zero(v.Type()))
 		return
 	}
+	if n.Kind == yaml.ScalarNode && v.Type().Elem().Kind() == reflect.Int {
+		// One number stands for a list of one (expect_status: 200).
+		out := reflect.MakeSlice(v.Type(), 1, 1)
+		c.decode(n, out.Index(0), path)
+		v.Set(out)
+		return
+	}
 	if n.Kind != yaml.SequenceNode {
 		c.nodeErr(n, path, "write a list, one \"- key: value\" item per entry", "expected a list, got %s", kindName(n))
 		return

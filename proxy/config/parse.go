@@ -54,6 +54,7 @@ func Parse(filename string, data []byte) (*Config, error) {
 	}
 	c.decode(root, reflect.ValueOf(cfg).Elem(), "")
 	if !c.stop {
+		c.derive(cfg) // derive.go: defaults that follow what the file set
 		c.validate(cfg)
 	}
 	if len(c.errs) > 0 {

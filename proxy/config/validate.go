@@ -370,7 +370,18 @@ func (c *checker) validateUpstreams(cfg *Config) {
 	c.positive("upstreams.health_check.timeout", h.Timeout)
 	if h.Interval > 0 && h.Timeout > h.Interval {
 		c.errf("upstreams.health_check.timeout", "make the timeout shorter than the interval",
-			"timeout %s is longer than interval %s", h.Timeout, h.Interval)
+			"timeout %s%s is longer than interval %s%s", h.Timeout, c.origin("upstreams.health_check.timeout"),
+			h.Interval, c.origin("upstreams.health_check.interval"))
+	}
+	if len(h.ExpectStatus) == 0 && c.has("upstreams.health_check.expect_status") {
+		c.errf("upstreams.health_check.expect_status", "list the status codes of a healthy CAS, such as [200] or [200, 401]",
+			"must list at least one status code")
+	}
+	for i, code := range h.ExpectStatus {
+		if code < 100 || code > 599 {
+			c.errf(fmt.Sprintf("upstreams.health_check.expect_status[%d]", i), "an HTTP status code between 100 and 599, such as 200 or 401",
+				"invalid status code %d", code)
+		}
 	}
 	c.atLeast("upstreams.health_check.unhealthy_after", h.UnhealthyAfter, 1)
 	c.atLeast("upstreams.health_check.healthy_after", h.HealthyAfter, 1)
@@ -836,7 +847,8 @@ func (c *checker) validateCompliance(p *Policy, groups []string) {
 	c.positive(cpth+".lookup_timeout", ca.LookupTimeout)
 	c.notNegative(cpth+".refresh_before", ca.RefreshBefore)
 	if ca.TTL > 0 && ca.RefreshBefore >= ca.TTL {
-		c.errf(cpth+".refresh_before", "make it shorter than ttl", "refresh_before %s is not shorter than ttl %s", ca.RefreshBefore, ca.TTL)
+		c.errf(cpth+".refresh_before", "make it shorter than ttl", "refresh_before %s%s is not shorter than ttl %s%s",
+			ca.RefreshBefore, c.origin(cpth+".refresh_before"), ca.TTL, c.origin(cpth+".ttl"))
 	}
 	c.atLeast(cpth+".max_entries", ca.MaxEntries, 1)
 	c.enum(cpth+".on_unavailable", ca.OnUnavailable, AccessAllow, AccessBlock, AccessQuarantine)
