@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,8 +96,12 @@ func newEnforcement(cfg *config.Config, log zerolog.Logger, prev *enforcement, g
 	}
 	e := &enforcement{acc: acc, notice: notice}
 	p := &cfg.Policy
+	// With an admin listener an administrator can block or quarantine any
+	// device at any time (admin overrides): its held long polls must be
+	// watched so that the block answers them at once.
 	e.watchHeld = p.Mode != config.ModeReport && (len(p.Rules) > 0 || len(p.Users) > 0 ||
-		(p.DefaultAccess != "" && p.DefaultAccess != config.AccessAllow) || p.Compliance.Source.Type != "")
+		(p.DefaultAccess != "" && p.DefaultAccess != config.AccessAllow) || p.Compliance.Source.Type != "" ||
+		cfg.Admin.Address != "")
 	if q.AdminWebhook != "" {
 		// NewNotifier fails only for an empty URL.
 		e.notifier, _ = quarantine.NewNotifier(quarantine.NotifierConfig{URL: q.AdminWebhook, Timeout: 10 * time.Second,
@@ -197,7 +203,22 @@ func (st *state) decide(x *exchange, r *eas.Request, info *eas.DeviceInfo) polic
 	x.identify(r, info)
 	subj := policy.Subject{User: user, DeviceID: r.DeviceID, DeviceType: r.DeviceType, UserAgent: r.UserAgent,
 		Client: x.client, Info: &sc.info, FirstSeen: rec.FirstSeen, Auth: x.authMethodOf(r), CertIdentity: x.certIdentity(), Now: now} // authn.go: Auth, CertIdentity
-	return e.acc.Engine.Decide(context.Background(), &subj)
+	d := e.acc.Engine.Decide(context.Background(), &subj)
+	// The inventory (policy/inventory.go): a read-locked comparison, and a
+	// write only when the device's command, address, client or decision
+	// changed.
+	e.acc.Devices.Observe(user, r.DeviceID, &d, &x.client,
+		policy.Observation{Command: r.Command, Version: r.Version, Addr: remoteAddr(x.remote), Now: now})
+	return d
+}
+
+// remoteAddr is the phone's (or its load balancer's) IP address.
+func remoteAddr(a net.Addr) netip.Addr {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(t.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
 }
 
 func authMethod(r *eas.Request) policy.AuthMethod {
@@ -312,6 +333,8 @@ func reasonText(d *policy.Decision) string {
 			return "the device access rule " + d.Rule + " applies to it"
 		case policy.ReasonIndividualBlock:
 			return "it is on your blocked devices list"
+		case policy.ReasonAdminQuarantine:
+			return "an administrator has put it on hold"
 		case policy.ReasonDefault:
 			return "new devices need an administrator's approval"
 		}

@@ -325,7 +325,26 @@ type State struct {
 type Admin struct {
 	Address   string `yaml:"address" json:"address"` // "" disables the admin listener
 	TokenFile string `yaml:"token_file" json:"token_file" check:"file"`
+	// Tokens are named bearer tokens with a role each (read, operate,
+	// admin); token_file is one more token, named "admin", of role admin.
+	Tokens []AdminToken `yaml:"tokens" json:"tokens"`
 }
+
+// AdminToken is one named admin API token. The token itself is read from
+// File (never written in the config); Name is what the audit trail and the
+// logs show.
+type AdminToken struct {
+	Name string `yaml:"name" json:"name"`
+	File string `yaml:"file" json:"file" check:"file"`
+	Role string `yaml:"role" json:"role"` // read | operate | admin
+}
+
+// Admin token roles.
+const (
+	RoleRead    = "read"
+	RoleOperate = "operate"
+	RoleAdmin   = "admin"
+)
 
 // Log configures logging.
 type Log struct {

@@ -114,12 +114,7 @@ func (c *checker) validate(cfg *Config) {
 		c.errf("state.url", "remove state.url; each node keeps its own state in state.path",
 			"a shared state database is not supported by this version")
 	}
-	if cfg.Admin.Address != "" {
-		if host, ok := c.address("admin.address", cfg.Admin.Address); ok && cfg.Admin.TokenFile == "" && !isLoopback(host) {
-			c.warnf("admin.address", "set admin.token_file, or listen on 127.0.0.1",
-				"the admin API is reachable from the network without a token")
-		}
-	}
+	c.validateAdmin(&cfg.Admin)
 	c.enum("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	c.enum("log.format", cfg.Log.Format, "json", "console")
 	if cfg.Log.AccessLog == "" {
@@ -792,4 +787,34 @@ func (c *checker) validateCompliance(p *Policy, groups []string) {
 	}
 	c.atLeast(cpth+".max_entries", ca.MaxEntries, 1)
 	c.enum(cpth+".on_unavailable", ca.OnUnavailable, AccessAllow, AccessBlock, AccessQuarantine)
+}
+
+// validateAdmin checks the admin listener and its tokens. Without any
+// token the listener accepts loopback clients only, so a non-loopback
+// address without one is a warning, not an error: nothing is exposed.
+func (c *checker) validateAdmin(a *Admin) {
+	if a.Address != "" {
+		if host, ok := c.address("admin.address", a.Address); ok && a.TokenFile == "" && len(a.Tokens) == 0 && !isLoopback(host) {
+			c.warnf("admin.address", "set admin.tokens (or admin.token_file), or listen on 127.0.0.1",
+				"without a token the admin listener answers loopback clients only")
+		}
+	}
+	names := map[string]bool{}
+	if a.TokenFile != "" {
+		names["admin"] = true
+	}
+	for i, t := range a.Tokens {
+		p := fmt.Sprintf("admin.tokens[%d]", i)
+		switch {
+		case t.Name == "":
+			c.errf(p+".name", "name each token: the audit trail records who acted by this name", "a token needs a name")
+		case names[t.Name]:
+			c.errf(p+".name", "give each token its own name (admin.token_file is named \"admin\")", "duplicate token name %q", t.Name)
+		}
+		names[t.Name] = true
+		if t.File == "" {
+			c.errf(p+".file", "put the token in a file readable only by easgate", "a token needs a file")
+		}
+		c.enum(p+".role", t.Role, RoleRead, RoleOperate, RoleAdmin)
+	}
 }
