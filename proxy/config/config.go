@@ -327,7 +327,7 @@ type Admin struct {
 	TokenFile string `yaml:"token_file" json:"token_file" check:"file"`
 	// Tokens are named bearer tokens with a role each (read, operate,
 	// admin); token_file is one more token, named "admin", of role admin.
-	Tokens []AdminToken `yaml:"tokens" json:"tokens"`
+	Tokens []AdminToken `yaml:"tokens" json:"tokens,omitempty"`
 }
 
 // AdminToken is one named admin API token. The token itself is read from
