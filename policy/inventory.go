@@ -110,8 +110,9 @@ type Observation struct {
 	Now     time.Time
 }
 
-// accessState names what the gateway does for decision d.
-func accessState(d *Decision) string {
+// AccessState names what the gateway does for decision d: allowed,
+// blocked, quarantined or discovery (report mode: allowed).
+func AccessState(d *Decision) string {
 	if !d.Enforced {
 		return DeviceAllowed
 	}
@@ -167,7 +168,7 @@ func (r *DeviceRecord) observed(dec *Decision, c *eas.Client, o *Observation, os
 		r.LastAddress == o.Addr && r.Node == node &&
 		r.Client == c.Family.Slug() && r.OS == c.OS.String() && r.OSVersion == string(osv) &&
 		r.ClientBuild == string(c.Build[:c.BuildLen]) &&
-		r.State == accessState(dec) && r.PolicyAction == dec.Action.String() && r.Enforced == dec.Enforced &&
+		r.State == AccessState(dec) && r.PolicyAction == dec.Action.String() && r.Enforced == dec.Enforced &&
 		r.Rule == dec.Rule && sameReasons(r.Reasons, dec.Reasons()) &&
 		(!v.Valid || r.VerdictState == v.State.String() && r.VerdictSource == v.Source && r.VerdictFetched.Equal(v.Fetched))
 }
@@ -198,7 +199,7 @@ func (r *DeviceRecord) observe(dec *Decision, c *eas.Client, o *Observation, osv
 	if r.ClientBuild != string(c.Build[:c.BuildLen]) {
 		r.ClientBuild = string(c.Build[:c.BuildLen])
 	}
-	state := accessState(dec)
+	state := AccessState(dec)
 	if r.State != state {
 		if state == DeviceQuarantined || state == DeviceDiscovery {
 			if r.QuarantinedAt.IsZero() {

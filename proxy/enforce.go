@@ -19,6 +19,7 @@ import (
 	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/proxy/access"
+	"github.com/easgate/easgate/proxy/admin"
 	"github.com/easgate/easgate/proxy/config"
 	"github.com/easgate/easgate/proxy/quarantine"
 )
@@ -48,6 +49,8 @@ type enforcement struct {
 	// compliance requirement that refuses): forwarded long polls then need
 	// no watching.
 	watchHeld bool
+	// tokens are the admin API tokens (admin.tokens, admin.token_file).
+	tokens []admin.Token
 }
 
 // enforcer is the process-wide part.
@@ -55,6 +58,7 @@ type enforcer struct {
 	log       zerolog.Logger
 	quar      *quarantine.Emulator
 	held      heldRegistry
+	api       *admin.API // the admin API (adminapi.go)
 	recheck   atomic.Int64 // nanoseconds: how often held requests re-decide (verdict changes)
 	decisions *prometheus.CounterVec
 	entered   *prometheus.CounterVec
@@ -80,6 +84,10 @@ var sourceClient *http.Client
 func newEnforcement(cfg *config.Config, log zerolog.Logger, prev *enforcement, gm access.GuardMetrics) (*enforcement, error) {
 	// Everything that can fail comes before access.Build, which takes the
 	// device table and the compliance source over from prev.
+	tokens, err := admin.LoadTokens(&cfg.Admin)
+	if err != nil {
+		return nil, err
+	}
 	q := cfg.Policy.Quarantine
 	notice, err := quarantine.LoadNotice(quarantine.NoticeConfig{From: q.Notice.From, Subject: q.Notice.Subject,
 		Template: q.Notice.Template, EnrollURL: q.Notice.EnrollURL})
@@ -94,7 +102,7 @@ func newEnforcement(cfg *config.Config, log zerolog.Logger, prev *enforcement, g
 	if err != nil {
 		return nil, err
 	}
-	e := &enforcement{acc: acc, notice: notice}
+	e := &enforcement{acc: acc, notice: notice, tokens: tokens}
 	p := &cfg.Policy
 	// With an admin listener an administrator can block or quarantine any
 	// device at any time (admin overrides): its held long polls must be
@@ -551,6 +559,7 @@ func (s *Server) initEnforcement(st *state) error {
 		return err
 	}
 	en.quar.SetNotice(e.notice)
+	en.api = admin.New(adminGateway{s}, s.log)
 	st.enf, s.enf = e, en
 	e.acc.Run()
 	return nil
