@@ -58,7 +58,7 @@ type enforcer struct {
 	log       zerolog.Logger
 	quar      *quarantine.Emulator
 	held      heldRegistry
-	api       *admin.API // the admin API (adminapi.go)
+	api       *admin.API   // the admin API (adminapi.go)
 	recheck   atomic.Int64 // nanoseconds: how often held requests re-decide (verdict changes)
 	decisions *prometheus.CounterVec
 	entered   *prometheus.CounterVec
