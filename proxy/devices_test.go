@@ -436,7 +436,10 @@ func TestAdminAccess(t *testing.T) {
 			t.Errorf("%s %s with %q: %d %s, want %d", tc.method, tc.path, tc.c.token, code, body, tc.want)
 		} else if code >= 400 {
 			var eb struct {
-				Error struct{ Status int; Message string }
+				Error struct {
+					Status  int
+					Message string
+				}
 			}
 			if json.Unmarshal(body, &eb) != nil || eb.Error.Status != code || eb.Error.Message == "" {
 				t.Errorf("%s %s: error body %s", tc.method, tc.path, body)
