@@ -265,6 +265,8 @@ type DeviceFilter struct {
 	// Q matches when any of user, device id, device type, model, friendly
 	// name, OS, IMEI, phone number or User-Agent contains it.
 	Q string `json:"q,omitempty"`
+
+	lowerQ string // Q lower-cased once, by Match
 }
 
 // States lists the access states a filter may name.
@@ -317,10 +319,12 @@ func (f *DeviceFilter) Match(r *DeviceRecord) bool {
 		return false
 	}
 	if f.Q != "" {
-		q := strings.ToLower(f.Q)
+		if f.lowerQ == "" {
+			f.lowerQ = strings.ToLower(f.Q)
+		}
 		for _, s := range [...]string{r.User, r.DeviceID, r.DeviceType, r.Info.Model, r.Info.FriendlyName, r.Info.OS,
 			r.Info.IMEI, r.Info.PhoneNumber, r.UserAgent} {
-			if strings.Contains(strings.ToLower(s), q) {
+			if containsFold(s, f.lowerQ) {
 				return true
 			}
 		}
@@ -346,11 +350,9 @@ type DevicePage struct {
 // listEntry is a matching device while a list is sorted: small, so that
 // sorting 100,000 devices moves little memory.
 type listEntry struct {
-	k    uint64
-	t    int64
-	s    string // the sort key when it is a string
-	tie  string // the record key: a total order
-	skey bool
+	k uint64 // the table key; also the tie-break, so the order is total
+	t int64
+	s string // the sort key when it is a string (shared with the record)
 }
 
 // List returns the devices that match f, sorted by sortKey ("last_seen",
@@ -373,7 +375,8 @@ func (d *Devices) List(f *DeviceFilter, sortKey string, offset, limit int) (Devi
 	if offset < 0 || limit <= 0 {
 		return DevicePage{}, errors.New("offset must be ≥ 0 and limit > 0")
 	}
-	var entries []listEntry
+	entries := make([]listEntry, 0, d.Len())
+	total := 0
 	for i := range d.shards {
 		sh := &d.shards[i]
 		sh.mu.RLock()
@@ -381,43 +384,53 @@ func (d *Devices) List(f *DeviceFilter, sortKey string, offset, limit int) (Devi
 			if !f.Match(r) {
 				continue
 			}
-			e := listEntry{k: k, tie: r.User + "\x00" + r.DeviceID}
+			e := listEntry{k: k}
 			switch key {
 			case "last_seen":
 				e.t = r.LastSeen.UnixNano()
 			case "first_seen":
 				e.t = r.FirstSeen.UnixNano()
 			case "user":
-				e.s, e.skey = r.User, true
+				e.s = r.User
 			case "device_id":
-				e.s, e.skey = r.DeviceID, true
+				e.s = r.DeviceID
 			case "state":
-				e.s, e.skey = r.State, true
+				e.s = r.State
 			}
 			entries = append(entries, e)
 		}
 		sh.mu.RUnlock()
 	}
-	slices.SortFunc(entries, func(a, b listEntry) int {
+	total = len(entries)
+	byString := key == "user" || key == "device_id" || key == "state"
+	order := func(a, b listEntry) int {
 		c := 0
-		if a.skey {
+		if byString {
 			c = strings.Compare(a.s, b.s)
 		} else {
 			c = cmp.Compare(a.t, b.t)
 		}
 		if c == 0 {
-			c = strings.Compare(a.tie, b.tie)
+			c = cmp.Compare(a.k, b.k)
 		}
 		if desc {
 			c = -c
 		}
 		return c
-	})
-	page := DevicePage{Total: len(entries)}
+	}
+	if want := offset + limit; want < len(entries)/4 {
+		// The first pages (the usual request) need only the first
+		// offset+limit entries in order: select them, then sort those.
+		entries = selectFirst(entries, want, order)
+	} else {
+		slices.SortFunc(entries, order)
+	}
+	page := DevicePage{Total: total}
 	if offset >= len(entries) {
 		return page, nil
 	}
 	end := min(offset+limit, len(entries))
+	last := end == total
 	page.Devices = make([]DeviceRecord, 0, end-offset)
 	for _, e := range entries[offset:end] {
 		sh := d.shard(e.k)
@@ -427,7 +440,7 @@ func (d *Devices) List(f *DeviceFilter, sortKey string, offset, limit int) (Devi
 		}
 		sh.mu.RUnlock()
 	}
-	if end < len(entries) {
+	if !last {
 		page.Next = end
 	}
 	return page, nil
@@ -462,3 +475,67 @@ func OpenDevices(st Store) (*Devices, error) {
 
 // MarshalRecord encodes a record as the store keeps it.
 func MarshalRecord(r *DeviceRecord) ([]byte, error) { return json.Marshal(r) }
+
+// selectFirst returns the n first entries of es under order, sorted: a
+// bounded max-heap over one pass, O(len(es) log n).
+func selectFirst(es []listEntry, n int, order func(a, b listEntry) int) []listEntry {
+	if n <= 0 {
+		return es[:0]
+	}
+	h := make([]listEntry, 0, n)
+	down := func(i int) {
+		for {
+			l, big := 2*i+1, i
+			if l < len(h) && order(h[l], h[big]) > 0 {
+				big = l
+			}
+			if r := l + 1; r < len(h) && order(h[r], h[big]) > 0 {
+				big = r
+			}
+			if big == i {
+				return
+			}
+			h[i], h[big] = h[big], h[i]
+			i = big
+		}
+	}
+	for _, e := range es {
+		if len(h) < n {
+			h = append(h, e)
+			for i := len(h) - 1; i > 0; {
+				p := (i - 1) / 2
+				if order(h[i], h[p]) <= 0 {
+					break
+				}
+				h[i], h[p] = h[p], h[i]
+				i = p
+			}
+			continue
+		}
+		if order(e, h[0]) < 0 {
+			h[0] = e
+			down(0)
+		}
+	}
+	slices.SortFunc(h, order)
+	return h
+}
+
+// containsFold reports whether s contains lowerQ (already lower-cased),
+// ignoring ASCII case, without allocating.
+func containsFold(s, lowerQ string) bool {
+	n := len(lowerQ)
+	if n == 0 {
+		return true
+	}
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for j < n && lowerASCII(s[i+j]) == lowerQ[j] {
+			j++
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
