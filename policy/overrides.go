@@ -112,9 +112,9 @@ func (t *Overrides) Get(user, device string) (Override, bool) {
 	if t == nil {
 		return Override{}, false
 	}
-	k := string(AppendDeviceKey(nil, []byte(user), []byte(device)))
+	k := AppendDeviceKey(nil, []byte(user), []byte(device))
 	t.mu.RLock()
-	e, ok := t.m[k]
+	e, ok := t.m[string(k)]
 	t.mu.RUnlock()
 	if !ok {
 		return Override{}, false

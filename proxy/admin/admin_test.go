@@ -30,7 +30,9 @@ func (g *fakeGateway) Wake(user, device string) {
 	g.woken = append(g.woken, user+" "+device)
 	g.mu.Unlock()
 }
-func (g *fakeGateway) Quarantine(string, string) (QuarantineInfo, bool) { return QuarantineInfo{}, false }
+func (g *fakeGateway) Quarantine(string, string) (QuarantineInfo, bool) {
+	return QuarantineInfo{}, false
+}
 
 func newFakeGateway(t *testing.T) *fakeGateway {
 	t.Helper()
