@@ -199,16 +199,21 @@ func (r *DeviceRecord) observe(dec *Decision, c *eas.Client, o *Observation, osv
 	if r.ClientBuild != string(c.Build[:c.BuildLen]) {
 		r.ClientBuild = string(c.Build[:c.BuildLen])
 	}
+	r.applyDecision(dec, o.Now)
+}
+
+// applyDecision records dec as the device's access state.
+func (r *DeviceRecord) applyDecision(dec *Decision, now time.Time) {
 	state := AccessState(dec)
 	if r.State != state {
 		if state == DeviceQuarantined || state == DeviceDiscovery {
 			if r.QuarantinedAt.IsZero() {
-				r.QuarantinedAt = o.Now
+				r.QuarantinedAt = now
 			}
 		} else {
 			r.QuarantinedAt = time.Time{}
 		}
-		r.State, r.DecidedAt = state, o.Now
+		r.State, r.DecidedAt = state, now
 	}
 	setString(&r.PolicyAction, dec.Action.String())
 	r.Enforced = dec.Enforced
@@ -231,6 +236,24 @@ func setString(dst *string, v string) {
 	if *dst != v {
 		*dst = v
 	}
+}
+
+// SetDecision records dec as the device's access state now: an admin
+// action's effect shows in the inventory at once, before the device's
+// next request.
+func (d *Devices) SetDecision(user, device string, dec *Decision, now time.Time) {
+	d.Update([]byte(user), []byte(device), now, func(r *DeviceRecord) { r.applyDecision(dec, now) })
+}
+
+// Put stores a copy of r in the table (tools that build a table from
+// records read elsewhere, such as the impact report over the admin API).
+func (d *Devices) Put(r DeviceRecord) {
+	k := d.key([]byte(r.User), []byte(r.DeviceID))
+	sh := d.shard(k)
+	sh.mu.Lock()
+	sh.m[k] = &r
+	sh.mu.Unlock()
+	d.markDirty(k)
 }
 
 // Forget removes a device's record from the table and the store.

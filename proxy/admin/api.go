@@ -609,6 +609,7 @@ func (a *API) Apply(p Principal, req Request) (policy.AuditEntry, error) {
 		}
 		return e, fmt.Errorf("audit trail not written, action undone: %w", err)
 	}
+	acc.Devices.SetDecision(rec.User, rec.DeviceID, &d, now)
 	a.gw.Wake(rec.User, rec.DeviceID)
 	a.logAction(e)
 	return e, nil
