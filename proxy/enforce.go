@@ -51,6 +51,8 @@ type enforcement struct {
 	watchHeld bool
 	// tokens are the admin API tokens (admin.tokens, admin.token_file).
 	tokens []admin.Token
+	// digest is admin.digest with its files read (nil: off).
+	digest *admin.DigestSettings
 }
 
 // enforcer is the process-wide part.
@@ -58,8 +60,9 @@ type enforcer struct {
 	log       zerolog.Logger
 	quar      *quarantine.Emulator
 	held      heldRegistry
-	api       *admin.API   // the admin API (adminapi.go)
-	recheck   atomic.Int64 // nanoseconds: how often held requests re-decide (verdict changes)
+	api       *admin.API    // the admin API (adminapi.go)
+	digest    *admin.Digest // the admin mail digest; its events outlive reloads
+	recheck   atomic.Int64  // nanoseconds: how often held requests re-decide (verdict changes)
 	decisions *prometheus.CounterVec
 	entered   *prometheus.CounterVec
 	quarGauge prometheus.GaugeFunc
@@ -88,6 +91,10 @@ func newEnforcement(cfg *config.Config, log zerolog.Logger, prev *enforcement, g
 	if err != nil {
 		return nil, err
 	}
+	digest, err := admin.LoadDigest(&cfg.Admin.Digest)
+	if err != nil {
+		return nil, err
+	}
 	q := cfg.Policy.Quarantine
 	notice, err := quarantine.LoadNotice(quarantine.NoticeConfig{From: q.Notice.From, Subject: q.Notice.Subject,
 		Template: q.Notice.Template, EnrollURL: q.Notice.EnrollURL})
@@ -102,7 +109,7 @@ func newEnforcement(cfg *config.Config, log zerolog.Logger, prev *enforcement, g
 	if err != nil {
 		return nil, err
 	}
-	e := &enforcement{acc: acc, notice: notice, tokens: tokens}
+	e := &enforcement{acc: acc, notice: notice, tokens: tokens, digest: digest}
 	p := &cfg.Policy
 	// With an admin listener an administrator can block or quarantine any
 	// device at any time (admin overrides): its held long polls must be
@@ -182,6 +189,9 @@ func (en *enforcer) flushLoop() {
 func (en *enforcer) close() {
 	en.once.Do(func() { close(en.stop) })
 	en.wg.Wait()
+	if en.digest != nil {
+		en.digest.Close()
+	}
 }
 
 // decide applies the access policy to the inspected request: it records the
@@ -378,6 +388,10 @@ func (s *Server) transition(x *exchange, r *eas.Request, mode string) {
 	if d.Enforced && st.enf.notifier != nil {
 		st.enf.notifier.Notify(ev)
 	}
+	if d.Enforced && en.digest != nil {
+		en.digest.Add(admin.DigestEvent{Time: ev.Time, Event: action, User: ev.User, DeviceID: ev.DeviceID, DeviceType: ev.DeviceType,
+			Model: ev.Model, OS: ev.OS, Client: ev.Client, Reasons: reasons, Rule: d.Rule})
+	}
 }
 
 // sendAnswer writes easgate's own answer.
@@ -560,6 +574,8 @@ func (s *Server) initEnforcement(st *state) error {
 	}
 	en.quar.SetNotice(e.notice)
 	en.api = admin.New(adminGateway{s}, s.log)
+	en.digest = admin.NewDigest(s.log)
+	en.digest.Configure(e.digest)
 	st.enf, s.enf = e, en
 	e.acc.Run()
 	return nil
@@ -582,6 +598,7 @@ func (s *Server) attachEnforcement(st, old *state) error {
 	}
 	st.enf = e
 	s.enf.quar.SetNotice(e.notice)
+	s.enf.digest.Configure(e.digest)
 	e.acc.Run()
 	return nil
 }

@@ -328,7 +328,32 @@ type Admin struct {
 	// Tokens are named bearer tokens with a role each (read, operate,
 	// admin); token_file is one more token, named "admin", of role admin.
 	Tokens []AdminToken `yaml:"tokens" json:"tokens,omitempty"`
+	// Digest mails the administrators, at an interval, the devices that
+	// entered quarantine or were blocked (off while smtp is empty).
+	Digest Digest `yaml:"digest" json:"digest,omitzero"`
 }
+
+// Digest is the admin mail digest: one mail per interval listing the
+// devices that entered quarantine or were blocked, sent through the
+// organisation's SMTP relay. Nothing is sent for an interval without such
+// devices.
+type Digest struct {
+	SMTP         string   `yaml:"smtp" json:"smtp"`                                // relay host:port; "" disables the digest
+	TLS          string   `yaml:"tls" json:"tls"`                                  // starttls (default) | tls | none
+	TrustedCAs   string   `yaml:"trusted_cas" json:"trusted_cas" check:"file"`     // CAs of the relay's certificate; "" = system roots
+	Username     string   `yaml:"username" json:"username"`                        // SMTP AUTH user; "" = no authentication
+	PasswordFile string   `yaml:"password_file" json:"password_file" check:"file"` // SMTP AUTH password
+	From         string   `yaml:"from" json:"from"`
+	To           []string `yaml:"to" json:"to"`
+	Interval     Duration `yaml:"interval" json:"interval"` // default 1h
+}
+
+// Digest TLS modes.
+const (
+	DigestSTARTTLS = "starttls"
+	DigestTLS      = "tls"
+	DigestNoTLS    = "none"
+)
 
 // AdminToken is one named admin API token. The token itself is read from
 // File (never written in the config); Name is what the audit trail and the

@@ -817,4 +817,42 @@ func (c *checker) validateAdmin(a *Admin) {
 		}
 		c.enum(p+".role", t.Role, RoleRead, RoleOperate, RoleAdmin)
 	}
+	c.validateDigest(&a.Digest)
+}
+
+// validateDigest checks admin.digest when it is on (smtp set).
+func (c *checker) validateDigest(d *Digest) {
+	const p = "admin.digest"
+	if d.SMTP == "" {
+		if d.From != "" || len(d.To) > 0 || d.Username != "" {
+			c.errf(p+".smtp", "set smtp to the relay's host:port, or remove admin.digest", "the digest has recipients but no SMTP relay")
+		}
+		return
+	}
+	if host, port, err := net.SplitHostPort(d.SMTP); err != nil || host == "" || port == "" {
+		c.errf(p+".smtp", "write host:port, e.g. relay.corp.example.com:587", "%q is not host:port", d.SMTP)
+	}
+	if d.TLS != "" {
+		c.enum(p+".tls", d.TLS, DigestSTARTTLS, DigestTLS, DigestNoTLS)
+	}
+	if d.TLS == DigestNoTLS && d.Username != "" {
+		c.errf(p+".tls", "use starttls or tls with SMTP AUTH", "the SMTP password would cross the network unencrypted")
+	}
+	if _, err := mail.ParseAddress(d.From); err != nil {
+		c.errf(p+".from", `write an address such as "easgate <easgate@corp.example.com>"`, "from %q: %v", d.From, err)
+	}
+	if len(d.To) == 0 {
+		c.errf(p+".to", "list the administrators' addresses", "the digest needs at least one recipient")
+	}
+	for i, a := range d.To {
+		if _, err := mail.ParseAddress(a); err != nil {
+			c.errf(fmt.Sprintf("%s.to[%d]", p, i), "write one address per entry", "%q: %v", a, err)
+		}
+	}
+	if (d.Username == "") != (d.PasswordFile == "") {
+		c.errf(p+".username", "set both username and password_file, or neither", "SMTP AUTH needs a user and a password")
+	}
+	if d.Interval != 0 && d.Interval.D() < time.Second {
+		c.errf(p+".interval", "use at least 1s (1h is the default)", "interval %s is too short", d.Interval.D())
+	}
 }
