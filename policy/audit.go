@@ -81,6 +81,39 @@ func (a *Audit) Append(e AuditEntry) (AuditEntry, error) {
 	return e, nil
 }
 
+// AppendAll records entries in one store transaction (Seq and, when zero,
+// Time filled in) and returns them: all are written or none.
+func (a *Audit) AppendAll(entries []AuditEntry) ([]AuditEntry, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]AuditEntry, len(entries))
+	puts := make(map[string][]byte, len(entries))
+	now := time.Now().UTC()
+	for i, e := range entries {
+		e.Seq = a.seq + uint64(i) + 1
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		out[i] = e
+		if a.store != nil {
+			data, err := json.Marshal(&e)
+			if err != nil {
+				return nil, err
+			}
+			puts[auditKey(e.Seq)] = data
+		}
+	}
+	if a.store != nil {
+		if err := a.store.Update(BucketAudit, puts, nil); err != nil {
+			return nil, err
+		}
+	} else {
+		a.mem = append(a.mem, out...)
+	}
+	a.seq += uint64(len(out))
+	return out, nil
+}
+
 // AuditFilter selects audit entries; zero fields match everything.
 type AuditFilter struct {
 	User     string

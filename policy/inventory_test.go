@@ -288,3 +288,39 @@ func TestInventoryMemoryPerDevice(t *testing.T) {
 	}
 	runtime.KeepAlive(d)
 }
+
+// TestBatchChangeAndAppend: a bulk action's overrides and audit entries
+// are one store write each, numbered on from the trail's last entry.
+func TestBatchChangeAndAppend(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov := NewOverrides(st)
+	_ = ov.Set(Override{User: "a@x", DeviceID: "OLD", Action: "allow"})
+	set := []Override{{User: "a@x", DeviceID: "D1", Action: "block"}, {User: "a@x", DeviceID: "D2", Action: "quarantine"}}
+	if err := ov.Change(set, []Override{{User: "a@x", DeviceID: "old"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ov.Change([]Override{{User: "a@x", DeviceID: "D3", Action: "maybe"}}, nil); err == nil {
+		t.Fatal("a bad action was stored")
+	}
+	re := NewOverrides(st)
+	_ = re.Load()
+	if re.Len() != 2 {
+		t.Fatalf("%d overrides after reopen, want 2: %+v", re.Len(), re.All())
+	}
+	if a, ok := re.Lookup([]byte("a@x"), []byte("d2")); !ok || a != Quarantine {
+		t.Fatalf("D2: %v %v", a, ok)
+	}
+	au, _ := NewAudit(st)
+	_, _ = au.Append(AuditEntry{Action: "allow", User: "a@x", DeviceID: "OLD"})
+	out, err := au.AppendAll([]AuditEntry{{Action: "block", User: "a@x", DeviceID: "D1"}, {Action: "quarantine", User: "a@x", DeviceID: "D2"}})
+	if err != nil || len(out) != 2 || out[0].Seq != 2 || out[1].Seq != 3 {
+		t.Fatalf("batch entries %+v %v", out, err)
+	}
+	all, _ := ReadAudit(st, au, AuditFilter{}, 0)
+	if len(all) != 3 || all[2].DeviceID != "D2" {
+		t.Fatalf("trail %+v", all)
+	}
+}

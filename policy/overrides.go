@@ -148,6 +148,46 @@ func (t *Overrides) Set(o Override) error {
 	return nil
 }
 
+// Change writes many overrides and removals (each a user and device id)
+// in one store transaction, then applies them to the table: what a bulk
+// action does.
+func (t *Overrides) Change(set []Override, remove []Override) error {
+	puts := make(map[string][]byte, len(set))
+	entries := make(map[string]overrideEntry, len(set))
+	for i := range set {
+		o := set[i]
+		a, ok := ParseAction(o.Action)
+		if !ok || o.User == "" || o.DeviceID == "" {
+			return fmt.Errorf("override %q of %q: bad action %q or empty name", o.DeviceID, o.User, o.Action)
+		}
+		k := o.Key()
+		data, err := json.Marshal(&o)
+		if err != nil {
+			return err
+		}
+		puts[k], entries[k] = data, overrideEntry{action: a, o: &o}
+	}
+	dels := make([]string, 0, len(remove))
+	for i := range remove {
+		dels = append(dels, remove[i].Key())
+	}
+	if t.store != nil {
+		if err := t.store.Update(BucketOverrides, puts, dels); err != nil {
+			return err
+		}
+	}
+	t.mu.Lock()
+	for k, e := range entries {
+		t.m[k] = e
+	}
+	for _, k := range dels {
+		delete(t.m, k)
+	}
+	t.n.Store(int64(len(t.m)))
+	t.mu.Unlock()
+	return nil
+}
+
 // Delete removes the device's override (no error when there is none).
 func (t *Overrides) Delete(user, device string) error {
 	k := string(AppendDeviceKey(nil, []byte(user), []byte(device)))

@@ -541,14 +541,7 @@ func devicesAct(verb string, args []string, stdout, stderr io.Writer) error {
 	for _, d := range res.Devices {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", d.User, d.DeviceID, d.State)
 	}
-	_ = tw.Flush()
-	for _, e := range res.Errors {
-		fmt.Fprintln(stderr, "easgate devices: "+e)
-	}
-	if len(res.Errors) > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d action(s) failed", len(res.Errors))}
-	}
-	return nil
+	return tw.Flush()
 }
 
 func runAudit(args []string, _ io.Reader, stdout, stderr io.Writer) error {

@@ -556,70 +556,89 @@ func (a *API) Apply(p Principal, req Request) (policy.AuditEntry, error) {
 		}
 		req.Like = prev.DeviceID
 	}
-	now := a.now().UTC()
-	prevOv, hadOv := acc.Overrides.Get(rec.User, rec.DeviceID)
-	var prevPtr *policy.Override
-	if hadOv {
-		prevPtr = &prevOv
-	}
-	entry := policy.AuditEntry{Time: now, Actor: p.Name, Role: p.Role.String(), Action: req.Action, User: rec.User,
-		DeviceID: rec.DeviceID, Before: describe(rec.State, prevPtr), Note: req.Note, Like: req.Like, Bulk: req.Bulk}
-	undo := func() error { return nil }
-	switch req.Action {
-	case ActAllow, ActBlock, ActQuarantine:
-		o := policy.Override{User: rec.User, DeviceID: rec.DeviceID, Action: req.Action, By: p.Name, At: now, Note: req.Note, Like: req.Like}
-		if err := acc.Overrides.Set(o); err != nil {
-			return entry, err
-		}
-		undo = func() error { return restore(acc.Overrides, rec, prevPtr) }
-	case ActDefault:
-		if err := acc.Overrides.Delete(rec.User, rec.DeviceID); err != nil {
-			return entry, err
-		}
-		undo = func() error { return restore(acc.Overrides, rec, prevPtr) }
-	case ActForget:
-		// Forgetting cannot be undone: the entry is written first.
-		entry.After = "forgotten"
-		e, err := acc.Audit.Append(entry)
-		if err != nil {
-			return e, err
-		}
-		if err := acc.Overrides.Delete(rec.User, rec.DeviceID); err != nil {
-			return e, err
-		}
-		if err := acc.Devices.Forget(rec.User, rec.DeviceID); err != nil {
-			return e, err
-		}
-		a.gw.Wake(rec.User, rec.DeviceID)
-		a.logAction(e)
-		return e, nil
-	}
-	c, cancel := context.WithTimeout(context.Background(), lookupTimeout)
-	d := acc.Engine.Decide(c, Subject(&rec, now))
-	cancel()
-	var after *policy.Override
-	if o, ok := acc.Overrides.Get(rec.User, rec.DeviceID); ok {
-		after = &o
-	}
-	entry.After = describe(policy.AccessState(&d), after)
-	e, err := acc.Audit.Append(entry)
+	es, err := a.commit(acc, p, req, []policy.DeviceRecord{rec})
 	if err != nil {
-		if uerr := undo(); uerr != nil {
-			a.log.Error().Err(uerr).Str("user", rec.User).Str("device_id", rec.DeviceID).Msg("admin action: audit entry failed and the override could not be restored")
-		}
-		return e, fmt.Errorf("audit trail not written, action undone: %w", err)
+		return policy.AuditEntry{}, err
 	}
-	acc.Devices.SetDecision(rec.User, rec.DeviceID, &d, now)
-	a.gw.Wake(rec.User, rec.DeviceID)
-	a.logAction(e)
-	return e, nil
+	return es[0], nil
 }
 
-func restore(t *policy.Overrides, rec policy.DeviceRecord, prev *policy.Override) error {
-	if prev != nil {
-		return t.Set(*prev)
+// commit carries out one action on devices (held by a.act): the
+// overrides in one store write, the audit entries in another (if those
+// cannot be written the overrides are put back as they were), then the
+// inventory and the held requests. forget writes its entry first, since
+// a forgotten record cannot be put back.
+func (a *API) commit(acc *access.Access, p Principal, req Request, recs []policy.DeviceRecord) ([]policy.AuditEntry, error) {
+	now := a.now().UTC()
+	entries := make([]policy.AuditEntry, len(recs))
+	var set, remove, restoreSet, restoreRemove []policy.Override
+	for i := range recs {
+		r := &recs[i]
+		prev, had := acc.Overrides.Get(r.User, r.DeviceID)
+		var prevPtr *policy.Override
+		if had {
+			prevPtr = &prev
+			restoreSet = append(restoreSet, prev)
+		} else {
+			restoreRemove = append(restoreRemove, policy.Override{User: r.User, DeviceID: r.DeviceID})
+		}
+		entries[i] = policy.AuditEntry{Time: now, Actor: p.Name, Role: p.Role.String(), Action: req.Action, User: r.User,
+			DeviceID: r.DeviceID, Before: describe(r.State, prevPtr), Note: req.Note, Like: req.Like, Bulk: req.Bulk}
+		switch req.Action {
+		case ActAllow, ActBlock, ActQuarantine:
+			set = append(set, policy.Override{User: r.User, DeviceID: r.DeviceID, Action: req.Action, By: p.Name, At: now, Note: req.Note, Like: req.Like})
+		default:
+			remove = append(remove, policy.Override{User: r.User, DeviceID: r.DeviceID})
+		}
 	}
-	return t.Delete(rec.User, rec.DeviceID)
+	if req.Action == ActForget {
+		for i := range entries {
+			entries[i].After = "forgotten"
+		}
+		out, err := acc.Audit.AppendAll(entries)
+		if err != nil {
+			return nil, err
+		}
+		if err := acc.Overrides.Change(nil, remove); err != nil {
+			return out, err
+		}
+		for i := range recs {
+			if err := acc.Devices.Forget(recs[i].User, recs[i].DeviceID); err != nil {
+				return out, err
+			}
+			a.gw.Wake(recs[i].User, recs[i].DeviceID)
+			a.logAction(out[i])
+		}
+		return out, nil
+	}
+	if err := acc.Overrides.Change(set, remove); err != nil {
+		return nil, err
+	}
+	decs := make([]policy.Decision, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		c, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+		decs[i] = acc.Engine.Decide(c, Subject(r, now))
+		cancel()
+		var after *policy.Override
+		if o, ok := acc.Overrides.Get(r.User, r.DeviceID); ok {
+			after = &o
+		}
+		entries[i].After = describe(policy.AccessState(&decs[i]), after)
+	}
+	out, err := acc.Audit.AppendAll(entries)
+	if err != nil {
+		if uerr := acc.Overrides.Change(restoreSet, restoreRemove); uerr != nil {
+			a.log.Error().Err(uerr).Int("devices", len(recs)).Msg("admin action: audit entries failed and the overrides could not be restored")
+		}
+		return nil, fmt.Errorf("audit trail not written, action undone: %w", err)
+	}
+	for i := range recs {
+		acc.Devices.SetDecision(recs[i].User, recs[i].DeviceID, &decs[i], now)
+		a.gw.Wake(recs[i].User, recs[i].DeviceID)
+		a.logAction(out[i])
+	}
+	return out, nil
 }
 
 func (a *API) logAction(e policy.AuditEntry) {
@@ -649,14 +668,14 @@ type BulkFilter struct {
 }
 
 // BulkResult is the answer: the devices matched and, unless dry_run, the
-// audit entries of the actions taken.
+// audit entries of the actions taken (all or none: a bulk action is one
+// store transaction for the overrides and one for the audit trail).
 type BulkResult struct {
 	Action  string              `json:"action"`
 	DryRun  bool                `json:"dry_run"`
 	Matched int                 `json:"matched"`
 	Devices []BulkDevice        `json:"devices"`
 	Applied []policy.AuditEntry `json:"applied,omitempty"`
-	Errors  []string            `json:"errors,omitempty"`
 }
 
 // BulkDevice names one device a bulk action matched.
@@ -723,14 +742,27 @@ func (a *API) Bulk(p Principal, b BulkRequest) (BulkResult, error) {
 	if b.DryRun {
 		return res, nil
 	}
-	for _, r := range page.Devices {
-		e, err := a.Apply(p, Request{Action: b.Action, User: r.User, DeviceID: r.DeviceID, Note: b.Note, Bulk: true})
-		if err != nil {
-			res.Errors = append(res.Errors, r.User+" "+r.DeviceID+": "+err.Error())
-			continue
-		}
-		res.Applied = append(res.Applied, e)
+	if len(b.Note) > maxNote {
+		return res, badRequest("note is %d bytes; at most %d", len(b.Note), maxNote)
 	}
+	if len(page.Devices) == 0 {
+		return res, nil
+	}
+	a.act.Lock()
+	defer a.act.Unlock()
+	// The records are read again under the lock: the states before are
+	// those the action changes.
+	recs := make([]policy.DeviceRecord, 0, len(page.Devices))
+	for _, r := range page.Devices {
+		if cur, ok := acc.Devices.Get([]byte(r.User), []byte(r.DeviceID)); ok {
+			recs = append(recs, cur)
+		}
+	}
+	applied, err := a.commit(acc, p, Request{Action: b.Action, Note: b.Note, Bulk: true}, recs)
+	if err != nil {
+		return res, err
+	}
+	res.Applied = applied
 	return res, nil
 }
 
