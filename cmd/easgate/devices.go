@@ -556,7 +556,7 @@ func runAudit(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, err := connect(&m, false, stderr)
+	c, err := connect(&m, true, stderr) // the trail can be read from the store too
 	if err != nil {
 		return err
 	}

@@ -206,6 +206,10 @@ func TestDevicesCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "SM-G991B") {
 		t.Fatalf("show without gateway: %d %s", code, out)
 	}
+	code, out, _ = easgate(t, append([]string{"audit", "--csv"}, cfg...)...)
+	if code != 0 || !strings.HasPrefix(out, "seq,time,actor") || strings.Count(out, "\n") != 3 {
+		t.Fatalf("audit without gateway: %d %s", code, out)
+	}
 	code, _, errOut = easgate(t, append([]string{"devices", "allow", "--user", "bob", "--device-id", "SEC1F2E3D4C5B6A79"}, cfg...)...)
 	if code == 0 || !strings.Contains(errOut, "does not answer") {
 		t.Fatalf("action without gateway: %d %s", code, errOut)
