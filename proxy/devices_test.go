@@ -338,19 +338,23 @@ func TestDeviceReportMatchesGateway(t *testing.T) {
       access: block
 `)
 	candCfg := mustParse(t, cand)
+	// An admin override, set before: it must survive the reload and rank
+	// above the candidate's allow rule, in the report and in the gateway.
+	api.json("POST", "/api/v1/devices/jdoe/"+mgmtOutlook+"/block", `{"note":"lost"}`, 200, nil)
 	acc, err := access.Build(candCfg, zerolog.Nop(), access.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer acc.Close()
 	rep := admin.BuildReport(context.Background(), acc.Engine, p.s.cur.Load().enf.acc.Devices, time.Now().Add(-time.Hour), time.Now())
-	if rep.Devices != 4 || rep.ByState["allowed"] != 2 || rep.ByState["blocked"] != 2 || len(rep.Changes) != 2 {
+	if rep.Devices != 4 || rep.ByState["allowed"] != 1 || rep.ByState["blocked"] != 3 || len(rep.Changes) != 2 ||
+		rep.ByReason["admin-block"] != 1 {
 		t.Fatalf("report %+v", rep)
 	}
 	// The API serves the running policy's report: nothing would change.
 	var now admin.Report
 	api.json("GET", "/api/v1/report?since=1h", "", 200, &now)
-	if now.Devices != 4 || len(now.Changes) != 0 || now.ByState["quarantined"] != 2 {
+	if now.Devices != 4 || len(now.Changes) != 0 || now.ByState["quarantined"] != 2 || now.ByState["blocked"] != 2 {
 		t.Fatalf("report of the running policy %+v", now)
 	}
 
