@@ -34,7 +34,7 @@ func TestAdminTokensAndDigest(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ admin, want string }{
-		{"  tokens:\n    - {name: a, file: /x, role: root}\n", "a.yaml:10:33: admin.tokens[0].role: invalid value "root""},
+		{"  tokens:\n    - {name: a, file: /x, role: root}\n", "a.yaml:10:33: admin.tokens[0].role: invalid value \"root\""},
 		{"  tokens:\n    - {file: /x, role: read}\n", "admin.tokens[0].name: a token needs a name"},
 		{"  token_file: /y\n  tokens:\n    - {name: admin, file: /x, role: read}\n", `duplicate token name "admin"`},
 		{"  tokens:\n    - {name: a, role: read}\n", "admin.tokens[0].file: a token needs a file"},
