@@ -203,7 +203,7 @@ func TestDevicesCommands(t *testing.T) {
 		t.Fatalf("list without gateway: %d %s %s", code, out, errOut)
 	}
 	code, out, _ = easgate(t, append([]string{"devices", "show", "--user", "bob", "--device-id", "sec1f2e3d4c5b6a79"}, cfg...)...)
-	if code != 0 || !strings.Contains(out, "SM-G991B") {
+	if code != 0 || !strings.Contains(out, "SM-G991B") || !strings.Contains(out, "notice delivered: ") {
 		t.Fatalf("show without gateway: %d %s", code, out)
 	}
 	code, out, _ = easgate(t, append([]string{"audit", "--csv"}, cfg...)...)
