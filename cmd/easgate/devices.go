@@ -24,6 +24,7 @@ import (
 	"github.com/easgate/easgate/proxy/access"
 	"github.com/easgate/easgate/proxy/admin"
 	"github.com/easgate/easgate/proxy/config"
+	"github.com/easgate/easgate/proxy/quarantine"
 )
 
 // `easgate devices`, `easgate audit` and `easgate report`: clients of the
@@ -194,7 +195,17 @@ func connect(m *mgmtFlags, readOnlyOK bool, stderr io.Writer) (*apiClient, error
 	if acc.Devices, err = policy.OpenDevices(acc.Store); err != nil {
 		fmt.Fprintf(stderr, "easgate: some device records were skipped: %v\n", err)
 	}
-	c.acc, c.local = acc, admin.New(localGateway{acc}, zerolog.Nop())
+	// The quarantine records (entry time, notice delivered) are read from
+	// the same store; an emulator that is never flushed writes nothing.
+	q, err := quarantine.New(quarantine.Options{Store: acc.Store})
+	if err != nil {
+		_ = acc.Close()
+		return nil, err
+	}
+	if err := q.Load(); err != nil {
+		fmt.Fprintf(stderr, "easgate: some quarantine records were skipped: %v\n", err)
+	}
+	c.acc, c.local = acc, admin.New(localGateway{acc: acc, quar: q}, zerolog.Nop())
 	return c, nil
 }
 
@@ -234,13 +245,20 @@ func configToken(a *config.Admin) string {
 }
 
 // localGateway serves the API on a read-only Access.
-type localGateway struct{ acc *access.Access }
+type localGateway struct {
+	acc  *access.Access
+	quar *quarantine.Emulator
+}
 
 func (g localGateway) Access() *access.Access { return g.acc }
 func (g localGateway) Tokens() []admin.Token  { return nil }
 func (g localGateway) Wake(string, string)    {}
-func (g localGateway) Quarantine(string, string) (admin.QuarantineInfo, bool) {
-	return admin.QuarantineInfo{}, false
+func (g localGateway) Quarantine(user, device string) (admin.QuarantineInfo, bool) {
+	rec, ok := g.quar.Get([]byte(user), []byte(device))
+	if !ok {
+		return admin.QuarantineInfo{}, false
+	}
+	return admin.QuarantineInfo{EnteredAt: rec.EnteredAt, NoticeDelivered: rec.NoticeDelivered}, true
 }
 
 // filterFlags are list's filter flags, shared by the bulk actions.
