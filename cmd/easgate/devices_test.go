@@ -196,6 +196,19 @@ func TestDevicesCommands(t *testing.T) {
 		t.Fatalf("candidate report csv: %d %s", code, out)
 	}
 
+	// Every page, one device per page.
+	code, out, _ = easgate(t, "devices", "list", "--admin", e.adminURL, "--token-file", e.readFile, "--page-size", "1", "--all", "--csv")
+	if code != 0 || strings.Count(out, "\n") != 4 {
+		t.Fatalf("list --all: %d %s", code, out)
+	}
+	// allow --like carries an approval over, and says so in the trail.
+	code, out, _ = easgate(t, append([]string{"devices", "allow", "--user", "alice", "--device-id", "BF36923991ADFBA9C0FFEE0123456789",
+		"--like", "applf17xk2q8n0pa", "--json"}, cfg...)...)
+	var like struct{ Like, After string }
+	if code != 0 || json.Unmarshal([]byte(out), &like) != nil || like.Like != "ApplF17XK2Q8N0PA" || like.After != "allowed (override allow)" {
+		t.Fatalf("allow --like: %d %s", code, out)
+	}
+
 	// No gateway: list, show and report read the state store; actions refuse.
 	e.stop()
 	code, out, errOut = easgate(t, append([]string{"devices", "list"}, cfg...)...)
@@ -207,7 +220,7 @@ func TestDevicesCommands(t *testing.T) {
 		t.Fatalf("show without gateway: %d %s", code, out)
 	}
 	code, out, _ = easgate(t, append([]string{"audit", "--csv"}, cfg...)...)
-	if code != 0 || !strings.HasPrefix(out, "seq,time,actor") || strings.Count(out, "\n") != 3 {
+	if code != 0 || !strings.HasPrefix(out, "seq,time,actor") || strings.Count(out, "\n") != 4 {
 		t.Fatalf("audit without gateway: %d %s", code, out)
 	}
 	code, _, errOut = easgate(t, append([]string{"devices", "allow", "--user", "bob", "--device-id", "SEC1F2E3D4C5B6A79"}, cfg...)...)
