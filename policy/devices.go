@@ -43,6 +43,10 @@ type DeviceRecord struct {
 	// CertFingerprint is the client certificate first used by the device
 	// (device binding).
 	CertFingerprint string `json:"cert_fingerprint,omitempty"`
+
+	// The inventory (inventory.go): what the device last did and what
+	// the gateway last decided for it.
+	Inventory
 }
 
 // Key is the record's store key: lower-cased user, NUL, lower-cased device id.
@@ -69,6 +73,7 @@ type Devices struct {
 	seed   maphash.Seed
 	shards [64]deviceShard
 	store  Store
+	node   string // this gateway's name, recorded as the node that served a device
 
 	dirtyMu sync.Mutex
 	dirty   map[uint64]struct{}
@@ -141,6 +146,8 @@ func (d *Devices) Get(user, device []byte) (DeviceRecord, bool) {
 // update LastSeen (at most once a second, to keep the store writes batched)
 // and the DeviceType and User-Agent when they change.
 func (d *Devices) Touch(user, device, deviceType, userAgent []byte, now time.Time) DeviceRecord {
+	// The copy shares UserAgents with the table's record: callers read it
+	// only (the table replaces the slice, never changes it in place).
 	k := d.key(user, device)
 	sh := d.shard(k)
 	sh.mu.RLock()
@@ -166,6 +173,7 @@ func (d *Devices) Touch(user, device, deviceType, userAgent []byte, now time.Tim
 	if r.UserAgent != string(userAgent) && len(userAgent) > 0 {
 		r.UserAgent = string(userAgent)
 	}
+	r.noteUserAgent(now)
 	out := *r
 	sh.mu.Unlock()
 	d.markDirty(k)

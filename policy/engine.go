@@ -24,6 +24,10 @@ type Config struct {
 	// compliance lists are put in its canonical form, the form Subject.User
 	// must have. nil compares names as written, case-folded.
 	Domains *eas.Domains
+	// Overrides, when set, are the administrators' per-device decisions
+	// (admin API, `easgate devices`). The table outlives the engine: it is
+	// shared by every engine of the process and changes without a reload.
+	Overrides *Overrides
 }
 
 // UserLists are a user's personal exemptions, as Exchange's
@@ -80,6 +84,7 @@ type Engine struct {
 	onUnavail Action
 	cache     *Cache
 	domains   *eas.Domains
+	overrides *Overrides
 }
 
 type compiledUser struct {
@@ -114,6 +119,7 @@ func NewEngine(cfg Config, cache *Cache) (*Engine, error) {
 		onUnavail: cfg.Compliance.OnUnavailable,
 		cache:     cache,
 		domains:   cfg.Domains,
+		overrides: cfg.Overrides,
 	}
 	expand := func(where string, list []string) []string {
 		var out []string
@@ -295,6 +301,9 @@ func (e *Engine) Explain(ctx context.Context, s *Subject) (Decision, []Step) {
 // Mode returns the policy's mode.
 func (e *Engine) Mode() Mode { return e.mode }
 
+// Overrides returns the override table the engine consults (nil: none).
+func (e *Engine) Overrides() *Overrides { return e.overrides }
+
 func (e *Engine) decide(ctx context.Context, s *Subject, t *tracer) Decision {
 	now := s.Now
 	if now.IsZero() {
@@ -334,6 +343,10 @@ func (e *Engine) CanonicalUser(user string) (string, error) { return e.domains.C
 // DetermineDeviceAccessState (PROTOCOL.md 4.2), extended by the compliance
 // requirement:
 //
+//  0. an administrator's override for the device (Overrides): allow (which,
+//     like a personal exemption, also exempts it from compliance), block or
+//     quarantine; the newest word of an administrator, so it ranks above
+//     the config file's lists;
 //  1. the user's blocked device ids: block;
 //  2. the user's allowed device ids: allow (a personal exemption also
 //     exempts the device from the compliance requirement, as the Intune
@@ -348,6 +361,27 @@ func (e *Engine) CanonicalUser(user string) (string, error) { return e.domains.C
 //     the user how to enrol); no verdict in time applies on_unavailable;
 //  6. an allow rule, else the default access level.
 func (e *Engine) evaluate(ctx context.Context, s *Subject, now time.Time, d *Decision, t *tracer) {
+	// 0: the administrators' overrides.
+	if a, ok := e.overrides.Lookup(s.User, s.DeviceID); ok {
+		if t != nil {
+			o, _ := e.overrides.Get(string(s.User), string(s.DeviceID))
+			t.add("admin override", true, "%s by %s at %s: %s", o.Action, o.By, o.At.Format(time.RFC3339), o.Note)
+		}
+		d.Action = a
+		switch a {
+		case Allow:
+			d.addReason(ReasonAdminAllow)
+		case Block:
+			d.addReason(ReasonAdminBlock)
+		default:
+			d.addReason(ReasonAdminQuarantine)
+		}
+		return
+	}
+	if t != nil {
+		t.add("admin override", false, "no override for %s of %q", s.DeviceID, s.User)
+	}
+
 	// 1 and 2: personal lists.
 	if cu := e.lookupUser(s.User); cu != nil {
 		var buf [eas.MaxDeviceIDLen]byte

@@ -87,6 +87,9 @@ const (
 	ReasonReportOnlyRule               // a report-only rule matched (it did not decide)
 	ReasonReportOnlyPolicy             // the policy runs in report mode: nothing is enforced
 	ReasonUnknownUser                  // the user name has no canonical form (a domain not in auth.domains): block
+	ReasonAdminAllow                   // an administrator allowed the device (admin API or easgate devices allow)
+	ReasonAdminBlock                   // an administrator blocked the device
+	ReasonAdminQuarantine              // an administrator quarantined the device
 	reasonCount
 )
 
@@ -107,6 +110,19 @@ var reasonNames = [...]string{
 	ReasonReportOnlyRule:        "report-only-rule",
 	ReasonReportOnlyPolicy:      "report-only-policy",
 	ReasonUnknownUser:           "unknown-user",
+	ReasonAdminAllow:            "admin-allow",
+	ReasonAdminBlock:            "admin-block",
+	ReasonAdminQuarantine:       "admin-quarantine",
+}
+
+// ParseReason reads a reason's String form.
+func ParseReason(s string) (Reason, bool) {
+	for i, n := range reasonNames {
+		if n == s {
+			return Reason(i), true
+		}
+	}
+	return ReasonNone, false
 }
 
 func (r Reason) String() string {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/proxy/access"
+	"github.com/easgate/easgate/proxy/admin"
 	"github.com/easgate/easgate/proxy/config"
 	"github.com/easgate/easgate/proxy/quarantine"
 )
@@ -46,6 +49,10 @@ type enforcement struct {
 	// compliance requirement that refuses): forwarded long polls then need
 	// no watching.
 	watchHeld bool
+	// tokens are the admin API tokens (admin.tokens, admin.token_file).
+	tokens []admin.Token
+	// digest is admin.digest with its files read (nil: off).
+	digest *admin.DigestSettings
 }
 
 // enforcer is the process-wide part.
@@ -53,7 +60,9 @@ type enforcer struct {
 	log       zerolog.Logger
 	quar      *quarantine.Emulator
 	held      heldRegistry
-	recheck   atomic.Int64 // nanoseconds: how often held requests re-decide (verdict changes)
+	api       *admin.API    // the admin API (adminapi.go)
+	digest    *admin.Digest // the admin mail digest; its events outlive reloads
+	recheck   atomic.Int64  // nanoseconds: how often held requests re-decide (verdict changes)
 	decisions *prometheus.CounterVec
 	entered   *prometheus.CounterVec
 	quarGauge prometheus.GaugeFunc
@@ -78,6 +87,14 @@ var sourceClient *http.Client
 func newEnforcement(cfg *config.Config, log zerolog.Logger, prev *enforcement, gm access.GuardMetrics) (*enforcement, error) {
 	// Everything that can fail comes before access.Build, which takes the
 	// device table and the compliance source over from prev.
+	tokens, err := admin.LoadTokens(&cfg.Admin)
+	if err != nil {
+		return nil, err
+	}
+	digest, err := admin.LoadDigest(&cfg.Admin.Digest)
+	if err != nil {
+		return nil, err
+	}
 	q := cfg.Policy.Quarantine
 	notice, err := quarantine.LoadNotice(quarantine.NoticeConfig{From: q.Notice.From, Subject: q.Notice.Subject,
 		Template: q.Notice.Template, EnrollURL: q.Notice.EnrollURL})
@@ -92,10 +109,14 @@ func newEnforcement(cfg *config.Config, log zerolog.Logger, prev *enforcement, g
 	if err != nil {
 		return nil, err
 	}
-	e := &enforcement{acc: acc, notice: notice}
+	e := &enforcement{acc: acc, notice: notice, tokens: tokens, digest: digest}
 	p := &cfg.Policy
+	// With an admin listener an administrator can block or quarantine any
+	// device at any time (admin overrides): its held long polls must be
+	// watched so that the block answers them at once.
 	e.watchHeld = p.Mode != config.ModeReport && (len(p.Rules) > 0 || len(p.Users) > 0 ||
-		(p.DefaultAccess != "" && p.DefaultAccess != config.AccessAllow) || p.Compliance.Source.Type != "")
+		(p.DefaultAccess != "" && p.DefaultAccess != config.AccessAllow) || p.Compliance.Source.Type != "" ||
+		cfg.Admin.Address != "")
 	if q.AdminWebhook != "" {
 		// NewNotifier fails only for an empty URL.
 		e.notifier, _ = quarantine.NewNotifier(quarantine.NotifierConfig{URL: q.AdminWebhook, Timeout: 10 * time.Second,
@@ -168,6 +189,9 @@ func (en *enforcer) flushLoop() {
 func (en *enforcer) close() {
 	en.once.Do(func() { close(en.stop) })
 	en.wg.Wait()
+	if en.digest != nil {
+		en.digest.Close()
+	}
 }
 
 // decide applies the access policy to the inspected request: it records the
@@ -197,7 +221,22 @@ func (st *state) decide(x *exchange, r *eas.Request, info *eas.DeviceInfo) polic
 	x.identify(r, info)
 	subj := policy.Subject{User: user, DeviceID: r.DeviceID, DeviceType: r.DeviceType, UserAgent: r.UserAgent,
 		Client: x.client, Info: &sc.info, FirstSeen: rec.FirstSeen, Auth: x.authMethodOf(r), CertIdentity: x.certIdentity(), Now: now} // authn.go: Auth, CertIdentity
-	return e.acc.Engine.Decide(context.Background(), &subj)
+	d := e.acc.Engine.Decide(context.Background(), &subj)
+	// The inventory (policy/inventory.go): a read-locked comparison, and a
+	// write only when the device's command, address, client or decision
+	// changed.
+	e.acc.Devices.Observe(user, r.DeviceID, &d, &x.client,
+		policy.Observation{Command: r.Command, Version: r.Version, Addr: remoteAddr(x.remote), Now: now})
+	return d
+}
+
+// remoteAddr is the phone's (or its load balancer's) IP address.
+func remoteAddr(a net.Addr) netip.Addr {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(t.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
 }
 
 func authMethod(r *eas.Request) policy.AuthMethod {
@@ -312,6 +351,8 @@ func reasonText(d *policy.Decision) string {
 			return "the device access rule " + d.Rule + " applies to it"
 		case policy.ReasonIndividualBlock:
 			return "it is on your blocked devices list"
+		case policy.ReasonAdminQuarantine:
+			return "an administrator has put it on hold"
 		case policy.ReasonDefault:
 			return "new devices need an administrator's approval"
 		}
@@ -387,6 +428,10 @@ func (s *Server) announce(st *state, d *policy.Decision, mode, previous string, 
 		Msg("device " + action + " (admin notice)")
 	if d.Enforced && st.enf.notifier != nil {
 		st.enf.notifier.Notify(ev)
+	}
+	if en := s.enf; d.Enforced && en != nil && en.digest != nil {
+		en.digest.Add(admin.DigestEvent{Time: ev.Time, Event: action, User: ev.User, DeviceID: ev.DeviceID, DeviceType: ev.DeviceType,
+			Model: ev.Model, OS: ev.OS, Client: ev.Client, Reasons: reasons, Rule: d.Rule})
 	}
 }
 
@@ -569,6 +614,9 @@ func (s *Server) initEnforcement(st *state) error {
 		return err
 	}
 	en.quar.SetNotice(e.notice)
+	en.api = admin.New(adminGateway{s}, s.log)
+	en.digest = admin.NewDigest(s.log)
+	en.digest.Configure(e.digest)
 	st.enf, s.enf = e, en
 	e.acc.Run()
 	return nil
@@ -591,6 +639,7 @@ func (s *Server) attachEnforcement(st, old *state) error {
 	}
 	st.enf = e
 	s.enf.quar.SetNotice(e.notice)
+	s.enf.digest.Configure(e.digest)
 	e.acc.Run()
 	return nil
 }

@@ -521,10 +521,15 @@ func (s *Server) Ready() bool {
 func (s *Server) HeldLongPolls() int64 { return s.held.Load() }
 
 // AdminHandler serves the admin listener: /metrics (Prometheus text format),
-// /healthz (the process is alive) and /readyz (a configuration is loaded and
-// at least one CAS is healthy). Bind it to a loopback or management address.
+// /healthz (the process is alive), /readyz (a configuration is loaded and
+// at least one CAS is healthy) and the admin API under /api/v1
+// (adminapi.go). Every endpoint but /healthz and /readyz needs an admin
+// token when any is configured, and a loopback client otherwise.
 func (s *Server) AdminHandler() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		if s.adminGate(ctx) { // adminapi.go: tokens for every endpoint but /healthz, /readyz; the /api/v1 API
+			return
+		}
 		switch string(ctx.Path()) {
 		case "/metrics":
 			s.metrics.handler(ctx)

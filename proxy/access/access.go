@@ -39,6 +39,10 @@ type Access struct {
 	Source  policy.Source // nil without a compliance source
 	Devices *policy.Devices
 	Store   policy.Store // nil when state.path is empty (memory only)
+	// Overrides are the administrators' per-device decisions and Audit
+	// the trail of their actions; like Devices they outlive reloads.
+	Overrides *policy.Overrides
+	Audit     *policy.Audit
 
 	srcCfg   config.Compliance
 	log      zerolog.Logger
@@ -94,6 +98,7 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 		// The device table and store outlive reloads; the new Access takes
 		// over flushing them.
 		a.Devices, a.Store = opts.Prev.Devices, opts.Prev.Store
+		a.Overrides, a.Audit = opts.Prev.Overrides, opts.Prev.Audit
 	} else {
 		if _, err := os.Stat(cfg.State.Path); cfg.State.Path != "" && opts.ReadOnly && err != nil {
 			// Nothing recorded yet (the gateway never ran with this
@@ -107,12 +112,24 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 			a.Store = st
 		}
 		a.Devices = policy.NewDevices(a.Store)
+		a.Overrides = policy.NewOverrides(a.Store)
 		if !opts.ReadOnly {
+			if host, err := os.Hostname(); err == nil {
+				a.Devices.SetNode(host)
+			}
 			if err := a.Devices.LoadCanonical(pc.Domains.Canonical); err != nil {
 				log.Warn().Err(err).Msg("state store: some device records were skipped")
 			}
 		}
+		// Overrides decide, so explain (read-only) loads them too.
+		if err := a.Overrides.Load(); err != nil {
+			log.Warn().Err(err).Msg("state store: some admin overrides were skipped")
+		}
+		if a.Audit, err = policy.NewAudit(a.Store); err != nil {
+			return nil, fmt.Errorf("state store: audit trail: %w", err)
+		}
 	}
+	pc.Overrides = a.Overrides
 	if src := cfg.Policy.Compliance.Source; src.Type != "" {
 		if p := opts.Prev; p != nil && p.Cache != nil && reflect.DeepEqual(p.srcCfg.Source, src) && reflect.DeepEqual(p.srcCfg.Cache, cfg.Policy.Compliance.Cache) {
 			a.Source, a.Cache = p.Source, p.Cache

@@ -355,6 +355,12 @@ type State struct {
 type Admin struct {
 	Address   string `yaml:"address" json:"address"` // "" disables the admin listener
 	TokenFile string `yaml:"token_file" json:"token_file" check:"file"`
+	// Tokens are named bearer tokens with a role each (read, operate,
+	// admin); token_file is one more token, named "admin", of role admin.
+	Tokens []AdminToken `yaml:"tokens" json:"tokens,omitempty"`
+	// Digest mails the administrators, at an interval, the devices that
+	// entered quarantine or were blocked (off while smtp is empty).
+	Digest Digest `yaml:"digest" json:"digest,omitzero"`
 }
 
 // Identify configures client identification.
@@ -365,6 +371,44 @@ type Identify struct {
 	// Config.IdentifyRules (check-config, serve and every reload).
 	RulesFile string `yaml:"rules_file" json:"rules_file" check:"file"`
 }
+
+// Digest is the admin mail digest: one mail per interval listing the
+// devices that entered quarantine or were blocked, sent through the
+// organisation's SMTP relay. Nothing is sent for an interval without such
+// devices.
+type Digest struct {
+	SMTP         string   `yaml:"smtp" json:"smtp"`                                // relay host:port; "" disables the digest
+	TLS          string   `yaml:"tls" json:"tls"`                                  // starttls (default) | tls | none
+	TrustedCAs   string   `yaml:"trusted_cas" json:"trusted_cas" check:"file"`     // CAs of the relay's certificate; "" = system roots
+	Username     string   `yaml:"username" json:"username"`                        // SMTP AUTH user; "" = no authentication
+	PasswordFile string   `yaml:"password_file" json:"password_file" check:"file"` // SMTP AUTH password
+	From         string   `yaml:"from" json:"from"`
+	To           []string `yaml:"to" json:"to"`
+	Interval     Duration `yaml:"interval" json:"interval"` // default 1h
+}
+
+// Digest TLS modes.
+const (
+	DigestSTARTTLS = "starttls"
+	DigestTLS      = "tls"
+	DigestNoTLS    = "none"
+)
+
+// AdminToken is one named admin API token. The token itself is read from
+// File (never written in the config); Name is what the audit trail and the
+// logs show.
+type AdminToken struct {
+	Name string `yaml:"name" json:"name"`
+	File string `yaml:"file" json:"file" check:"file"`
+	Role string `yaml:"role" json:"role"` // read | operate | admin
+}
+
+// Admin token roles.
+const (
+	RoleRead    = "read"
+	RoleOperate = "operate"
+	RoleAdmin   = "admin"
+)
 
 // Log configures logging.
 type Log struct {

@@ -137,7 +137,7 @@ admin:
 		"w.yaml:9:27: upstreams.tls.insecure_skip_verify: the CAS certificates are not verified: anyone on the path can read passwords and mail (hint: set upstreams.tls.trusted_cas to the CA of the CAS certificates instead)",
 		"w.yaml:12:9: auth.mode: mode either behaves like credentials while client certificates are off (hint: set listen.tls.client_certificates.mode to optional, or auth.mode to credentials)",
 		"w.yaml:16:29: policy.rules[0].match.device_model: looks like a regular expression, but regex is false: it is matched literally (hint: set regex: true in this match, or remove the regular-expression characters)",
-		"w.yaml:19:12: admin.address: the admin API is reachable from the network without a token (hint: set admin.token_file, or listen on 127.0.0.1)",
+		"w.yaml:19:12: admin.address: without a token the admin listener answers loopback clients only (hint: set admin.tokens (or admin.token_file), or listen on 127.0.0.1)",
 	}
 	var got []string
 	for _, w := range cfg.Warnings() {

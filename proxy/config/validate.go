@@ -114,12 +114,7 @@ func (c *checker) validate(cfg *Config) {
 		c.errf("state.url", "remove state.url; each node keeps its own state in state.path",
 			"a shared state database is not supported by this version")
 	}
-	if cfg.Admin.Address != "" {
-		if host, ok := c.address("admin.address", cfg.Admin.Address); ok && cfg.Admin.TokenFile == "" && !isLoopback(host) {
-			c.warnf("admin.address", "set admin.token_file, or listen on 127.0.0.1",
-				"the admin API is reachable from the network without a token")
-		}
-	}
+	c.validateAdmin(&cfg.Admin)
 	c.enum("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	c.enum("log.format", cfg.Log.Format, "json", "console")
 	if cfg.Log.AccessLog == "" {
@@ -852,4 +847,72 @@ func (c *checker) validateCompliance(p *Policy, groups []string) {
 	}
 	c.atLeast(cpth+".max_entries", ca.MaxEntries, 1)
 	c.enum(cpth+".on_unavailable", ca.OnUnavailable, AccessAllow, AccessBlock, AccessQuarantine)
+}
+
+// validateAdmin checks the admin listener and its tokens. Without any
+// token the listener accepts loopback clients only, so a non-loopback
+// address without one is a warning, not an error: nothing is exposed.
+func (c *checker) validateAdmin(a *Admin) {
+	if a.Address != "" {
+		if host, ok := c.address("admin.address", a.Address); ok && a.TokenFile == "" && len(a.Tokens) == 0 && !isLoopback(host) {
+			c.warnf("admin.address", "set admin.tokens (or admin.token_file), or listen on 127.0.0.1",
+				"without a token the admin listener answers loopback clients only")
+		}
+	}
+	names := map[string]bool{}
+	if a.TokenFile != "" {
+		names["admin"] = true
+	}
+	for i, t := range a.Tokens {
+		p := fmt.Sprintf("admin.tokens[%d]", i)
+		switch {
+		case t.Name == "":
+			c.errf(p+".name", "name each token: the audit trail records who acted by this name", "a token needs a name")
+		case names[t.Name]:
+			c.errf(p+".name", "give each token its own name (admin.token_file is named \"admin\")", "duplicate token name %q", t.Name)
+		}
+		names[t.Name] = true
+		if t.File == "" {
+			c.errf(p+".file", "put the token in a file readable only by easgate", "a token needs a file")
+		}
+		c.enum(p+".role", t.Role, RoleRead, RoleOperate, RoleAdmin)
+	}
+	c.validateDigest(&a.Digest)
+}
+
+// validateDigest checks admin.digest when it is on (smtp set).
+func (c *checker) validateDigest(d *Digest) {
+	const p = "admin.digest"
+	if d.SMTP == "" {
+		if d.From != "" || len(d.To) > 0 || d.Username != "" {
+			c.errf(p+".smtp", "set smtp to the relay's host:port, or remove admin.digest", "the digest has recipients but no SMTP relay")
+		}
+		return
+	}
+	if host, port, err := net.SplitHostPort(d.SMTP); err != nil || host == "" || port == "" {
+		c.errf(p+".smtp", "write host:port, e.g. relay.corp.example.com:587", "%q is not host:port", d.SMTP)
+	}
+	if d.TLS != "" {
+		c.enum(p+".tls", d.TLS, DigestSTARTTLS, DigestTLS, DigestNoTLS)
+	}
+	if d.TLS == DigestNoTLS && d.Username != "" {
+		c.errf(p+".tls", "use starttls or tls with SMTP AUTH", "the SMTP password would cross the network unencrypted")
+	}
+	if _, err := mail.ParseAddress(d.From); err != nil {
+		c.errf(p+".from", `write an address such as "easgate <easgate@corp.example.com>"`, "from %q: %v", d.From, err)
+	}
+	if len(d.To) == 0 {
+		c.errf(p+".to", "list the administrators' addresses", "the digest needs at least one recipient")
+	}
+	for i, a := range d.To {
+		if _, err := mail.ParseAddress(a); err != nil {
+			c.errf(fmt.Sprintf("%s.to[%d]", p, i), "write one address per entry", "%q: %v", a, err)
+		}
+	}
+	if (d.Username == "") != (d.PasswordFile == "") {
+		c.errf(p+".username", "set both username and password_file, or neither", "SMTP AUTH needs a user and a password")
+	}
+	if d.Interval != 0 && d.Interval.D() < time.Second {
+		c.errf(p+".interval", "use at least 1s (1h is the default)", "interval %s is too short", d.Interval.D())
+	}
 }
