@@ -462,7 +462,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.enf != nil {
 		s.enf.held.endHolds() // quarhold.go: any hold not in the held set
 	}
-	s.log.Info().Int("held", held).Int64("in_flight", inFlight).Dur("drain", st.drain).
+	s.log.Info().Int("held", held).Int64("in_flight", inFlight).Stringer("drain", st.drain).
 		Msg("shutting down: held long polls answered as if their heartbeat ended; requests in flight drain")
 	done := make(chan error, 1)
 	go func() {
@@ -505,7 +505,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		left := st.refs.Load()
 		st.draining.Store(true)
 		st.pool.cut()
-		s.log.Warn().Int64("in_flight", left).Dur("after", time.Since(start)).
+		s.log.Warn().Int64("in_flight", left).Stringer("after", time.Since(start).Round(time.Millisecond)).
 			Msg("drain time is up: requests still waiting for a CAS are cut")
 		select {
 		case err = <-done:
@@ -516,7 +516,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.retiring.Wait()
 	s.stopSweep() // vanish.go
 	st.pool.closeIdle()
-	s.log.Info().Dur("took", time.Since(start)).Bool("drained", finished).Msg("drain ended")
+	s.log.Info().Stringer("took", time.Since(start).Round(time.Millisecond)).Bool("drained", finished).Msg("drain ended")
 	st.access.close()
 	s.closeAuthn()         // authn.go: flush the lockout counters
 	s.closeEnforcement(st) // enforce.go: flush devices, verdicts and quarantine records

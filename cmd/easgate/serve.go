@@ -107,8 +107,7 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) error {
 	case sig = <-sigc:
 	}
 	stopWatch()
-	log.Info().Stringer("signal", sig).Dur("drain", cfg.Upstreams.Timeouts.Drain.D()).
-		Msg("shutting down (a second signal stops at once)")
+	log.Info().Stringer("signal", sig).Msg("shutting down (a second signal stops at once)")
 	// The drain bound comes from upstreams.timeouts.drain; this outer
 	// bound only guards against a stuck connection.
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Upstreams.Timeouts.Drain.D()+30*time.Second)
