@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -459,4 +461,49 @@ func TestVanishedPhonesUnwatched(t *testing.T) {
 	if v := metricValue(t, p.s, "easgate_rejected_requests_total", map[string]string{"reason": "client_gone"}); v != 0 {
 		t.Errorf("a vanished phone counted as a refusal: easgate_rejected_requests_total{reason=client_gone} %v", v)
 	}
+}
+
+// TestVanishedTLSPhone: a phone on TLS that leaves (close_notify, then FIN)
+// while the CAS holds its Ping is noticed through its TCP socket; a TLS
+// phone that stays is not cut.
+func TestVanishedTLSPhone(t *testing.T) {
+	cas := startHoldingCAS(t)
+	dir := t.TempDir()
+	gwCert, gwKey, _ := testCert(t, dir, "mail.example.com")
+	accessLog := filepath.Join(dir, "access.log")
+	y := testYAML([]string{"http://" + cas.addr}, map[string]string{"health_interval": "60s", "access_log": accessLog})
+	y = strings.Replace(y, "  plain_http: true\n", "  tls:\n    certificate: "+gwCert+"\n    key: "+gwKey+"\n", 1)
+	p := startProxy(t, mustParse(t, y))
+	roots := x509.NewCertPool()
+	pem, err := os.ReadFile(gwCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots.AppendCertsFromPEM(pem)
+	ping := pingBody(t, 480)
+	dial := func(device string) *tls.Conn {
+		c, err := tls.Dial("tcp", p.addr, &tls.Config{RootCAs: roots, ServerName: "mail.example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(phoneRequest("Ping", device, "iPhone", ping, false)); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	leaving, staying := dial("vtlsgone"), dial("vtlsstay")
+	defer staying.Close()
+	waitFor(t, "the Pings held at the CAS", func() bool { return cas.held.Load() == 2 })
+	_ = leaving.Close() // close_notify, then FIN
+	waitForLong(t, "the TLS phone's Ping freed", 30*time.Second, func() bool {
+		return cas.held.Load() == 1 && p.s.held.Load() == 1 && closeWaitOn(t, portOf(t, p.addr)) == 0
+	})
+	time.Sleep(vanishEvery + time.Second)
+	if cas.held.Load() != 1 || p.s.held.Load() != 1 {
+		t.Fatalf("the TLS phone that stays was cut: %d held at the CAS, %d by the gateway", cas.held.Load(), p.s.held.Load())
+	}
+	waitForLong(t, "the access-log line", 10*time.Second, func() bool {
+		data, _ := os.ReadFile(accessLog)
+		return bytes.Contains(data, []byte(`"device_id":"vtlsgone"`)) && clientGoneLines(t, accessLog)["iPhone"] == 1
+	})
 }
