@@ -507,3 +507,48 @@ func TestVanishedTLSPhone(t *testing.T) {
 		return bytes.Contains(data, []byte(`"device_id":"vtlsgone"`)) && clientGoneLines(t, accessLog)["iPhone"] == 1
 	})
 }
+
+// TestVanishedQuarantinedHTTP10Phone: a quarantined device's Ping sent over
+// HTTP/1.0 is held by its handler (the connection cannot be hijacked); when
+// the phone leaves, the hold is dropped and logged 499 client_gone.
+func TestVanishedQuarantinedHTTP10Phone(t *testing.T) {
+	cas := startHoldingCAS(t)
+	dir := t.TempDir()
+	accessLog := filepath.Join(dir, "access.log")
+	y := testYAML([]string{"http://" + cas.addr}, map[string]string{"health_interval": "60s", "access_log": accessLog})
+	p := startProxy(t, mustParse(t, y+vanishPolicy(dir)))
+	// The FolderSync teaches easgate the Inbox (HTTP/1.0: its connection
+	// closes after the answer).
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(phoneRequest("FolderSync", "vquar10", "QuarPhone", folderSyncZero(), true)); err != nil {
+		t.Fatal(err)
+	}
+	var resp fasthttp.Response
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if err := resp.Read(bufio.NewReader(c)); err != nil || resp.StatusCode() != 200 {
+		t.Fatalf("FolderSync: %v %d", err, resp.StatusCode())
+	}
+	_ = c.Close()
+	c, err = net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(phoneRequest("Ping", "vquar10", "QuarPhone", pingBody(t, 480), true)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the Ping held by easgate", func() bool { return p.s.held.Load() == 1 && p.s.phones.len() == 1 })
+	if p.s.hijacked.Load() != 0 {
+		t.Fatal("an HTTP/1.0 Ping was hijacked")
+	}
+	_ = c.Close()
+	waitForLong(t, "the hold dropped", 30*time.Second, func() bool {
+		return p.s.held.Load() == 0 && p.s.phones.len() == 0 && p.s.enf.held.len() == 0 && closeWaitOn(t, portOf(t, p.addr)) == 0
+	})
+	waitForLong(t, "the access-log line", 10*time.Second, func() bool { return clientGoneLines(t, accessLog)["QuarPhone"] == 1 })
+	if cas.pings.Load() != 0 {
+		t.Error("the quarantined device's Ping reached the CAS")
+	}
+}
