@@ -552,3 +552,44 @@ func TestVanishedQuarantinedHTTP10Phone(t *testing.T) {
 		t.Error("the quarantined device's Ping reached the CAS")
 	}
 }
+
+// BenchmarkVanishProbe is the sweep's cost per held request: one check of
+// a phone's TCP socket (an open one, as nearly all are).
+func BenchmarkVanishProbe(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	server := <-accepted
+	defer server.Close()
+	pc := &phoneConn{Conn: server}
+	var p peerProbe
+	p.fn = p.probe
+	b.ReportAllocs()
+	for b.Loop() {
+		if p.closed(pc) {
+			b.Fatal("an open connection reads as closed")
+		}
+	}
+	_ = c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !p.closed(pc) {
+		if time.Now().After(deadline) {
+			b.Fatal("a closed connection never reads as closed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
