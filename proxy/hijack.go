@@ -30,7 +30,9 @@ import (
 // then does the upstream round trip, writes the answer itself (the same
 // status, headers and framing the ordinary path sends) and hands the
 // keep-alive connection back to fasthttp with Server.ServeConn, so the
-// phone's next request is served as usual.
+// phone's next request is served as usual. While the CAS holds it, the
+// vanish sweep watches the phone's socket and shutdown may cut it
+// (vanish.go).
 
 // canHijack reports whether a held request can be answered on a hijacked
 // connection: HTTP/1.1 (HTTP/1.0 framing is left to fasthttp), not HEAD, and
