@@ -135,6 +135,7 @@ func startRawCAS(t *testing.T) *rawCAS {
 type servedGateway struct {
 	cmd       *exec.Cmd
 	addr      string
+	admin     string // the admin listener (/metrics)
 	dir       string
 	stderr    *syncBuffer
 	done      chan struct{}
@@ -166,13 +167,8 @@ func startServe(t *testing.T, cas *rawCAS) *servedGateway {
 	t.Helper()
 	bin := easgateBin(t)
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	g := &servedGateway{addr: addr, dir: dir, stderr: &syncBuffer{}, done: make(chan struct{}),
+	addr, admin := freeAddr(t), freeAddr(t)
+	g := &servedGateway{addr: addr, admin: admin, dir: dir, stderr: &syncBuffer{}, done: make(chan struct{}),
 		accessLog: filepath.Join(dir, "access.log")}
 	cfg := fmt.Sprintf(`listen:
   address: %q
@@ -194,7 +190,7 @@ auth:
 limits:
   max_held_long_polls: 10000
 admin:
-  address: ""
+  address: %q
 state:
   path: %s
 log:
@@ -208,7 +204,7 @@ policy:
     - name: quarantine-test-phones
       match: {device_type: QuarPhone}
       access: quarantine
-`, addr, cas.addr, filepath.Join(dir, "state.db"), g.accessLog)
+`, addr, cas.addr, admin, filepath.Join(dir, "state.db"), g.accessLog)
 	path := filepath.Join(dir, "easgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -242,6 +238,33 @@ policy:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// heldLongPolls reads easgate_held_long_polls from the admin listener (-1
+// when it cannot).
+func (g *servedGateway) heldLongPolls() int {
+	status, body, err := fasthttp.Get(nil, "http://"+g.admin+"/metrics")
+	if err != nil || status != 200 {
+		return -1
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "easgate_held_long_polls "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return int(n)
+			}
+		}
+	}
+	return -1
 }
 
 func (g *servedGateway) signal(t *testing.T, sig syscall.Signal) {
@@ -365,13 +388,12 @@ func TestServeSIGTERMAnswersHeldPings(t *testing.T) {
 	const nCAS, nQuar = 150, 50
 	phones := append(holdPhones(t, g.addr, nCAS, "iPhone"), holdPhones(t, g.addr, nQuar, "QuarPhone")...)
 	deadline := time.Now().Add(30 * time.Second)
-	for cas.held.Load() < nCAS {
+	for cas.held.Load() < nCAS || g.heldLongPolls() != len(phones) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d Pings held at the CAS, want %d", cas.held.Load(), nCAS)
+			t.Fatalf("%d Pings held at the CAS (want %d), %d by the gateway (want %d)", cas.held.Load(), nCAS, g.heldLongPolls(), len(phones))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(500 * time.Millisecond) // the quarantined phones' Pings are held by easgate (nothing to wait on)
 
 	start := time.Now()
 	g.signal(t, syscall.SIGTERM)
