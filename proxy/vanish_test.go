@@ -386,8 +386,8 @@ func waitForLong(t testing.TB, what string, d time.Duration, cond func() bool) {
 // watched, and a vanished phone is still noticed, whether its Ping waits on
 // a hijacked connection or (HTTP/1.0) in its handler. A phone that sends
 // its next request pipelined on the held connection is not gone: it is
-// answered, then served. The last held Ping is answered at shutdown at
-// once, as if its heartbeat had ended.
+// answered, then served. The last held Ping stays held across a reload,
+// and is answered at shutdown at once, as if its heartbeat had ended.
 func TestVanishedPhonesUnwatched(t *testing.T) {
 	cas := startHoldingCAS(t)
 	dir := t.TempDir()
@@ -426,8 +426,18 @@ func TestVanishedPhonesUnwatched(t *testing.T) {
 		t.Fatalf("the phone with a pipelined request was cut: %d held at the CAS, %d by the gateway", cas.held.Load(), p.s.held.Load())
 	}
 
-	// Shutdown answers it at once (the drain is 60 s), and the request it
-	// pipelined is not served (the gateway is stopping).
+	// A reload leaves it held on the old configuration.
+	if err := p.s.Reload(mustParse(t, yaml)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if cas.held.Load() != 1 || p.s.held.Load() != 1 {
+		t.Fatalf("a reload cut the held Ping at once: %d held at the CAS, %d by the gateway", cas.held.Load(), p.s.held.Load())
+	}
+
+	// Shutdown answers it at once (the drain is 60 s, for the retiring
+	// configuration too), and the request it pipelined is not served (the
+	// gateway is stopping).
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	stopped := make(chan error, 1)
