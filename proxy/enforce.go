@@ -475,11 +475,7 @@ func (s *Server) holdQuarantined(ctx *fasthttp.RequestCtx, x *exchange, a quaran
 		q.h = &heldPoll{s: s, x: x, phoneClose: ctx.Request.Header.ConnectionClose(), quar: q}
 		return s.hijack(ctx, q.h)
 	}
-	// HTTP/1.0 or a streamed body: the handler waits.
-	q.ready = make(chan struct{}, 1)
-	q.arm()
-	<-q.ready
-	return x.writeAnswer(&ctx.Response, x.en.early)
+	return q.waitInHandler(ctx) // HTTP/1.0 or a streamed body: the handler waits
 }
 
 // redecide runs the policy again for a held request's device, with the
@@ -530,7 +526,7 @@ func (x *exchange) decisionLabel() string {
 	if x.en.taken != "" {
 		return x.en.taken
 	}
-	if x.reason != "" && x.reason != "long_poll_cut" {
+	if refusal(x.reason) {
 		return "none"
 	}
 	return "allow"

@@ -540,7 +540,13 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	if x.held && canHijack(ctx) {
 		return s.hijackLongPoll(ctx, x, deadline, phoneClose)
 	}
+	if x.held {
+		s.holdInHandler(x, ctx.Conn()) // vanish.go: swept and stopped like the hijacked ones
+	}
 	resp, lastErr := s.roundTrip(x, &ctx.Request, deadline, bodyStreamed)
+	if x.held {
+		s.releaseHeld(x)
+	}
 	return s.respond(x, &ctx.Response, resp, lastErr, phoneClose)
 }
 
@@ -659,7 +665,11 @@ func (s *Server) respond(x *exchange, out *fasthttp.Response, resp *fasthttp.Res
 			return x.answerTo(out, fasthttp.StatusServiceUnavailable, "no_healthy_upstream")
 		}
 		x.errText = lastErr.Error()
-		if x.held && x.st.draining.Load() {
+		if x.held && x.hijacked.phoneLeft() { // vanish.go: nothing is sent (the connection closes)
+			out.SetConnectionClose()
+			return x.answerTo(out, statusClientGone, "client_gone")
+		}
+		if x.held && (x.st.draining.Load() || s.closing.Load()) {
 			return x.answerCutLongPoll(out)
 		}
 		code := statusFor(lastErr)
@@ -836,7 +846,7 @@ func (x *exchange) finish() {
 	total := now.Sub(x.start)
 	cmd := commandLabel(x)
 	decision := x.decisionLabel() // enforce.go
-	if x.reason != "" && x.reason != "long_poll_cut" {
+	if refusal(x.reason) {
 		s.metrics.rejected.WithLabelValues(x.reason).Inc()
 	}
 	s.metrics.request(cmd, decision, x.status)

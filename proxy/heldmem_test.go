@@ -50,9 +50,10 @@ import (
 const childEnv = "EASGATE_MEMTEST_CHILD"
 
 // TestHeldPingMemoryChild is the gateway process of the subprocess
-// measurement. It serves the config named by EASGATE_MEMTEST_CHILD, prints
-// "addr <host:port>", and obeys lines on stdin: "profile <path>" writes a
-// heap profile, "stats" prints runtime figures, EOF shuts it down.
+// measurement (and of TestVanishedPhones). It serves the config named by
+// EASGATE_MEMTEST_CHILD, prints "addr <host:port>", and obeys lines on
+// stdin: "profile <path>" writes a heap profile, "stats" prints runtime
+// figures, "held" the held-request figures, EOF shuts it down.
 func TestHeldPingMemoryChild(t *testing.T) {
 	path := os.Getenv(childEnv)
 	if path == "" {
@@ -95,6 +96,12 @@ func TestHeldPingMemoryChild(t *testing.T) {
 			time.Sleep(time.Second)
 			runtime.GC()
 			fmt.Println("ok")
+		case len(f) == 1 && f[0] == "held":
+			// The held-request figures TestVanishedPhones watches.
+			fds, _ := os.ReadDir("/proc/self/fd")
+			fmt.Printf("held gauge=%d held=%d hijacked=%d set=%d fds=%d goroutines=%d\n",
+				int64(metricValue(t, s, "easgate_held_long_polls", nil)), s.HeldLongPolls(), s.hijacked.Load(),
+				s.phones.len(), len(fds), runtime.NumGoroutine())
 		case len(f) == 1 && f[0] == "stats":
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)

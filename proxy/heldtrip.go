@@ -29,8 +29,10 @@ import (
 // whose body streams. The response is taken from fasthttp's pool only once
 // the answer's header has arrived: a poll the CAS holds does not keep one.
 // h, when not nil, gets req back once it is written: from then on
-// heldRoundTrip does not touch it. w, when not nil, may cut the request
-// while it waits at the CAS by closing the connection (errCut, or the
+// heldRoundTrip does not touch it; the vanish sweep and shutdown may cut
+// the request through h while it waits at the CAS, by closing the
+// connection (errClientGone, errStopping; vanish.go). w, when not nil, may
+// cut it the same way after a decision change (errCut, or the
 // connection's error). Errors are those of fasthttp's transport: the
 // dialler's and liveConn's (errStaleConn), a write timeout as
 // fasthttp.ErrTimeout, and the answer's read errors as they are.
@@ -45,9 +47,17 @@ func heldRoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, deadline time
 		hc.ReleaseConn(cc)
 		return nil, errCut
 	}
+	if !h.attachUp(conn) { // the phone left, or shutdown (vanish.go): nothing is sent
+		w.detach()
+		hc.ReleaseConn(cc)
+		return nil, h.detachUp()
+	}
 	skipBody := req.Header.IsHead()
 	if err := heldWrite(hc, conn, req, earlier(deadline, hc.WriteTimeout)); err != nil {
 		w.detach()
+		if cutErr := h.detachUp(); cutErr != nil {
+			err = cutErr
+		}
 		hc.CloseConn(cc)
 		return nil, err
 	}
@@ -55,14 +65,22 @@ func heldRoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, deadline time
 	// On a long-poll connection this waits for the answer's first byte.
 	if err := conn.SetReadDeadline(earlier(deadline, hc.ReadTimeout)); err != nil {
 		w.detach()
+		if cutErr := h.detachUp(); cutErr != nil {
+			err = cutErr
+		}
 		hc.CloseConn(cc)
 		return nil, err
 	}
 	in, br, err := heldRead(hc, conn, skipBody)
-	if w.detach() && err == nil { // cut just after the header arrived
+	watchCut := w.detach()
+	cutErr := h.detachUp()
+	if (watchCut || cutErr != nil) && err == nil { // cut just after the header arrived
 		fasthttp.ReleaseResponse(in)
 		hc.ReleaseReader(br)
 		err = errCut
+	}
+	if cutErr != nil && err != nil { // the phone's leaving or shutdown explains the failure
+		err = cutErr
 	}
 	if err != nil {
 		hc.CloseConn(cc)

@@ -30,7 +30,9 @@ import (
 // then does the upstream round trip, writes the answer itself (the same
 // status, headers and framing the ordinary path sends) and hands the
 // keep-alive connection back to fasthttp with Server.ServeConn, so the
-// phone's next request is served as usual.
+// phone's next request is served as usual. While the CAS holds it, the
+// vanish sweep watches the phone's socket and shutdown may cut it
+// (vanish.go).
 
 // canHijack reports whether a held request can be answered on a hijacked
 // connection: HTTP/1.1 (HTTP/1.0 framing is left to fasthttp), not HEAD, and
@@ -57,6 +59,12 @@ type heldPoll struct {
 	c         net.Conn   // the connection as fasthttp served it
 	pending   []byte     // bytes fasthttp had read past the request
 	resumable bool       // the connection may be served on after the answer
+
+	// While the CAS holds the request: its entry in the held set, which
+	// the vanish sweep and shutdown visit, and the CAS connection they may
+	// cut (vanish.go). A quarantine hold has its own entry.
+	pw phoneWatch
+	up heldUp
 }
 
 // hijackLongPoll hands the request to a hijacked connection. The exchange is
@@ -96,6 +104,7 @@ func (h *heldPoll) take(c net.Conn) {
 	h.c, h.pc = raw, asPhoneConn(raw)
 	h.pending, h.resumable = takeBuffered(c, raw)
 	if q := h.quar; q != nil {
+		q.conn = raw
 		if h.pc == nil { // see below: answer before this returns
 			h.resumable = false
 			q.ready = make(chan struct{}, 1)
@@ -106,6 +115,9 @@ func (h *heldPoll) take(c net.Conn) {
 		}
 		q.arm() // no goroutine while it waits
 		return
+	}
+	if !h.s.addHeld(&h.pw, h) { // vanish.go: swept until answered
+		h.stop() // shutting down: the round trip sends nothing
 	}
 	if h.pc == nil {
 		// Not accepted by Serve (ServeConn on a foreign connection): the
@@ -154,6 +166,7 @@ func (h *heldPoll) run() {
 }
 
 func (h *heldPoll) answer(resp *fasthttp.Response, err error) {
+	h.s.removeHeld(&h.pw)
 	if h.req != nil { // not written: the round trip failed before
 		fasthttp.ReleaseRequest(h.req)
 		h.req = nil
@@ -243,8 +256,12 @@ func (e *quotedError) Unwrap() error { return e.err }
 var writerPool sync.Pool
 
 // answerHeld writes the answer to the phone and serves the connection on,
-// or closes it.
+// or closes it. A phone that left gets nothing (answerGone).
 func (s *Server) answerHeld(h *heldPoll, resp *fasthttp.Response, upErr error) {
+	if resp == nil && h.phoneLeft() {
+		s.answerGone(h)
+		return
+	}
 	x, c, pc := h.x, h.c, h.pc
 	keep := h.resumable && !h.phoneClose && !s.closing.Load()
 	out := fasthttp.AcquireResponse()

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"net"
 	"sync"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/proxy/quarantine"
@@ -13,7 +16,8 @@ import (
 // goroutine: a timer answers it when the interval ends, and it sits in the
 // held registry, where a decision change for its device (a wake), a reload
 // or the enforcer's sweep re-decide it (check). endHolds answers every hold
-// at shutdown. Whoever answers first sets done; the answer goes out on a
+// at shutdown, and the vanish sweep drops it when the phone leaves
+// (vanish.go). Whoever answers first sets done; the answer goes out on a
 // goroutine of its own (answerHeld then serves the connection on), or, when
 // the handler waits (ready), through it.
 type quarHold struct {
@@ -25,19 +29,64 @@ type quarHold struct {
 	start time.Time
 	h     *heldPoll     // the hijacked connection; nil when the handler waits
 	ready chan struct{} // the handler (or take) waits here; nil otherwise
+	conn  net.Conn      // the phone's connection
+	pw    phoneWatch    // its entry in the held set (vanish.go)
 
 	mu    sync.Mutex
 	done  bool
+	gone  bool // the phone left: nothing is sent
 	timer *time.Timer
 }
 
-// arm starts the hold: it joins the registry and its timer runs.
+// arm starts the hold: it joins the held set and the registry, and its
+// timer runs. At shutdown it is answered at once instead.
 func (q *quarHold) arm() {
+	if !q.s.addHeld(&q.pw, q) {
+		q.end(q.a)
+		return
+	}
 	q.s.enf.held.insert(&q.waiter)
 	q.mu.Lock()
-	q.timer = time.AfterFunc(q.a.Hold, q.expire)
+	done := q.done
+	if !done {
+		q.timer = time.AfterFunc(q.a.Hold, q.expire)
+	}
 	q.mu.Unlock()
+	if done { // answered before it joined the registry (deliver's remove ran first)
+		q.s.enf.held.remove(&q.waiter)
+	}
 }
+
+// waitInHandler holds the request in its handler (HTTP/1.0 or a streamed
+// body: the connection cannot be hijacked) and answers it there.
+func (q *quarHold) waitInHandler(ctx *fasthttp.RequestCtx) bool {
+	q.conn = ctx.Conn()
+	q.ready = make(chan struct{}, 1)
+	q.arm()
+	<-q.ready
+	x := q.x
+	if x.en.early.HTTPStatus == statusClientGone {
+		ctx.SetConnectionClose() // nobody reads the answer
+	}
+	return x.writeAnswer(&ctx.Response, x.en.early)
+}
+
+func (q *quarHold) phone() net.Conn { return q.conn }
+
+// phoneGone drops the hold of a phone that left (vanish.go).
+func (q *quarHold) phoneGone() {
+	q.mu.Lock()
+	if q.done {
+		q.mu.Unlock()
+		return
+	}
+	q.done, q.gone = true, true
+	q.mu.Unlock()
+	q.deliver(goneAnswer)
+}
+
+// stop answers the hold "no changes" at once (shutdown).
+func (q *quarHold) stop() { q.end(q.a) }
 
 // expire answers a.Body ("no changes" for the interval).
 func (q *quarHold) expire() { q.end(q.a) }
@@ -114,6 +163,7 @@ func (q *quarHold) deliver(out quarantine.Answer) {
 	}
 	q.mu.Unlock()
 	s, x := q.s, q.x
+	s.removeHeld(&q.pw)
 	s.enf.held.remove(&q.waiter)
 	s.held.Add(-1)
 	s.metrics.held.Dec()

@@ -109,7 +109,7 @@ func TestQuarantineHolds(t *testing.T) {
 		t.Errorf("held count %d, want %d", h, n-1)
 	}
 
-	// Shutdown answers them too, after the drain (1 s).
+	// Shutdown answers them too, at once.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	shut := make(chan error, 1)

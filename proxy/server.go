@@ -47,6 +47,10 @@ type Server struct {
 	resumedMu sync.Mutex
 	resumed   map[net.Conn]struct{}
 
+	// phones are the held requests, swept for phones that left and
+	// answered at once at shutdown (vanish.go).
+	phones phoneSet
+
 	// Slow clients (slowclient.go): unauthenticated connections per
 	// address, and the log lines of timeouts and refusals.
 	unauth  *addrCounter
@@ -107,6 +111,7 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 	}
 	s.start(st)
 	s.cur.Store(st)
+	s.startSweep() // vanish.go
 
 	maxHeader := int(cfg.Limits.MaxHeaderBytes)
 	if maxHeader < 4096 {
@@ -444,15 +449,29 @@ func (s *Server) retire(st *state, drain time.Duration) {
 	st.enf.close() // enforce.go: the new state took over the device table
 }
 
-// Shutdown stops accepting connections, lets running requests finish for
-// up to upstreams.timeouts.drain (or until ctx ends), then answers the long
-// polls still held as if their interval had ended, and returns when every
-// connection is closed or ctx is done.
+// Shutdown stops accepting connections and answers every held long poll
+// at once, as if its heartbeat had ended, whether a CAS holds it or easgate
+// does (a quarantined device's): phones ask again, of another node behind
+// the load balancer. Other requests in flight finish for up to
+// upstreams.timeouts.drain (or until ctx ends); those still waiting for a
+// CAS then are cut. It returns when every connection is closed or ctx is
+// done. The log says how many requests were held and in flight, and when
+// the drain ended.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.reloadMu.Lock()
 	s.closing.Store(true)
 	s.reloadMu.Unlock()
 	st := s.cur.Load()
+	start := time.Now()
+	inFlight := max(st.refs.Load()-s.held.Load(), 0)
+	// Held requests: those registered from now on are stopped as they
+	// register (addHeld sees closing).
+	held := s.stopHeld() // vanish.go
+	if s.enf != nil {
+		s.enf.held.endHolds() // quarhold.go: any hold not in the held set
+	}
+	s.log.Info().Int("held", held).Int64("in_flight", inFlight).Stringer("drain", st.drain).
+		Msg("shutting down: held long polls answered as if their heartbeat ended; requests in flight drain")
 	done := make(chan error, 1)
 	go func() {
 		sweep := make(chan struct{})
@@ -471,7 +490,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err := s.srv.ShutdownWithContext(ctx)
 		close(sweep)
 		// Held long polls on hijacked connections are not fasthttp's any
-		// more: wait for them as well (they are cut after the drain below).
+		// more: wait for their answers as well.
 		for s.hijacked.Load() > 0 && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -490,12 +509,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	st.close()
-	if s.enf != nil {
-		s.enf.held.endHolds() // quarhold.go: quarantined devices' held requests answer "no changes"
-	}
 	if !finished {
+		left := st.refs.Load()
 		st.draining.Store(true)
 		st.pool.cut()
+		s.log.Warn().Int64("in_flight", left).Stringer("after", time.Since(start).Round(time.Millisecond)).
+			Msg("drain time is up: requests still waiting for a CAS are cut")
 		select {
 		case err = <-done:
 		case <-ctx.Done():
@@ -503,7 +522,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.retiring.Wait()
+	s.stopSweep() // vanish.go
 	st.pool.closeIdle()
+	s.log.Info().Stringer("took", time.Since(start).Round(time.Millisecond)).Bool("drained", finished).Msg("drain ended")
 	st.access.close()
 	s.closeAuthn()         // authn.go: flush the lockout counters
 	s.closeEnforcement(st) // enforce.go: flush devices, verdicts and quarantine records

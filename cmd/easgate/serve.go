@@ -88,25 +88,40 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// SIGINT/SIGTERM: held long polls are answered at once and requests in
+	// flight drain (Shutdown); a second signal stops without waiting.
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigc)
+	ctx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
 	go srv.WatchConfig(ctx, *cfgPath)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info().Str("listen", cfg.Listen.Address).Str("admin", cfg.Admin.Address).Str("config", *cfgPath).Msg("easgate serving")
+	var sig os.Signal
 	select {
 	case err := <-errc:
 		return err
-	case <-ctx.Done():
+	case sig = <-sigc:
 	}
-	log.Info().Msg("shutting down: draining held requests")
+	stopWatch()
+	log.Info().Stringer("signal", sig).Msg("shutting down (a second signal stops at once)")
 	// The drain bound comes from upstreams.timeouts.drain; this outer
 	// bound only guards against a stuck connection.
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Upstreams.Timeouts.Drain.D()+30*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(sctx) }()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	case sig = <-sigc:
+		log.Warn().Stringer("signal", sig).Msg("second signal: stopping now, without waiting for the drain")
+		return &exitError{code: 1, err: errors.New("stopped by a second signal before the drain ended")}
 	}
 	log.Info().Msg("stopped")
 	return nil
