@@ -583,7 +583,10 @@ func startEasgate(cfg CompareConfig, casURL string, logw io.Writer) (c *child, e
 		}
 		tmpl = string(b)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "compliance.csv"), []byte("user,device_id,state\n"), 0o600); err != nil {
+	// An empty compliance table, confirmed as such (the guard refuses an
+	// unconfirmed empty file at start: README "Compliance table safety").
+	// Every phone is then not enrolled, which report mode forwards anyway.
+	if err := os.WriteFile(filepath.Join(dir, "compliance.csv"), []byte("# easgate: accept-drop entries=0\nuser,device_id,state\n"), 0o600); err != nil {
 		return nil, err
 	}
 	conf := strings.NewReplacer("{listen}", addr, "{upstream}", casURL, "{dir}", dir).Replace(tmpl)
