@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -127,7 +128,7 @@ func (c *checker) validateKerberos(cfg *Config) {
 			"auth.mode credentials: no phone signs in with a certificate, so Kerberos is never used")
 	}
 	for i, s := range cfg.Upstreams.Servers {
-		if strings.HasPrefix(s.URL, "http://") {
+		if u, err := url.Parse(s.URL); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
 			c.warnf(fmt.Sprintf("upstreams.servers[%d].url", i), "use https:// to the CAS",
 				"a Negotiate header sent without TLS can be replayed by anyone who sees it")
 		}
