@@ -19,13 +19,14 @@
 #   pids/       "pid starttime" of every process this script started; `stop` kills only those
 #   env         facts for the Go tests (KEY=VALUE lines)
 #
-# Principals: alice and bob (users), easgate-svc (the gateway), cas-svc (HTTP/cas.corp.test),
+# Principals: alice, bob and carol (users), easgate-svc (the gateway), cas-svc (HTTP/cas.corp.test),
 # other-svc (HTTP/other.corp.test: a real SPN easgate-svc may NOT delegate to).
 # Needs root (packages, port 88). Every wait is bounded.
 set -euo pipefail
 
 RUN=${EASGATE_KRB_DIR:-/tmp/easgate-krb}
 CAS_PORT=${EASGATE_KRB_CAS_PORT:-20880}
+OPEN_PORT=${EASGATE_KRB_OPEN_PORT:-20881} # the same stand-in without authentication (Basic pass-through benchmark)
 REALM=CORP.TEST
 DOMAIN=CORP
 ADMIN_PASS='Adm1n-Pass-7x!'
@@ -149,7 +150,7 @@ provision() {
 	# Test passwords only: no expiry, no complexity games.
 	SAMBA_TOOL domain passwordsettings set --complexity=off --min-pwd-age=0 --max-pwd-age=0 >/dev/null
 	local u
-	for u in alice bob; do
+	for u in alice bob carol; do
 		SAMBA_TOOL user create "$u" "$USER_PASS" >/dev/null
 	done
 	SAMBA_TOOL user create easgate-svc --random-password >/dev/null
@@ -191,6 +192,7 @@ ServerRoot "$RUN/apache"
 ServerName cas.corp.test
 PidFile "$RUN/apache/run/httpd.pid"
 Listen 127.0.0.1:$CAS_PORT
+Listen 127.0.0.1:$OPEN_PORT
 User www-data
 Group www-data
 ErrorLog "$RUN/logs/apache-error.log"
@@ -206,16 +208,21 @@ ScriptSock "$RUN/apache/run/cgid.sock"
 LogFormat "%h \"%r\" %>s user=%u" easgate
 CustomLog "$RUN/logs/apache-access.log" easgate
 DocumentRoot "$RUN/apache/cgi"
-ScriptAlias /Microsoft-Server-ActiveSync "$RUN/apache/cgi/whoami"
-<Location />
-	AuthType GSSAPI
-	AuthName "CAS stand-in"
-	GssapiCredStore keytab:$RUN/cas.keytab
-	GssapiAllowedMech krb5
-	GssapiBasicAuth Off
-	GssapiLocalName Off
-	Require valid-user
-</Location>
+<VirtualHost 127.0.0.1:$CAS_PORT>
+	ScriptAlias /Microsoft-Server-ActiveSync "$RUN/apache/cgi/whoami"
+	<Location />
+		AuthType GSSAPI
+		AuthName "CAS stand-in"
+		GssapiCredStore keytab:$RUN/cas.keytab
+		GssapiAllowedMech krb5
+		GssapiBasicAuth Off
+		GssapiLocalName Off
+		Require valid-user
+	</Location>
+</VirtualHost>
+<VirtualHost 127.0.0.1:$OPEN_PORT>
+	ScriptAlias /Microsoft-Server-ActiveSync "$RUN/apache/cgi/whoami"
+</VirtualHost>
 EOF
 }
 
@@ -241,6 +248,7 @@ SERVICE_PRINCIPAL=easgate-svc
 SPN=HTTP/cas.corp.test
 FORBIDDEN_SPN=HTTP/other.corp.test
 CAS_URL=http://127.0.0.1:$CAS_PORT
+OPEN_URL=http://127.0.0.1:$OPEN_PORT
 USER_PASSWORD=$USER_PASS
 SETUP=$(readlink -f "$0")
 EOF
