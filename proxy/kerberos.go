@@ -238,7 +238,7 @@ func (s *Server) kerberosRetry(x *exchange, b *backend, req *fasthttp.Request, r
 			Msg("kerberos: the CAS refused the ticket and no new one could be had")
 		return resp, nil
 	}
-	s.log.Info().Str("spn", b.spn).Str("upstream", b.name).Str("principal", x.auth.krbUser).
+	s.log.Info().Str("spn", b.spn).Str("upstream", b.name).Str("principal", x.auth.krbUser+"@"+k.cfg.Realm).
 		Msg("kerberos: the CAS refused the ticket (401 Negotiate); retrying once with a new one")
 	_ = resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)

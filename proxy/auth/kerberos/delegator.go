@@ -98,14 +98,21 @@ type tgtState struct {
 	renew time.Time
 }
 
-// entry is one user's ticket to one SPN, or the error that came instead,
-// plus the fetch in flight (at most one).
-type entry struct {
+// ticket is one service ticket in a user's name. It never changes once
+// made: a renewal replaces the entry's pointer.
+type ticket struct {
 	tkt   messages.Ticket
 	key   types.EncryptionKey
 	cl    *client.Client // carries the user's name for the authenticator
 	end   time.Time
 	renew time.Time // fetch again from here on
+}
+
+// entry is one user's ticket to one SPN, or the error that came instead,
+// plus the fetch in flight (at most one). Its fields are guarded by
+// Delegator.mu.
+type entry struct {
+	t *ticket // nil before the first good fetch
 
 	err      *Error // the last fetch failed; remembered until errUntil
 	errUntil time.Time
@@ -113,7 +120,7 @@ type entry struct {
 	flight chan struct{} // closed when the fetch in flight ends; nil when none
 }
 
-func (e *entry) valid(now time.Time) bool { return e.cl != nil && now.Before(e.end) }
+func (e *entry) valid(now time.Time) bool { return e.t != nil && now.Before(e.t.end) }
 
 // New checks the options and builds a Delegator. No KDC is contacted.
 func New(o Options) (*Delegator, error) {
@@ -174,11 +181,11 @@ func New(o Options) (*Delegator, error) {
 // time; others wait for it) and starts a background fetch when the cached
 // one is about to expire.
 func (d *Delegator) Authorization(ctx context.Context, user, spn string) (string, error) {
-	e, err := d.ticket(ctx, user, spn)
+	t, err := d.ticket(ctx, user, spn)
 	if err != nil {
 		return "", err
 	}
-	tok, err := negotiateToken(e)
+	tok, err := negotiateToken(t)
 	if err != nil {
 		d.fails.Add(1)
 		return "", &Error{Cause: CauseKDCError, Principal: user + "@" + d.o.Realm, Err: err}
@@ -201,7 +208,7 @@ func (d *Delegator) Stats() Stats {
 	d.mu.Lock()
 	n, bad := 0, 0
 	for _, e := range d.entries {
-		if e.cl != nil {
+		if e.t != nil {
 			n++
 		}
 		if e.err != nil {
@@ -213,8 +220,8 @@ func (d *Delegator) Stats() Stats {
 		CachedTickets: n, RemembersError: bad}
 }
 
-// ticket returns a valid cached entry, fetching one when needed.
-func (d *Delegator) ticket(ctx context.Context, user, spn string) (*entry, error) {
+// ticket returns a valid cached ticket, fetching one when needed.
+func (d *Delegator) ticket(ctx context.Context, user, spn string) (*ticket, error) {
 	k := key{user, spn}
 	for {
 		now := d.o.Now()
@@ -226,12 +233,13 @@ func (d *Delegator) ticket(ctx context.Context, user, spn string) (*entry, error
 			d.entries[k] = e
 		}
 		if e.valid(now) {
-			if !now.Before(e.renew) && e.flight == nil {
+			t := e.t
+			if !now.Before(t.renew) && e.flight == nil {
 				d.startFetchLocked(k, e) // renew in the background; this one is still good
 			}
 			d.mu.Unlock()
 			d.hits.Add(1)
-			return e, nil
+			return t, nil
 		}
 		if e.err != nil && now.Before(e.errUntil) {
 			err := e.err
@@ -249,10 +257,18 @@ func (d *Delegator) ticket(ctx context.Context, user, spn string) (*entry, error
 			return nil, &Error{Cause: CauseKDCUnreachable, Principal: user + "@" + d.o.Realm, Err: ctx.Err()}
 		}
 		d.mu.Lock()
-		cur := d.entries[k]
+		cur, t, ferr := d.entries[k], e.t, e.err
+		valid := e.valid(d.o.Now())
 		d.mu.Unlock()
-		if cur == e && !e.valid(d.o.Now()) && e.err != nil {
-			return nil, e.err // this fetch failed; do not loop into another
+		switch {
+		case cur != e:
+			continue // dropped meanwhile (Invalidate, eviction): look again
+		case valid:
+			return t, nil
+		case ferr != nil:
+			return nil, ferr // this fetch failed; do not start another
+		default:
+			return nil, &Error{Cause: CauseKDCError, Principal: user + "@" + d.o.Realm, Err: errors.New("no valid ticket after the fetch")}
 		}
 	}
 }
@@ -277,8 +293,7 @@ func (d *Delegator) startFetchLocked(k key, e *entry) {
 				}
 			}
 		} else {
-			e.tkt, e.key, e.cl, e.end, e.renew = r.tkt, r.key, r.cl, r.end, r.renew
-			e.err = nil
+			e.t, e.err = r, nil
 		}
 		e.flight = nil
 		d.mu.Unlock()
@@ -308,7 +323,7 @@ func (d *Delegator) evictLocked(now time.Time) {
 }
 
 // fetch does S4U2Self then S4U2Proxy for user to spn.
-func (d *Delegator) fetch(ctx context.Context, user, spn string) (*entry, *Error) {
+func (d *Delegator) fetch(ctx context.Context, user, spn string) (*ticket, *Error) {
 	d.s4uN.Add(1)
 	upn := user + "@" + d.o.Realm
 	tgt, err := d.serviceTGT(ctx)
@@ -339,8 +354,13 @@ func (d *Delegator) fetch(ctx context.Context, user, spn string) (*entry, *Error
 		return nil, err
 	}
 	p := rep.DecryptedEncPart
+	now := d.o.Now()
+	if !p.EndTime.After(now) {
+		return nil, &Error{Cause: CauseClockSkew, Principal: upn + " to " + spn,
+			Err: fmt.Errorf("the KDC issued a ticket ending %s, already past by this machine's clock", p.EndTime.UTC().Format(time.RFC3339))}
+	}
 	cl := &client.Client{Credentials: credentials.New(rep.CName.PrincipalNameString(), rep.CRealm)}
-	return &entry{tkt: rep.Ticket, key: p.Key, cl: cl, end: p.EndTime, renew: renewAt(d.o.Now(), p.EndTime, d.o.RenewBefore)}, nil
+	return &ticket{tkt: rep.Ticket, key: p.Key, cl: cl, end: p.EndTime, renew: renewAt(now, p.EndTime, d.o.RenewBefore)}, nil
 }
 
 // renewAt is when a ticket valid until end should be fetched again: the
@@ -365,7 +385,7 @@ func (d *Delegator) tgs(ctx context.Context, req messages.TGSReq, tgtKey types.E
 		return nil, err
 	}
 	var rep messages.TGSRep
-	if err := rep.Unmarshal(rb); err != nil {
+	if err := safeUnmarshal(func() error { return rep.Unmarshal(rb) }); err != nil {
 		return nil, fmt.Errorf("reading the TGS-REP: %w", err)
 	}
 	if err := checkS4UReply(&rep, req, tgtKey, want, d.o.Realm); err != nil {
@@ -431,7 +451,7 @@ func (d *Delegator) asExchange(ctx context.Context) (*tgtState, error) {
 		return nil, err
 	}
 	var rep messages.ASRep
-	if err := rep.Unmarshal(rb); err != nil {
+	if err := safeUnmarshal(func() error { return rep.Unmarshal(rb) }); err != nil {
 		return nil, fmt.Errorf("reading the AS-REP: %w", err)
 	}
 	creds := credentials.New(d.o.ServicePrincipal, d.o.Realm).WithKeytab(d.o.Keytab)
@@ -439,14 +459,29 @@ func (d *Delegator) asExchange(ctx context.Context) (*tgtState, error) {
 		return nil, fmt.Errorf("the AS-REP is not valid: %w", err)
 	}
 	p := rep.DecryptedEncPart
+	if !p.EndTime.After(d.o.Now()) {
+		return nil, &Error{Cause: CauseClockSkew, Err: fmt.Errorf("the KDC issued a TGT ending %s, already past by this machine's clock", p.EndTime.UTC().Format(time.RFC3339))}
+	}
 	return &tgtState{tkt: rep.Ticket, key: p.Key, end: p.EndTime, renew: renewAt(d.o.Now(), p.EndTime, d.o.RenewBefore)}, nil
+}
+
+// safeUnmarshal runs a gokrb5 decoder on bytes from the network and turns
+// a panic of its reflection-based ASN.1 code into an error: a reply that
+// cannot be read is refused, whatever it holds.
+func safeUnmarshal(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("malformed reply (%v)", p)
+		}
+	}()
+	return f()
 }
 
 // negotiateToken is "Negotiate " and a new SPNEGO NegTokenInit (RFC 4178)
 // with a Kerberos AP-REQ (RFC 4121 section 4.1) for e's ticket: a fresh
 // authenticator every time, as a CAS with a replay cache requires.
-func negotiateToken(e *entry) (string, error) {
-	init, err := spnego.NewNegTokenInitKRB5(e.cl, e.tkt, e.key)
+func negotiateToken(t *ticket) (string, error) {
+	init, err := spnego.NewNegTokenInitKRB5(t.cl, t.tkt, t.key)
 	if err != nil {
 		return "", err
 	}

@@ -84,6 +84,12 @@ func runMain(m *testing.M) int {
 	}
 	gw = g
 	code := m.Run()
+	if basicGW != nil {
+		if err := basicGW.stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
 	if err := gw.stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		code = 1
@@ -230,6 +236,11 @@ type gateway struct {
 // kerberosConfig: TLS with required client certificates (and a CRL),
 // auth.mode certificate, Kerberos through the relay to spn.
 func kerberosConfig(dir string, port int, spn string) (string, error) {
+	return kerberosConfigTo(dir, port, spn, env.CASURL)
+}
+
+// kerberosConfigTo is kerberosConfig with another upstream.
+func kerberosConfigTo(dir string, port int, spn, upstream string) (string, error) {
 	ca, crt, key, crl, err := pki.writeFiles(dir)
 	if err != nil {
 		return "", err
@@ -269,7 +280,7 @@ log:
   level: info
   format: json
   access_log: %s
-`, port, crt, key, ca, crl, env.CASURL, env.Realm, relay.addr, env.ServicePrincipal, env.Keytab, spn,
+`, port, crt, key, ca, crl, upstream, env.Realm, relay.addr, env.ServicePrincipal, env.Keytab, spn,
 		filepath.Join(dir, "state.db"), freePort(), filepath.Join(dir, "access.log")), nil
 }
 
@@ -444,8 +455,17 @@ type answer struct {
 // folderSync sends an EAS FolderSync for user (the EAS User parameter)
 // with device id dev through url.
 func folderSync(ctx context.Context, c *http.Client, url, user, dev string, basic bool) (answer, error) {
+	return command(ctx, c, url, "FolderSync", user, dev, basic)
+}
+
+// command sends the EAS command cmd with a small body.
+func command(ctx context.Context, c *http.Client, url, cmd, user, dev string, basic bool) (answer, error) {
+	body := ""
+	if cmd != "FolderSync" {
+		body = "a body easgate reads whole"
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-		url+"?Cmd=FolderSync&User="+user+"&DeviceId="+dev+"&DeviceType=iPhone", strings.NewReader(""))
+		url+"?Cmd="+cmd+"&User="+user+"&DeviceId="+dev+"&DeviceType=iPhone", strings.NewReader(body))
 	if err != nil {
 		return answer{}, err
 	}
