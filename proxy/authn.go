@@ -38,7 +38,8 @@ import (
 // headers (auth.UpstreamIdentity.Plan); it runs for every forwarded request
 // so a phone's copy of the identity header never reaches a CAS.
 //
-// Kerberos constrained delegation is not supported (see package auth).
+// Kerberos constrained delegation (upstreams.kerberos) is in kerberos.go;
+// admit hands certificate requests to it.
 
 // authn is the authentication part of one state.
 type authn struct {
