@@ -2,7 +2,6 @@ package kerberos
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jcmturner/gokrb5/v8/client"
 	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/credentials"
 	"github.com/jcmturner/gokrb5/v8/crypto"
@@ -22,7 +20,6 @@ import (
 	"github.com/jcmturner/gokrb5/v8/iana/patype"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/messages"
-	"github.com/jcmturner/gokrb5/v8/spnego"
 	"github.com/jcmturner/gokrb5/v8/types"
 )
 
@@ -101,11 +98,12 @@ type tgtState struct {
 // ticket is one service ticket in a user's name. It never changes once
 // made: a renewal replaces the entry's pointer.
 type ticket struct {
-	tkt   messages.Ticket
-	key   types.EncryptionKey
-	cl    *client.Client // carries the user's name for the authenticator
-	end   time.Time
-	renew time.Time // fetch again from here on
+	ticketDER []byte // the ticket as sent in every AP-REQ
+	key       types.EncryptionKey
+	cname     types.PrincipalName // the user, for the authenticator
+	crealm    string
+	end       time.Time
+	renew     time.Time // fetch again from here on
 }
 
 // entry is one user's ticket to one SPN, or the error that came instead,
@@ -359,8 +357,12 @@ func (d *Delegator) fetch(ctx context.Context, user, spn string) (*ticket, *Erro
 		return nil, &Error{Cause: CauseClockSkew, Principal: upn + " to " + spn,
 			Err: fmt.Errorf("the KDC issued a ticket ending %s, already past by this machine's clock", p.EndTime.UTC().Format(time.RFC3339))}
 	}
-	cl := &client.Client{Credentials: credentials.New(rep.CName.PrincipalNameString(), rep.CRealm)}
-	return &ticket{tkt: rep.Ticket, key: p.Key, cl: cl, end: p.EndTime, renew: renewAt(now, p.EndTime, d.o.RenewBefore)}, nil
+	der, merr := rep.Ticket.Marshal()
+	if merr != nil {
+		return nil, &Error{Cause: CauseKDCError, Principal: upn + " to " + spn, Err: fmt.Errorf("encoding the ticket: %w", merr)}
+	}
+	return &ticket{ticketDER: der, key: p.Key, cname: rep.CName, crealm: rep.CRealm, end: p.EndTime,
+		renew: renewAt(now, p.EndTime, d.o.RenewBefore)}, nil
 }
 
 // renewAt is when a ticket valid until end should be fetched again: the
@@ -475,22 +477,6 @@ func safeUnmarshal(f func() error) (err error) {
 		}
 	}()
 	return f()
-}
-
-// negotiateToken is "Negotiate " and a new SPNEGO NegTokenInit (RFC 4178)
-// with a Kerberos AP-REQ (RFC 4121 section 4.1) for e's ticket: a fresh
-// authenticator every time, as a CAS with a replay cache requires.
-func negotiateToken(t *ticket) (string, error) {
-	init, err := spnego.NewNegTokenInitKRB5(t.cl, t.tkt, t.key)
-	if err != nil {
-		return "", err
-	}
-	tok := spnego.SPNEGOToken{Init: true, NegTokenInit: init}
-	b, err := tok.Marshal()
-	if err != nil {
-		return "", err
-	}
-	return "Negotiate " + base64.StdEncoding.EncodeToString(b), nil
 }
 
 // keytabEtypes are the acceptable enctypes of the principal's keys in the
