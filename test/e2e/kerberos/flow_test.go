@@ -3,6 +3,7 @@ package kerberos_test
 import (
 	"context"
 	"crypto/tls"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -206,5 +207,25 @@ func TestNoSecretsInLogs(t *testing.T) {
 				t.Errorf("%s contains %q", name, bad)
 			}
 		}
+	}
+}
+
+// TestOptionsAsUser: the OPTIONS a phone sends first (no query) reaches
+// the CAS with the user's ticket too: Exchange answers it only when
+// authenticated.
+func TestOptionsAsUser(t *testing.T) {
+	need(t)
+	c := phone(cert(t, "alice@corp.test"))
+	req, err := http.NewRequestWithContext(ctx(t), http.MethodOptions, gw.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Remote-User") != "alice@CORP.TEST" {
+		t.Errorf("OPTIONS: %d, stand-in user %q; want 200 alice@CORP.TEST", resp.StatusCode, resp.Header.Get("X-Remote-User"))
 	}
 }
