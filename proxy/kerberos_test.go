@@ -129,4 +129,3 @@ func TestKerberosWithoutKDC(t *testing.T) {
 		t.Errorf("keytab check for a principal it lacks: %v", errs)
 	}
 }
-
