@@ -411,10 +411,13 @@ func (g *gateway) tail() string {
 }
 
 // logHas waits up to 5 s for a line of g's log containing every part.
-func (g *gateway) logHas(parts ...string) (string, bool) {
+func (g *gateway) logHas(parts ...string) (string, bool) { return g.logHasFile(g.log, parts...) }
+
+// logHasFile is logHas for another log file of g (the access log).
+func (g *gateway) logHasFile(name string, parts ...string) (string, bool) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		b, _ := os.ReadFile(g.log)
+		b, _ := os.ReadFile(name)
 		for _, line := range strings.Split(string(b), "\n") {
 			ok := true
 			for _, p := range parts {

@@ -1,6 +1,7 @@
 package kerberos_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"net/http"
@@ -228,4 +229,34 @@ func TestOptionsAsUser(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("X-Remote-User") != "alice@CORP.TEST" {
 		t.Errorf("OPTIONS: %d, stand-in user %q; want 200 alice@CORP.TEST", resp.StatusCode, resp.Header.Get("X-Remote-User"))
 	}
+}
+
+// TestHeldPingAsUser: a Ping with a heartbeat is a long poll easgate holds
+// on a hijacked connection with its own round trip; it too reaches the
+// CAS with the user's ticket (the stand-in answers at once).
+func TestHeldPingAsUser(t *testing.T) {
+	need(t)
+	c := phone(cert(t, "alice@corp.test"))
+	// WBXML 1.3, UTF-8; code page 13 (Ping): <Ping><HeartbeatInterval>480</HeartbeatInterval></Ping>
+	body := []byte{0x03, 0x01, 0x6a, 0x00, 0x00, 0x0d, 0x45, 0x48, 0x03, '4', '8', '0', 0x00, 0x01, 0x01}
+	req, err := http.NewRequestWithContext(ctx(t), http.MethodPost, gw.url+"?Cmd=Ping&User=alice&DeviceId=KRBPING1&DeviceType=iPhone", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("MS-ASProtocolVersion", "14.1")
+	req.Header.Set("Content-Type", "application/vnd.ms-sync.wbxml")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Remote-User") != "alice@CORP.TEST" {
+		t.Errorf("held Ping: %d, stand-in user %q; want 200 alice@CORP.TEST", resp.StatusCode, resp.Header.Get("X-Remote-User"))
+	}
+	line, ok := gw.logHasFile(gw.dir+"/access.log", `"command":"Ping"`, `"device_id":"KRBPING1"`, `"hold_s":480`)
+	if !ok {
+		b, _ := os.ReadFile(gw.dir + "/access.log")
+		t.Fatalf("no access-log line of a held Ping (hold_s 480) for KRBPING1:\n%s\n%s", b, gw.tail())
+	}
+	t.Logf("access log: %s", line)
 }
