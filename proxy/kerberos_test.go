@@ -129,3 +129,45 @@ func TestKerberosWithoutKDC(t *testing.T) {
 		t.Errorf("keytab check for a principal it lacks: %v", errs)
 	}
 }
+
+// TestKerberosReload: a reload with the same upstreams.kerberos and keytab
+// keeps the Delegator (its ticket cache); a changed setting or a rewritten
+// keytab builds a new one; a keytab without the principal's keys is
+// refused and the running state kept.
+func TestKerberosReload(t *testing.T) {
+	cas := newFakeCAS(t)
+	kt := testKeytabFile(t)
+	yaml := func(spn, keytabPath string) string {
+		y := testYAML([]string{cas.url()}, nil)
+		return strings.Replace(y, "upstreams:\n", "upstreams:\n  kerberos:\n    realm: CORP.EXAMPLE.COM\n    kdcs: [\"127.0.0.1:1\"]\n"+
+			"    service_principal: easgate-svc\n    keytab: "+keytabPath+"\n    spn: "+spn+"\n", 1) + "auth:\n  mode: either\n"
+	}
+	p := startProxy(t, mustParse(t, yaml("HTTP/cas.corp.example.com", kt)))
+	cur := func() *krbAuth { return p.s.cur.Load().authn.krb }
+	first := cur()
+	if first == nil || first.d == nil || first.primary != "HTTP/cas.corp.example.com" {
+		t.Fatalf("kerberos part %+v", first)
+	}
+	if err := p.s.Reload(mustParse(t, yaml("HTTP/cas.corp.example.com", kt))); err != nil {
+		t.Fatal(err)
+	}
+	if cur().d != first.d {
+		t.Error("an unchanged reload built a new Delegator (the ticket cache is lost)")
+	}
+	if err := p.s.Reload(mustParse(t, yaml("HTTP/mail.corp.example.com", kt))); err != nil {
+		t.Fatal(err)
+	}
+	if cur().d == first.d || cur().primary != "HTTP/mail.corp.example.com" {
+		t.Error("a changed SPN kept the old Delegator")
+	}
+	second := cur().d
+	if err := os.WriteFile(kt, []byte{0x05, 0x02}, 0o600); err != nil { // an empty keytab: no keys at all
+		t.Fatal(err)
+	}
+	if err := p.s.Reload(mustParse(t, yaml("HTTP/mail.corp.example.com", kt))); err == nil || !strings.Contains(err.Error(), "keytab") {
+		t.Errorf("reload with a keytab without keys: %v; want an error naming the keytab", err)
+	}
+	if cur().d != second {
+		t.Error("a failed reload replaced the running Delegator")
+	}
+}
