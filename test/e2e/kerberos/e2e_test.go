@@ -411,11 +411,12 @@ func (g *gateway) tail() string {
 }
 
 // logHas waits up to 5 s for a line of g's log containing every part.
-func (g *gateway) logHas(parts ...string) (string, bool) { return g.logHasFile(g.log, parts...) }
+func (g *gateway) logHas(parts ...string) (string, bool) { return g.logHasFile(g.log, 5*time.Second, parts...) }
 
-// logHasFile is logHas for another log file of g (the access log).
-func (g *gateway) logHasFile(name string, parts ...string) (string, bool) {
-	deadline := time.Now().Add(5 * time.Second)
+// logHasFile is logHas for another log file of g (the access log), waiting
+// up to wait.
+func (g *gateway) logHasFile(name string, wait time.Duration, parts ...string) (string, bool) {
+	deadline := time.Now().Add(wait)
 	for {
 		b, _ := os.ReadFile(name)
 		for _, line := range strings.Split(string(b), "\n") {
