@@ -411,7 +411,9 @@ func (g *gateway) tail() string {
 }
 
 // logHas waits up to 5 s for a line of g's log containing every part.
-func (g *gateway) logHas(parts ...string) (string, bool) { return g.logHasFile(g.log, 5*time.Second, parts...) }
+func (g *gateway) logHas(parts ...string) (string, bool) {
+	return g.logHasFile(g.log, 5*time.Second, parts...)
+}
 
 // logHasFile is logHas for another log file of g (the access log), waiting
 // up to wait.
