@@ -38,7 +38,8 @@ import (
 // headers (auth.UpstreamIdentity.Plan); it runs for every forwarded request
 // so a phone's copy of the identity header never reaches a CAS.
 //
-// Kerberos constrained delegation is not supported (see package auth).
+// Kerberos constrained delegation (upstreams.kerberos) is in kerberos.go;
+// admit hands certificate requests to it.
 
 // authn is the authentication part of one state.
 type authn struct {
@@ -55,6 +56,7 @@ type authn struct {
 	// TLS-terminating load balancer (listen.plain_http), where every
 	// request comes from the balancer's address.
 	byAddr bool
+	krb    *krbAuth // upstreams.kerberos (kerberos.go); nil when off
 }
 
 // authRuntime is the process-wide part.
@@ -67,6 +69,7 @@ type authRuntime struct {
 	stop     chan struct{}
 	done     chan struct{}
 	once     sync.Once
+	krb      *krbMetrics // kerberos.go
 }
 
 // exAuth is the authentication part of an exchange (pooled with it, and
@@ -85,6 +88,11 @@ type exAuth struct {
 	pwLen  uint8
 	pw     [64]byte
 	digest auth.Digest
+	// Kerberos constrained delegation (kerberos.go): the request goes to
+	// the CAS with a ticket in krbUser's name; krbRetried after a 401.
+	krb        bool
+	krbRetried bool
+	krbUser    string
 }
 
 func newAuthn(cfg *config.Config, verifier *certs.Verifier, devices auth.DeviceTable) (*authn, error) {
@@ -151,6 +159,10 @@ func (s *Server) initAuthn(st *state) error {
 	if err := rt.attachShield(a, nil, s); err != nil {
 		return err
 	}
+	if err := a.attachKerberos(st.cfg, nil); err != nil { // kerberos.go
+		return err
+	}
+	s.initKerberosMetrics(rt)
 	rt.accepted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "easgate_auth_accepted_total",
 		Help: "EAS requests authenticated at the gateway, by method (basic, certificate, certificate+basic).",
@@ -205,6 +217,9 @@ func (s *Server) attachAuthn(st, old *state) error {
 		prev = old.authn
 	}
 	if err := s.authrt.attachShield(a, prev, s); err != nil {
+		return err
+	}
+	if err := a.attachKerberos(st.cfg, prev); err != nil { // kerberos.go
 		return err
 	}
 	st.authn = a
@@ -418,6 +433,9 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, x *exchange, a *authn, in auth.
 		} else {
 			x.auth.digest = shield.Digest(user, password)
 		}
+	}
+	if a.krb != nil && a.krb.applies(res.Method) && s.kerberosAdmit(ctx, x, a) { // kerberos.go
+		return true
 	}
 	if int(res.Method) < len(s.authrt.byMethod) {
 		s.authrt.byMethod[res.Method].Inc()

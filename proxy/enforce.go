@@ -586,6 +586,9 @@ func (s *Server) doUpstream(x *exchange, b *backend, req *fasthttp.Request, dead
 	if !x.held {
 		resp := fasthttp.AcquireResponse()
 		err := b.hc.DoDeadline(req, resp, deadline)
+		if err == nil && x.auth.krb && resp.StatusCode() == fasthttp.StatusUnauthorized {
+			return s.kerberosRetry(x, b, req, resp, deadline) // kerberos.go: one refresh and retry
+		}
 		return resp, err
 	}
 	w := s.watchHeld(x, req)

@@ -523,6 +523,9 @@ func trimSpace(b []byte) []byte {
 // phone's connection costs no fasthttp buffers or goroutine while it waits.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	st := x.st
+	if x.auth.krb && s.kerberosPrepare(ctx, x) { // kerberos.go: a ticket before anything is sent
+		return true
+	}
 	timeout := upstreamTimeout(x.hold, st.requestTimeout, st.longPollMargin, st.longPollMax)
 	if x.hold != 0 {
 		if n := s.held.Add(1); st.maxHeld > 0 && n > st.maxHeld {
@@ -619,6 +622,9 @@ func (s *Server) nextAttempt(x *exchange, req *fasthttp.Request, tried *uint64) 
 	}
 	uri.SetHostBytes(b.hostHeader)
 	req.Header.SetHostBytes(b.hostHeader)
+	if x.auth.krb {
+		s.kerberosHeader(x, req, b) // kerberos.go: Negotiate for this CAS's SPN
+	}
 	b.inflight.Add(1)
 	x.upStart = time.Now()
 	return b

@@ -141,6 +141,7 @@ func buildState(cfg *config.Config, stdout io.Writer) (*state, error) {
 		if err != nil {
 			return nil, fmt.Errorf("proxy: %w", err)
 		}
+		b.spn = cfg.Upstreams.Kerberos.SPNOf(s) // kerberos.go
 		st.pool.backends = append(st.pool.backends, b)
 	}
 

@@ -20,6 +20,7 @@ type backend struct {
 	https      bool
 	uriPrefix  []byte // "https://mail.corp.example.com": scheme + the Host the CAS expects
 	hostHeader []byte // the Host header sent to the CAS
+	spn        string // its Kerberos SPN (upstreams.kerberos); "" when off
 	hc         *fasthttp.HostClient
 	// hcHold carries the held long polls: its connections wait for the
 	// answer without a read buffer (liveConn.SetReadDeadline), and its pool

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/easgate/easgate/proxy"
 	"github.com/easgate/easgate/proxy/config"
 )
 
@@ -27,6 +28,7 @@ func runCheckConfig(args []string, _ io.Reader, stdout, stderr io.Writer) error 
 		}
 	} else if !*noFiles {
 		errs = cfg.CheckFiles()
+		errs = append(errs, proxy.CheckKerberosKeytab(cfg)...) // the keytab's keys (issue 17)
 	}
 	if cfg != nil {
 		for _, w := range cfg.Warnings() {

@@ -31,8 +31,9 @@
 //   - [UpstreamIdentity.Plan] decides which Authorization and identity
 //     headers the proxy sends to the CAS.
 //
-// Kerberos constrained delegation (KCD) is not supported yet: easgate never
-// obtains Kerberos tickets on a user's behalf. Negotiate, NTLM and Bearer
+// Kerberos constrained delegation (KCD) lives in the subpackage kerberos,
+// driven by the proxy (proxy/kerberos.go): auth only reports the method a
+// request was authenticated with. Negotiate, NTLM and Bearer
 // Authorization headers are refused with a Basic challenge unless
 // auth.pass_schemes lists them; listed schemes are forwarded unchanged and
 // the CAS authenticates them (easgate cannot bind them to the EAS User).

@@ -20,9 +20,9 @@ import (
 // is always removed, so a phone can never choose its own identity.
 //
 // Negotiate, NTLM and Bearer headers are forwarded unchanged only when
-// auth.pass_schemes lists their scheme. Kerberos constrained delegation
-// (easgate obtaining a ticket for the user from the certificate identity) is
-// not supported yet.
+// auth.pass_schemes lists their scheme. With Kerberos constrained
+// delegation (upstreams.kerberos) the proxy replaces this plan for
+// certificate requests: see proxy/kerberos.go.
 type UpstreamIdentity struct {
 	header string // canonical MIME header name; "" when none is configured
 }

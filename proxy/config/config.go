@@ -111,12 +111,14 @@ type Upstreams struct {
 	Timeouts              Timeouts    `yaml:"timeouts" json:"timeouts"`
 	MaxIdleConnsPerServer int         `yaml:"max_idle_conns_per_server" json:"max_idle_conns_per_server"`
 	IdentityHeader        string      `yaml:"identity_header" json:"identity_header"`
+	Kerberos              Kerberos    `yaml:"kerberos" json:"kerberos"` // constrained delegation (kerberos.go)
 }
 
 // Server is one CAS. URL is scheme://host[:port] only (http or https).
 type Server struct {
 	URL  string `yaml:"url" json:"url"`
 	Name string `yaml:"name" json:"name"` // optional label for logs and metrics; default the URL's host[:port]
+	SPN  string `yaml:"spn" json:"spn"`   // Kerberos SPN of this CAS; default upstreams.kerberos.spn
 }
 
 // UpstreamTLS is how easgate verifies (and optionally authenticates to) the CAS.

@@ -107,6 +107,7 @@ func (c *checker) notUsed(parent, why, hint string, keys ...string) {
 func (c *checker) validate(cfg *Config) {
 	c.validateListen(cfg)
 	c.validateUpstreams(cfg)
+	c.validateKerberos(cfg) // kerberos.go
 	c.validateLimits(&cfg.Limits)
 	c.validateAuth(cfg)
 	c.validatePolicy(&cfg.Policy)
