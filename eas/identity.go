@@ -1,5 +1,7 @@
 package eas
 
+import "bytes"
+
 // This file holds the Authorization identity: Basic credential decoding and
 // the user-name comparison that binds the EAS User to the authenticated
 // identity.
@@ -104,8 +106,8 @@ func reqSplitUser(s []byte) (user, domain []byte, kind int) {
 // directory lookup:
 //
 //   - Both are split with SplitUser and the user parts must be equal,
-//     ignoring ASCII case. An empty user part never matches.
-//   - Domains are compared (ignoring ASCII case) only when both names carry
+//     ignoring case (Unicode simple folding). An empty user part never matches.
+//   - Domains are compared (ignoring case) only when both names carry
 //     a domain of the same kind: two UPN domains ("@corp.example.com" vs
 //     "@other.example") or two NetBIOS domains ("CORP\" vs "OTHER\") that
 //     differ do not match.
@@ -127,15 +129,8 @@ func SameUser(a, b []byte) bool {
 	return true
 }
 
-// reqEqualFoldBytes compares two byte slices ignoring ASCII case.
-func reqEqualFoldBytes(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if reqLower(a[i]) != reqLower(b[i]) {
-			return false
-		}
-	}
-	return true
-}
+// reqEqualFoldBytes compares two names ignoring case: ASCII case, and
+// Unicode simple case folding for the rest (the canonical names of
+// Domains.AppendCanonical fold non-ASCII letters too, so a UPN "Ömer@…"
+// from a compliance source matches the canonical "ömer@…").
+func reqEqualFoldBytes(a, b []byte) bool { return bytes.EqualFold(a, b) }

@@ -21,6 +21,12 @@ import (
 // keys are deleted now. Records that do not decode are skipped and
 // reported together.
 func (d *Devices) LoadCanonical(canon func(string) (string, error)) error {
+	return d.loadCanonical(canon, true)
+}
+
+// loadCanonical is LoadCanonical; with write false it leaves the store as it
+// is (a read-only store: the records are moved in memory only).
+func (d *Devices) loadCanonical(canon func(string) (string, error), write bool) error {
 	if d.store == nil {
 		return nil
 	}
@@ -60,7 +66,7 @@ func (d *Devices) LoadCanonical(canon func(string) (string, error)) error {
 	if err != nil {
 		return err
 	}
-	if len(stale) > 0 {
+	if len(stale) > 0 && write {
 		if err := d.store.Update(BucketDevices, nil, stale); err != nil {
 			bad = append(bad, fmt.Errorf("%d device records under an old key: %w", len(stale), err))
 		}

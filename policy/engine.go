@@ -384,11 +384,8 @@ func (e *Engine) evaluate(ctx context.Context, s *Subject, now time.Time, d *Dec
 
 	// 1 and 2: personal lists.
 	if cu := e.lookupUser(s.User); cu != nil {
-		var buf [eas.MaxDeviceIDLen]byte
-		dev := s.DeviceID
-		if len(dev) <= len(buf) {
-			dev = eas.AppendDeviceIDFold(buf[:0], dev)
-		}
+		var buf [eas.MaxDeviceIDLen]byte // the request path's ids fit; a longer one (explain) is folded on the heap
+		dev := eas.AppendDeviceIDFold(buf[:0], s.DeviceID)
 		if _, ok := cu.blocked[string(dev)]; ok {
 			if t != nil {
 				t.add("user blocked devices", true, "%s is on %s's blocked_devices", s.DeviceID, cu.name)

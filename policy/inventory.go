@@ -488,10 +488,10 @@ func (d *Devices) Each(fn func(r *DeviceRecord)) {
 
 // OpenDevices reads every device record of a store into a table that is
 // never written back: what `easgate devices list` does when no gateway
-// runs.
-func OpenDevices(st Store) (*Devices, error) {
+// runs. canon puts users in canonical form (LoadCanonical), in memory only.
+func OpenDevices(st Store, canon func(string) (string, error)) (*Devices, error) {
 	d := NewDevices(st)
-	err := d.Load()
+	err := d.loadCanonical(canon, false)
 	d.store = nil
 	return d, err
 }

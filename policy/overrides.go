@@ -63,7 +63,13 @@ func NewOverrides(st Store) *Overrides {
 
 // Load reads every override from the store. Records that do not decode are
 // skipped and reported together.
-func (t *Overrides) Load() error {
+func (t *Overrides) Load() error { return t.LoadCanonical(nil) }
+
+// LoadCanonical is Load with the user-name rule of auth.domains (canon:
+// eas.Domains.Canonical): an override stored under an older spelling of
+// its user (before auth.domains was set or changed) still applies to the
+// canonical name the request path decides on.
+func (t *Overrides) LoadCanonical(canon func(string) (string, error)) error {
 	if t.store == nil {
 		return nil
 	}
@@ -74,6 +80,11 @@ func (t *Overrides) Load() error {
 		if err := json.Unmarshal(v, &o); err != nil {
 			bad = append(bad, fmt.Errorf("override %q does not decode: %w", k, err))
 			return nil
+		}
+		if canon != nil {
+			if u, err := canon(o.User); err == nil {
+				o.User = u
+			}
 		}
 		a, ok := ParseAction(o.Action)
 		if !ok || o.DeviceID == "" {

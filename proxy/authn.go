@@ -240,7 +240,9 @@ func (rt *authRuntime) attachShield(a, prev *authn, s *Server) error {
 			s.log.Warn().Err(err).Msg("state store: lockout flush failed before applying the new auth.lockout")
 		}
 	}
-	sh, err := auth.NewShield(cfg, auth.ShieldOptions{Store: rt.store})
+	// With auth.domains the shield gets canonical user@domain names and
+	// keeps one budget per account (auth.domains cannot change on reload).
+	sh, err := auth.NewShield(cfg, auth.ShieldOptions{Store: rt.store, FullNames: a.auth.Domains().Enabled()})
 	if err != nil {
 		return err
 	}

@@ -469,3 +469,18 @@ func TestBypassHeaders(t *testing.T) {
 func TestBypassFigures(t *testing.T) {
 	t.Logf("issue 12 regression tests sent %d crafted requests through the gateway", crafted.Load())
 }
+
+// TestReloadKeepsDomains: auth.domains names every stored record, so a
+// reload that changes it is refused (a restart moves the records).
+func TestReloadKeepsDomains(t *testing.T) {
+	cas := newWireCAS(t)
+	y := enforceYAML(cas.url(), t.TempDir(), bypassPolicy)
+	p := startProxy(t, mustParse(t, y))
+	other := strings.Replace(withDomains(y), "domains: [corp.example.com]", "domains: [corp.example.com, partner.example.org]", 1)
+	if err := p.s.reload(mustParse(t, other)); err == nil || !strings.Contains(err.Error(), "auth.domains") {
+		t.Fatalf("reload with other domains: %v", err)
+	}
+	if err := p.s.reload(mustParse(t, y)); err != nil {
+		t.Fatalf("reload with the same domains: %v", err)
+	}
+}

@@ -48,8 +48,9 @@ func checkTarget(ctx *fasthttp.RequestCtx) error {
 }
 
 // setTarget points req at the normalised path and, for an EAS request
-// (r non-nil), the query rebuilt from r; an Autodiscover request is
-// forwarded without a query (Exchange's Autodiscover reads none). It
+// (r non-nil), the query rebuilt from r; without r (Autodiscover, which
+// reads no query, and an OPTIONS whose query could not be read) the
+// request is forwarded without a query. It
 // allocates nothing once the request's buffers have grown.
 func setTarget(req *fasthttp.Request, path []byte, r *eas.Request) {
 	uri := req.URI()

@@ -346,7 +346,7 @@ func TestDeviceReportMatchesGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer acc.Close()
-	rep := admin.BuildReport(context.Background(), acc.Engine, p.s.cur.Load().enf.acc.Devices, time.Now().Add(-time.Hour), time.Now())
+	rep := admin.BuildReport(context.Background(), acc.Engine, acc.Rules, p.s.cur.Load().enf.acc.Devices, time.Now().Add(-time.Hour), time.Now())
 	if rep.Devices != 4 || rep.ByState["allowed"] != 1 || rep.ByState["blocked"] != 3 || len(rep.Changes) != 2 ||
 		rep.ByReason["admin-block"] != 1 {
 		t.Fatalf("report %+v", rep)

@@ -228,8 +228,7 @@ func (s *Server) inspectRequest(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Re
 			// OPTIONS is always forwarded (Exchange never blocks it),
 			// without the query easgate could not read.
 			x.cmd = eas.CmdOptions
-			r.Reset()
-			setTarget(&ctx.Request, ctx.Path(), r) // canonical.go
+			setTarget(&ctx.Request, ctx.Path(), nil) // canonical.go
 			return false, false
 		}
 		return true, x.answerParseError(ctx, r, err)

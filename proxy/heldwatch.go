@@ -222,7 +222,7 @@ func (h *heldRegistry) remove(w *waiter) {
 
 // wake tells every request the device holds to re-decide.
 func (h *heldRegistry) wake(user, device []byte) {
-	var buf [256]byte
+	var buf [eas.MaxUserLen + 1 + eas.MaxDeviceIDLen]byte // the longest key: no allocation
 	k := policy.AppendDeviceKey(buf[:0], user, device)
 	var checks []checker
 	h.mu.Lock()

@@ -288,14 +288,25 @@ func testYAML(urls []string, extra map[string]string) string {
 // none).
 func mustParse(t testing.TB, yaml string) *config.Config {
 	t.Helper()
+	yaml = withDomains(yaml)
 	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
-	if !strings.Contains(yaml, "domains:") {
-		cfg.Auth.Domains = []string{"corp.example.com"}
-	}
 	return cfg
+}
+
+// withDomains gives a test config auth.domains [corp.example.com] unless it
+// sets domains itself: what mustParse parses, and what a test writes to a
+// file it reloads from (auth.domains cannot change on reload).
+func withDomains(yaml string) string {
+	switch {
+	case strings.Contains(yaml, "domains:"):
+		return yaml
+	case strings.Contains(yaml, "\nauth:\n"):
+		return strings.Replace(yaml, "\nauth:\n", "\nauth:\n  domains: [corp.example.com]\n", 1)
+	}
+	return yaml + "\nauth:\n  domains: [corp.example.com]\n"
 }
 
 type testProxy struct {

@@ -45,7 +45,10 @@ func holdKey(cmd eas.Command, user, device []byte) uint64 {
 	}
 	h ^= 0xff
 	h *= prime
-	for _, c := range device {
+	for _, c := range device { // device ids compare case-insensitively
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
 		h ^= uint64(c)
 		h *= prime
 	}

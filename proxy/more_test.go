@@ -95,7 +95,7 @@ func TestAccessLogHasNoSecrets(t *testing.T) {
 
 func TestReloadUnderLoadAndInvalidConfig(t *testing.T) {
 	cas1, cas2 := newFakeCAS(t), newFakeCAS(t)
-	cfgPath := tempFile(t, "easgate.yaml", testYAML([]string{cas1.url()}, nil))
+	cfgPath := tempFile(t, "easgate.yaml", withDomains(testYAML([]string{cas1.url()}, nil)))
 	p := startProxy(t, mustParse(t, testYAML([]string{cas1.url()}, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -129,11 +129,11 @@ func TestReloadUnderLoadAndInvalidConfig(t *testing.T) {
 	defer func() { stop.Store(true); wg.Wait() }()
 	// Valid change: add cas2, then drop cas1.
 	time.Sleep(100 * time.Millisecond)
-	if err := os.WriteFile(cfgPath, []byte(testYAML([]string{cas1.url(), cas2.url()}, nil)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(withDomains(testYAML([]string{cas1.url(), cas2.url()}, nil))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "cas2 in use", func() bool { return cas2.count.Load() > 5 })
-	if err := os.WriteFile(cfgPath, []byte(testYAML([]string{cas2.url()}, nil)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(withDomains(testYAML([]string{cas2.url()}, nil))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "one-server config", func() bool { return len(p.s.cur.Load().pool.backends) == 1 })

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -376,12 +378,24 @@ func (s *Server) Reload(cfg *config.Config) error {
 	return nil
 }
 
+// sameDomains reports whether two auth sections spell users the same way.
+func sameDomains(a, b config.Auth) bool {
+	return slices.Equal(a.Domains, b.Domains) && maps.Equal(a.NetBIOSDomains, b.NetBIOSDomains)
+}
+
 func (s *Server) reload(cfg *config.Config) error {
 	if cfg == nil {
 		return errors.New("proxy: nil config")
 	}
 	if cfg.Listen.PlainHTTP != s.plain || cfg.Listen.Address != s.address {
 		return errors.New("proxy: listen.address and listen.plain_http cannot change without a restart")
+	}
+	if old := s.cur.Load(); old != nil && !sameDomains(old.cfg.Auth, cfg.Auth) {
+		// Every stored name (device records, overrides, quarantine and
+		// lockout state) is keyed by the canonical user; a restart moves
+		// the device records to the new names (policy.LoadCanonical), a
+		// reload would silently start every phone over.
+		return errors.New("proxy: auth.domains and auth.netbios_domains cannot change without a restart")
 	}
 	st, err := buildState(cfg, s.stdout)
 	if err != nil {

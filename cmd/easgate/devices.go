@@ -192,7 +192,7 @@ func connect(m *mgmtFlags, readOnlyOK bool, stderr io.Writer) (*apiClient, error
 		_ = acc.Close()
 		return nil, fmt.Errorf("state store %s not found", cfg.State.Path)
 	}
-	if acc.Devices, err = policy.OpenDevices(acc.Store); err != nil {
+	if acc.Devices, err = policy.OpenDevices(acc.Store, acc.Engine.CanonicalUser); err != nil {
 		fmt.Fprintf(stderr, "easgate: some device records were skipped: %v\n", err)
 	}
 	// The quarantine records (entry time, notice delivered) are read from
@@ -712,7 +712,7 @@ func candidateReport(m *mgmtFlags, path, sinceArg string, stderr io.Writer) (adm
 		if acc.Store == nil {
 			return admin.Report{}, fmt.Errorf("state store %s not found", cand.State.Path)
 		}
-		if devs, err = policy.OpenDevices(acc.Store); err != nil {
+		if devs, err = policy.OpenDevices(acc.Store, acc.Engine.CanonicalUser); err != nil {
 			fmt.Fprintf(stderr, "easgate: some device records were skipped: %v\n", err)
 		}
 	}
@@ -723,7 +723,7 @@ func candidateReport(m *mgmtFlags, path, sinceArg string, stderr io.Writer) (adm
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	return admin.BuildReport(ctx, acc.Engine, devs, since, now), nil
+	return admin.BuildReport(ctx, acc.Engine, acc.Rules, devs, since, now), nil
 }
 
 func printReport(w io.Writer, r *admin.Report) {

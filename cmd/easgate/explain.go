@@ -97,7 +97,13 @@ func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	info := &eas.DeviceInfo{}
 	var dev *deviceOut
 	if a.Store != nil {
-		rec, ok, err := policy.LoadDevice(a.Store, *user, *devID)
+		// The gateway stores a device under its user's canonical name
+		// (auth.domains): "CORP\alice" finds alice@corp.example.com's phone.
+		lookup := *user
+		if c, err := a.Engine.CanonicalUser(*user); err == nil {
+			lookup = c
+		}
+		rec, ok, err := policy.LoadDevice(a.Store, lookup, *devID)
 		if err != nil {
 			return err
 		}

@@ -34,7 +34,10 @@ import (
 
 // Access is the access-control state of one running config.
 type Access struct {
-	Engine  *policy.Engine
+	Engine *policy.Engine
+	// Rules identify mail clients as the gateway does (identify.rules_file),
+	// for the tools that rebuild a decision from a stored record.
+	Rules   *eas.Rules
 	Cache   *policy.Cache // nil without a compliance source
 	Source  policy.Source // nil without a compliance source
 	Devices *policy.Devices
@@ -91,7 +94,11 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 	if pc.Domains, err = Domains(&cfg.Auth); err != nil {
 		return nil, err
 	}
-	a := &Access{log: log, readOnly: opts.ReadOnly, srcCfg: cfg.Policy.Compliance, stop: make(chan struct{})}
+	rules, rerrs := cfg.IdentifyRules()
+	if len(rerrs) > 0 {
+		return nil, rerrs
+	}
+	a := &Access{Rules: rules, log: log, readOnly: opts.ReadOnly, srcCfg: cfg.Policy.Compliance, stop: make(chan struct{})}
 	a.owned = true
 	handOver := false // Prev's source and cache are reused
 	if opts.Prev != nil {
@@ -122,7 +129,7 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 			}
 		}
 		// Overrides decide, so explain (read-only) loads them too.
-		if err := a.Overrides.Load(); err != nil {
+		if err := a.Overrides.LoadCanonical(pc.Domains.Canonical); err != nil {
 			log.Warn().Err(err).Msg("state store: some admin overrides were skipped")
 		}
 		if a.Audit, err = policy.NewAudit(a.Store); err != nil {

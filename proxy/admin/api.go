@@ -398,15 +398,16 @@ func decisionView(d *policy.Decision) DecisionView {
 // Subject rebuilds what the gateway decides on from a device's record:
 // its last User-Agent, DeviceType and DeviceInformation. The record does
 // not keep how the device authenticated; a certificate fingerprint means
-// certificate, else basic.
-func Subject(r *policy.DeviceRecord, now time.Time) *policy.Subject {
+// certificate, else basic. The client is identified with rules, the
+// gateway's (identify.rules_file; nil: the embedded rules).
+func Subject(r *policy.DeviceRecord, now time.Time, rules *eas.Rules) *policy.Subject {
 	info := r.Info
 	s := &policy.Subject{User: []byte(r.User), DeviceID: []byte(r.DeviceID), DeviceType: []byte(r.DeviceType),
 		UserAgent: []byte(r.UserAgent), Info: &info, FirstSeen: r.FirstSeen, Now: now, Auth: policy.AuthBasic}
 	if r.CertFingerprint != "" {
 		s.Auth = policy.AuthCertificate
 	}
-	s.Client = eas.Identify(s.UserAgent, s.DeviceType, &info)
+	s.Client = rules.Identify(s.UserAgent, s.DeviceType, &info)
 	return s
 }
 
@@ -436,7 +437,7 @@ func (a *API) showDevice(ctx *fasthttp.RequestCtx, user, device string) error {
 	}
 	c, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 	defer cancel()
-	d, steps := acc.Engine.Explain(c, Subject(&rec, a.now()))
+	d, steps := acc.Engine.Explain(c, Subject(&rec, a.now(), acc.Rules))
 	writeJSON(ctx, DeviceDetail{Device: a.views(acc, []policy.DeviceRecord{rec})[0], Decision: decisionView(&d), Steps: steps})
 	return nil
 }
@@ -618,7 +619,7 @@ func (a *API) commit(acc *access.Access, p Principal, req Request, recs []policy
 	for i := range recs {
 		r := &recs[i]
 		c, cancel := context.WithTimeout(context.Background(), lookupTimeout)
-		decs[i] = acc.Engine.Decide(c, Subject(r, now))
+		decs[i] = acc.Engine.Decide(c, Subject(r, now, acc.Rules))
 		cancel()
 		var after *policy.Override
 		if o, ok := acc.Overrides.Get(r.User, r.DeviceID); ok {
@@ -817,7 +818,7 @@ func (a *API) report(ctx *fasthttp.RequestCtx) error {
 	}
 	c, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rep := BuildReport(c, acc.Engine, acc.Devices, since, a.now())
+	rep := BuildReport(c, acc.Engine, acc.Rules, acc.Devices, since, a.now())
 	switch string(args.Peek("format")) {
 	case "", "json":
 		writeJSON(ctx, rep)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/policy"
 )
 
@@ -55,7 +56,7 @@ type ReportRow struct {
 
 // BuildReport evaluates every device of d last seen at or after since with
 // eng, at now.
-func BuildReport(ctx context.Context, eng *policy.Engine, d *policy.Devices, since, now time.Time) Report {
+func BuildReport(ctx context.Context, eng *policy.Engine, rules *eas.Rules, d *policy.Devices, since, now time.Time) Report {
 	rep := Report{Generated: now.UTC(), Since: since.UTC(), Mode: eng.Mode().String(),
 		ByState: map[string]int{}, ByAction: map[string]int{}, ByReason: map[string]int{}, ByClient: map[string]int{}, ByOS: map[string]int{},
 		Changes: []ReportRow{}, UsersChanged: []string{}}
@@ -64,7 +65,7 @@ func BuildReport(ctx context.Context, eng *policy.Engine, d *policy.Devices, sin
 		if r.LastSeen.Before(since) {
 			return
 		}
-		s := Subject(r, now)
+		s := Subject(r, now, rules)
 		dec := eng.Decide(ctx, s)
 		os := s.Client.OS.String()
 		if s.Client.OSVersion.Known {

@@ -123,6 +123,12 @@ type ShieldOptions struct {
 	// Now is the clock used by Flush, Load and Stats (default time.Now);
 	// Allow and Record take the time as an argument.
 	Now func() time.Time
+	// FullNames keys users by the whole name handed in, which is then the
+	// canonical user@domain of auth.domains: alice@corp and alice@partner
+	// are two accounts with two budgets. Without it (no auth.domains, where
+	// "CORP\jdoe" and "jdoe@corp.example.com" are two spellings of one
+	// account) users are keyed by their user part.
+	FullNames bool
 }
 
 // Shield is the lockout shield in front of the CAS. It is safe for
@@ -188,6 +194,7 @@ type Shield struct {
 	sprayWindow  int64
 	sprayBlock   int64
 	perShard     int
+	fullNames    bool // ShieldOptions.FullNames
 
 	seed   maphash.Seed
 	shards [shardCount]shard
@@ -213,6 +220,7 @@ type digester struct {
 // counters.
 func NewShield(cfg config.Lockout, opts ShieldOptions) (*Shield, error) {
 	s := &Shield{
+		fullNames:    opts.FullNames,
 		failures:     cfg.Failures,
 		userFailures: cfg.UserFailures,
 		window:       int64(cfg.Window.D()),
@@ -289,6 +297,14 @@ func lower(c byte) byte {
 	return c
 }
 
+// key is the name a user's counters are kept under (ShieldOptions.FullNames).
+func (s *Shield) key(user []byte) []byte {
+	if s.fullNames {
+		return user
+	}
+	return userPart(user)
+}
+
 func userPart(user []byte) []byte {
 	u, _ := eas.SplitUser(user)
 	return u
@@ -358,7 +374,7 @@ func (s *Shield) Allow(user, device []byte, addr netip.Addr, password []byte, no
 	if s.sprayUsers > 0 && addr.IsValid() && s.lockedUntil(kindAddr, nil, nil, addr) > t {
 		return false, ReasonSprayBlock
 	}
-	u := userPart(user)
+	u := s.key(user)
 	if s.failures > 0 {
 		if s.lockedUntil(kindUserDevice, u, device, netip.Addr{}) > t {
 			return false, ReasonLockout
@@ -482,7 +498,7 @@ func (d Digest) IsZero() bool { return !d.set }
 // zero Digest for an empty password or user part). It costs one
 // HMAC-SHA256 and does not allocate.
 func (s *Shield) Digest(user, password []byte) Digest {
-	u := userPart(user)
+	u := s.key(user)
 	if len(password) == 0 || len(u) == 0 {
 		return Digest{}
 	}
@@ -570,7 +586,7 @@ func (s *Shield) RecordDigest(user, device []byte, addr netip.Addr, d Digest, ro
 	}
 	t := now.UnixNano()
 	addr = normAddr(addr)
-	u := userPart(user)
+	u := s.key(user)
 	switch classify(route, status) {
 	case outcomeFailure:
 		if !d.set || len(u) == 0 {

@@ -271,3 +271,40 @@ func TestShieldEvictionPrefersKnownDevices(t *testing.T) {
 		t.Error("the known-good digest was kept")
 	}
 }
+
+// TestShieldFullNames: with auth.domains the shield is handed canonical
+// names, and alice@corp and alice@partner are two accounts with two
+// budgets; without it, "CORP\alice" and "alice@corp.example.com" share one.
+func TestShieldFullNames(t *testing.T) {
+	cfg := config.Lockout{Failures: 2, UserFailures: 3, Window: config.Duration(time.Hour), Backoff: config.Duration(time.Hour)}
+	now := time.Now()
+	fail := func(s *Shield, user string, i int) {
+		dev := []byte("DEV" + string(rune('A'+i)))
+		s.Record([]byte(user), dev, netip.Addr{}, []byte("pw"+string(rune('a'+i))), RouteEAS, 401, now)
+	}
+	full, err := NewShield(cfg, ShieldOptions{FullNames: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		fail(full, "alice@partner.example.org", i)
+	}
+	if ok, why := full.Allow([]byte("alice@partner.example.org"), []byte("DEVZ"), netip.Addr{}, []byte("x"), now); ok {
+		t.Fatal("alice@partner is not locked after 3 failures")
+	} else if why != ReasonUserLockout {
+		t.Fatalf("reason %s", why)
+	}
+	if ok, _ := full.Allow([]byte("alice@corp.example.com"), []byte("DEVZ"), netip.Addr{}, []byte("x"), now); !ok {
+		t.Fatal("alice@corp is locked by alice@partner's failures")
+	}
+	part, err := NewShield(cfg, ShieldOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		fail(part, `CORP\alice`, i)
+	}
+	if ok, _ := part.Allow([]byte("alice@corp.example.com"), []byte("DEVZ"), netip.Addr{}, []byte("x"), now); ok {
+		t.Fatal(`without auth.domains "CORP\alice" and "alice@corp.example.com" must share one budget`)
+	}
+}
