@@ -120,6 +120,8 @@ upstreams:
 auth:
   mode: either
 policy:
+  users:
+    alice@corp.example.com: {blocked_devices: [X1]}
   rules:
     - name: samsung
       match: {device_model: "SM-G9.*"}
@@ -136,8 +138,9 @@ admin:
 		"w.yaml:6:12: upstreams.servers[0].url: traffic to this server is not encrypted (hint: use https:// so passwords are not sent in clear to the CAS)",
 		"w.yaml:9:27: upstreams.tls.insecure_skip_verify: the CAS certificates are not verified: anyone on the path can read passwords and mail (hint: set upstreams.tls.trusted_cas to the CA of the CAS certificates instead)",
 		"w.yaml:12:9: auth.mode: mode either behaves like credentials while client certificates are off (hint: set listen.tls.client_certificates.mode to optional, or auth.mode to credentials)",
-		"w.yaml:16:29: policy.rules[0].match.device_model: looks like a regular expression, but regex is false: it is matched literally (hint: set regex: true in this match, or remove the regular-expression characters)",
-		"w.yaml:19:12: admin.address: without a token the admin listener answers loopback clients only (hint: set admin.tokens (or admin.token_file), or listen on 127.0.0.1)",
+		"w.yaml:15:5: policy.users: auth.domains is not set: users compare exactly as written, so CORP\\alice, alice and alice@corp.example.com are three different users for these lists (hint: set auth.domains (e.g. [corp.example.com]) so that every spelling of a user is one name)",
+		"w.yaml:18:29: policy.rules[0].match.device_model: looks like a regular expression, but regex is false: it is matched literally (hint: set regex: true in this match, or remove the regular-expression characters)",
+		"w.yaml:21:12: admin.address: without a token the admin listener answers loopback clients only (hint: set admin.tokens (or admin.token_file), or listen on 127.0.0.1)",
 	}
 	var got []string
 	for _, w := range cfg.Warnings() {

@@ -499,10 +499,14 @@ func (c *checker) validateDomains(cfg *Config) {
 		c.errf(path, "list each DNS domain once; map each NetBIOS name to a domain of auth.domains", "%v", err)
 		return
 	}
+	p := &cfg.Policy
 	if !doms.Enabled() {
+		if len(p.Users) > 0 {
+			c.warnf("policy.users", "set auth.domains (e.g. [corp.example.com]) so that every spelling of a user is one name",
+				"auth.domains is not set: users compare exactly as written, so CORP\\alice, alice and alice@corp.example.com are three different users for these lists")
+		}
 		return
 	}
-	p := &cfg.Policy
 	user := func(path, name string) {
 		name = strings.TrimSpace(name)
 		if name == "" || name == GroupAll || strings.Contains(name, "*") {
