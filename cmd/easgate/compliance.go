@@ -69,15 +69,8 @@ func loadGuardTarget(name string, args []string, stdout, stderr io.Writer, asJSO
 		fs.Usage()
 		return nil, &exitError{code: 2, err: errors.New("--config is required, and nothing else")}
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := loadConfig(*cfgPath, stderr)
 	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				fmt.Fprintln(stderr, e.Error())
-			}
-			return nil, &exitError{code: 1, err: fmt.Errorf("%s: %d error(s)", *cfgPath, len(errs))}
-		}
 		return nil, err
 	}
 	src := cfg.Policy.Compliance.Source

@@ -13,7 +13,6 @@ import (
 	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/proxy/access"
-	"github.com/easgate/easgate/proxy/config"
 )
 
 // explainOutput is what `easgate explain --json` prints.
@@ -61,15 +60,8 @@ func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("--config, --user and --device-id are required")}
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := loadConfig(*cfgPath, stderr)
 	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				fmt.Fprintln(stderr, e.Error())
-			}
-			return &exitError{code: 1, err: fmt.Errorf("%s: %d error(s)", *cfgPath, len(errs))}
-		}
 		return err
 	}
 	// Read-only: the gateway may be running on the same state store; explain

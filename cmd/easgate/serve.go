@@ -32,7 +32,8 @@ func newLogger(c config.Log, w io.Writer) zerolog.Logger {
 	return l
 }
 
-// loadConfig loads path and prints every error with its position.
+// loadConfig loads path and prints every error with its position (serve,
+// explain, compliance).
 func loadConfig(path string, stderr io.Writer) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	if err == nil {
@@ -43,7 +44,7 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, error) {
 		for _, e := range errs {
 			fmt.Fprintln(stderr, e.Error())
 		}
-		return nil, &exitError{code: 1, err: fmt.Errorf("%s: %d error(s); nothing started", path, len(errs))}
+		return nil, &exitError{code: 1, err: fmt.Errorf("%s: %d error(s)", path, len(errs))}
 	}
 	return nil, err
 }
