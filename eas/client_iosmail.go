@@ -162,10 +162,12 @@ func clientFormatIOSBuildKey(key uint64) string {
 	return string(clientAppendIOSBuild(nil, key))
 }
 
-// clientLookupIOSBuild finds a packed build in the table (binary search, no
-// allocation).
-func clientLookupIOSBuild(key uint64) (OSVersion, bool) {
-	t := clientIOSBuilds
+// clientLookupIOSBuild finds a packed build in the embedded table.
+func clientLookupIOSBuild(key uint64) (OSVersion, bool) { return lookupIOSBuild(clientIOSBuilds, key) }
+
+// lookupIOSBuild finds a packed build in t, a table sorted by key (binary
+// search, no allocation).
+func lookupIOSBuild(t []clientIOSBuild, key uint64) (OSVersion, bool) {
 	lo, hi := 0, len(t)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)

@@ -822,19 +822,8 @@ func (rs *Rules) iosVersion(key uint64, platform OSFamily) OSVersion {
 	if platform != OSiOS {
 		return OSVersion{}
 	}
-	t := rs.builds
-	lo, hi := 0, len(t)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if t[m].key < key {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	if lo < len(t) && t[lo].key == key {
-		e := t[lo]
-		return OSVersion{Major: e.major, Minor: e.minor, Patch: e.patch, Known: true}
+	if v, ok := lookupIOSBuild(rs.builds, key); ok {
+		return v
 	}
 	if major, ok := clientIOSMajorFromTrain(key >> 48); ok {
 		return OSVersion{Major: major, Known: true, Approx: true}
