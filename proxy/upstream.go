@@ -175,13 +175,28 @@ func (p *pool) pick(tried uint64) int {
 	}
 	now := time.Now().UnixNano()
 	start := int(p.rr.Add(1) % uint64(n))
-	best := -1
+	if i, anyUp := p.scan(tried, start, now, true); i >= 0 || anyUp {
+		return i
+	}
+	// Panic mode (Envoy's panic threshold): every CAS is marked down. A
+	// wrong probe must not take mail down, so the request goes to the CAS
+	// servers anyway, health ignored; the ones really down fail it as
+	// before. The health loop logs when this starts and ends.
+	i, _ := p.scan(tried, start, now, false)
+	return i
+}
+
+// scan is one pass of pick from start: the first untried backend
+// (round robin) or the least loaded one, among the available ones when
+// healthOnly is set. anyUp reports whether any backend was available.
+func (p *pool) scan(tried uint64, start int, now int64, healthOnly bool) (best int, anyUp bool) {
+	n := len(p.backends)
+	best = -1
 	var bestLoad int64
-	anyUp := false
 	for k := 0; k < n; k++ {
 		i := (start + k) % n
 		b := p.backends[i]
-		if !b.available(now) {
+		if healthOnly && !b.available(now) {
 			continue
 		}
 		anyUp = true
@@ -189,34 +204,13 @@ func (p *pool) pick(tried uint64) int {
 			continue
 		}
 		if p.mode == balanceRoundRobin {
-			return i
+			return i, true
 		}
-		load := b.inflight.Load()
-		if best < 0 || load < bestLoad {
+		if load := b.inflight.Load(); best < 0 || load < bestLoad {
 			best, bestLoad = i, load
 		}
 	}
-	if best >= 0 || anyUp {
-		return best
-	}
-	// Panic mode (Envoy's panic threshold): every CAS is marked down. A
-	// wrong probe must not take mail down, so the request goes to the CAS
-	// servers anyway, health ignored; the ones really down fail it as
-	// before. The health loop logs when this starts and ends.
-	for k := 0; k < n; k++ {
-		i := (start + k) % n
-		if i < 64 && tried&(1<<uint(i)) != 0 {
-			continue
-		}
-		if p.mode == balanceRoundRobin {
-			return i
-		}
-		load := p.backends[i].inflight.Load()
-		if best < 0 || load < bestLoad {
-			best, bestLoad = i, load
-		}
-	}
-	return best
+	return best, anyUp
 }
 
 // notePanic reports whether the pool just entered (1) or left (-1) panic
