@@ -35,17 +35,20 @@ func DeviceRow(v *DeviceView) []string {
 		v.State, strings.Join(v.Reasons, ";"), v.Rule, ov, v.SuccessorOf, ts(v.FirstSeen), ts(v.LastSeen), v.LastCommand, addr, v.Node}
 }
 
-// DevicesCSV renders devices with a header row.
-func DevicesCSV(devs []DeviceView) []byte {
+// writeCSV renders a header row and one row per item.
+func writeCSV[T any](header []string, items []T, row func(*T) []string) []byte {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	_ = w.Write(DeviceColumns)
-	for i := range devs {
-		_ = w.Write(DeviceRow(&devs[i]))
+	_ = w.Write(header)
+	for i := range items {
+		_ = w.Write(row(&items[i]))
 	}
 	w.Flush()
 	return b.Bytes()
 }
+
+// DevicesCSV renders devices with a header row.
+func DevicesCSV(devs []DeviceView) []byte { return writeCSV(DeviceColumns, devs, DeviceRow) }
 
 // AuditColumns are the columns of the audit trail in CSV.
 var AuditColumns = []string{"seq", "time", "actor", "role", "action", "user", "device_id", "before", "after", "note", "like", "bulk"}
@@ -57,13 +60,4 @@ func AuditRow(e *policy.AuditEntry) []string {
 }
 
 // AuditCSV renders audit entries with a header row.
-func AuditCSV(entries []policy.AuditEntry) []byte {
-	var b bytes.Buffer
-	w := csv.NewWriter(&b)
-	_ = w.Write(AuditColumns)
-	for i := range entries {
-		_ = w.Write(AuditRow(&entries[i]))
-	}
-	w.Flush()
-	return b.Bytes()
-}
+func AuditCSV(entries []policy.AuditEntry) []byte { return writeCSV(AuditColumns, entries, AuditRow) }

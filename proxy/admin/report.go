@@ -1,9 +1,7 @@
 package admin
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,13 +108,8 @@ var ReportColumns = []string{"user", "device_id", "client", "os", "current", "st
 
 // CSV renders every evaluated device.
 func (r *Report) CSV() []byte {
-	var b bytes.Buffer
-	w := csv.NewWriter(&b)
-	_ = w.Write(ReportColumns)
-	for _, x := range r.Rows {
-		_ = w.Write([]string{x.User, x.DeviceID, x.Client, x.OS, x.Current, x.State, x.Action, strings.Join(x.Reasons, ";"), x.Rule,
-			strconv.FormatBool(x.Current != "" && x.Current != x.State)})
-	}
-	w.Flush()
-	return b.Bytes()
+	return writeCSV(ReportColumns, r.Rows, func(x *ReportRow) []string {
+		return []string{x.User, x.DeviceID, x.Client, x.OS, x.Current, x.State, x.Action, strings.Join(x.Reasons, ";"), x.Rule,
+			strconv.FormatBool(x.Current != "" && x.Current != x.State)}
+	})
 }
