@@ -329,6 +329,7 @@ func TestHeldRoundTripStaleConn(t *testing.T) {
 		t.Fatal("no tracked connection")
 	}
 	closeRawPeer(t, lc)
+	lc.lastStart = monoNow() - staleCheckAfter // idle long enough to be checked
 
 	h, p := heldCopy(cas.addr)
 	if _, err := heldDo(b.hcHold, h.req, time.Now().Add(10*time.Second), h, nil); !errors.Is(err, errStaleConn) || !nothingSent(err) {
