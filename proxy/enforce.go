@@ -20,6 +20,7 @@ import (
 	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/proxy/access"
 	"github.com/easgate/easgate/proxy/admin"
+	"github.com/easgate/easgate/proxy/admin/console"
 	"github.com/easgate/easgate/proxy/config"
 	"github.com/easgate/easgate/proxy/quarantine"
 )
@@ -60,9 +61,10 @@ type enforcer struct {
 	log       zerolog.Logger
 	quar      *quarantine.Emulator
 	held      heldRegistry
-	api       *admin.API    // the admin API (adminapi.go)
-	digest    *admin.Digest // the admin mail digest; its events outlive reloads
-	recheck   atomic.Int64  // nanoseconds: how often held requests re-decide (verdict changes)
+	api       *admin.API       // the admin API (adminapi.go)
+	console   *console.Console // the web console on the admin listener (console.go)
+	digest    *admin.Digest    // the admin mail digest; its events outlive reloads
+	recheck   atomic.Int64     // nanoseconds: how often held requests re-decide (verdict changes)
 	decisions *prometheus.CounterVec
 	entered   *prometheus.CounterVec
 	quarGauge prometheus.GaugeFunc
@@ -614,6 +616,7 @@ func (s *Server) initEnforcement(st *state) error {
 	}
 	en.quar.SetNotice(e.notice)
 	en.api = admin.New(adminGateway{s}, s.log)
+	en.console = console.New(en.api, consoleGateway{adminGateway{s}}, s.log)
 	en.digest = admin.NewDigest(s.log)
 	en.digest.Configure(e.digest)
 	st.enf, s.enf = e, en

@@ -352,6 +352,15 @@ func (s *Server) ListenAndServe() error {
 			_ = ln.Close()
 			return fmt.Errorf("proxy: admin listen: %w", err)
 		}
+		tc, err := s.adminTLSConfig(cfg) // console.go: admin.tls
+		if err != nil {
+			_ = ln.Close()
+			_ = aln.Close()
+			return err
+		}
+		if tc != nil {
+			aln = tls.NewListener(aln, tc)
+		}
 		go func() { errc <- s.admin.Serve(aln) }()
 	}
 	go func() { errc <- s.Serve(ln) }()
@@ -562,6 +571,9 @@ func (s *Server) HeldLongPolls() int64 { return s.held.Load() }
 // token when any is configured, and a loopback client otherwise.
 func (s *Server) AdminHandler() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		if s.serveConsole(ctx) { // console.go: the web console's pages (its own sign-in)
+			return
+		}
 		if s.adminGate(ctx) { // adminapi.go: tokens for every endpoint but /healthz, /readyz; the /api/v1 API
 			return
 		}
