@@ -283,7 +283,9 @@ func TestConsoleInBrowser(t *testing.T) {
 			dialogs.Lock()
 			opened = append(opened, d.Message)
 			dialogs.Unlock()
-			go func() { _, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false}) }()
+			go func() {
+				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+			}()
 		}
 	}
 	must(t, "start chromium", chromedp.Listen(ctx, onDialog))
