@@ -25,9 +25,7 @@ import (
 // consoleGateway is what the console sees of the Server.
 type consoleGateway struct{ adminGateway }
 
-func (g consoleGateway) HeldLongPolls() (total, atCAS int64) {
-	return int64(g.s.enf.held.len()), g.s.HeldLongPolls()
-}
+func (g consoleGateway) HeldLongPolls() int64 { return g.s.HeldLongPolls() }
 
 func (g consoleGateway) Upstreams() []console.Upstream {
 	st := g.s.cur.Load()

@@ -169,27 +169,49 @@ func (r *consoleRig) accessEntries() []map[string]any {
 	return out
 }
 
-var viewports = [][2]int64{{1366, 768}, {1920, 1080}}
+// viewports are the sizes every page is checked at: a laptop, a wide
+// screen, and the laptop at 200 % zoom (half as many CSS pixels, each
+// drawn twice). Screenshots are taken at the first two.
+var viewports = []struct {
+	w, h  int64
+	scale float64
+	shot  bool
+}{{1366, 768, 1, true}, {1920, 1080, 1, true}, {683, 384, 2, false}}
 
-// shot saves the page at both sizes when screenshots are asked for.
-func (r *consoleRig) shot(ctx context.Context, name string) {
+// look checks that the page fits every viewport's width (nothing runs off
+// to the side; wide tables scroll inside their own box) and saves it at
+// 1366×768 and 1920×1080 when screenshots are asked for.
+func (r *consoleRig) look(ctx context.Context, name string) {
 	r.t.Helper()
-	if r.shots == "" {
-		return
-	}
 	for _, vp := range viewports {
-		if err := chromedp.Do(ctx, chromedp.EmulateViewport(vp[0], vp[1])); err != nil {
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(vp.w, vp.h, chromedp.EmulateScale(vp.scale))); err != nil {
 			r.t.Fatal(err)
+		}
+		over := eval[[]string](r.t, ctx, `(() => {
+			const w = document.documentElement.clientWidth, out = [];
+			if (document.documentElement.scrollWidth > w) out.push("page " + document.documentElement.scrollWidth + "px");
+			for (const e of document.querySelectorAll("main *, header *")) {
+				if (e.closest(".scroll, svg, .src, select")) continue;
+				const b = e.getBoundingClientRect();
+				if (b.width > 0 && b.right > w + 1) out.push(e.tagName + (e.id ? "#" + e.id : "") + "." + e.className + " ends at " + Math.round(b.right));
+			}
+			return out.slice(0, 5);
+		})()`)
+		if len(over) > 0 {
+			r.t.Errorf("%s at %dx%d (scale %g) overflows: %v", name, vp.w, vp.h, vp.scale, over)
+		}
+		if r.shots == "" || !vp.shot {
+			continue
 		}
 		buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 		if err != nil {
 			r.t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(r.shots, fmt.Sprintf("%s-%dx%d.png", name, vp[0], vp[1])), buf, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(r.shots, fmt.Sprintf("%s-%dx%d.png", name, vp.w, vp.h)), buf, 0o644); err != nil {
 			r.t.Fatal(err)
 		}
 	}
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(viewports[0][0], viewports[0][1])); err != nil {
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(viewports[0].w, viewports[0].h)); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -292,7 +314,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// Sign in with the operate token.
 	open(t, ctx, r.base+"/")
-	r.shot(ctx, "signin")
+	r.look(ctx, "signin")
 	signIn(t, ctx, r.base, r.opToken)
 
 	// The read-only admin, in a browser context of its own (its own
@@ -356,7 +378,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	r.shot(ctx, "dashboard")
+	r.look(ctx, "dashboard")
 
 	// Find the user's devices.
 	open(t, ctx, r.base+"/devices")
@@ -371,7 +393,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if len(users) != 1 || users[0] != target.User {
 		t.Fatalf("rows %v, want only %s", users, target.User)
 	}
-	r.shot(ctx, "devices")
+	r.look(ctx, "devices")
 
 	// Open the quarantined device and read why.
 	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS("#devices a.dev"))); err != nil {
@@ -384,7 +406,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll("#steps tbody tr").length`); n < 2 {
 		t.Fatalf("the explain trace has %d steps", n)
 	}
-	r.shot(ctx, "device")
+	r.look(ctx, "device")
 
 	// Approve it with a note: its held Ping is answered, and the fleet's
 	// next request from it is allowed (access log).
@@ -422,7 +444,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// Bulk-block three devices from the queue, newest first.
 	open(t, ctx, r.base+"/queue")
-	r.shot(ctx, "queue")
+	r.look(ctx, "queue")
 	var picked []string
 	for i := range 3 {
 		id := fmt.Sprintf("q-%d", i)
@@ -469,7 +491,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("ticked %s is not in the audit trail", p)
 		}
 	}
-	r.shot(ctx, "audit")
+	r.look(ctx, "audit")
 
 	// A form without its CSRF token is refused, and nothing is done.
 	open(t, ctx, otherPage)
@@ -512,7 +534,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if s := text(t, ctx, "report-summary"); !strings.Contains(s, "9 devices of 9 users") {
 		t.Fatalf("report: %q", s)
 	}
-	r.shot(ctx, "report")
+	r.look(ctx, "report")
 	bad := "listen:\n  address: \":443\"\n  plain_http: maybe\npolicy:\n  default_acces: allow\n"
 	must(t, "paste the candidate", chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("r-config"), bad)))
 	if st := submit(t, ctx, "r-candidate"); st != 422 {
@@ -524,7 +546,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("the candidate's errors lack %q:\n%s", w, probs)
 		}
 	}
-	r.shot(ctx, "report-candidate-errors")
+	r.look(ctx, "report-candidate-errors")
 
 	// The read-only session has been idle longer than the session timeout:
 	// its next page is the sign-in page, which says so.

@@ -68,7 +68,8 @@ func niceMax(m int) int {
 	return int(10 * p)
 }
 
-// barChart stacks series over labels; every labelEvery-th label is shown.
+// barChart stacks series over labels; every labelEvery-th label is shown,
+// counting back from the last (now).
 func barChart(title string, labels []string, labelEvery int, series []Series) Chart {
 	const w, h, left, right, top, bottom = 760, 230, 40, 8, 12, 34
 	c := Chart{Title: title, W: w, H: h, Legend: series, Head: append([]string{"Period"}, names(series)...)}
@@ -111,7 +112,7 @@ func barChart(title string, labels []string, labelEvery int, series []Series) Ch
 		if sums[i] > 0 {
 			c.Table = append(c.Table, row)
 		}
-		if i%labelEvery == 0 {
+		if (len(labels)-1-i)%labelEvery == 0 {
 			c.XTicks = append(c.XTicks, Tick{X: x + slot/2, Y: float64(h - bottom + 18), Label: l})
 		}
 	}

@@ -36,9 +36,9 @@ type Gateway interface {
 	Access() *access.Access
 	// Tokens are the current configuration's admin tokens.
 	Tokens() []admin.Token
-	// HeldLongPolls is the number of Ping and Sync requests held now:
-	// in all (at a CAS or by the quarantine) and at a CAS.
-	HeldLongPolls() (total, atCAS int64)
+	// HeldLongPolls is the number of Ping and Sync requests held now (at a
+	// CAS or by the quarantine emulation).
+	HeldLongPolls() int64
 	// Upstreams is the health of each CAS.
 	Upstreams() []Upstream
 	// SessionTimeout is admin.console.session_timeout; Enabled reports

@@ -42,7 +42,7 @@ func (g *fakeGateway) Wake(user, device string) {
 func (g *fakeGateway) Quarantine(string, string) (admin.QuarantineInfo, bool) {
 	return admin.QuarantineInfo{}, false
 }
-func (g *fakeGateway) HeldLongPolls() (int64, int64) { return 3, 1 }
+func (g *fakeGateway) HeldLongPolls() int64 { return 3 }
 func (g *fakeGateway) Upstreams() []Upstream {
 	return []Upstream{{Name: "cas1.corp.example.com", Healthy: true}, {Name: "cas2.corp.example.com"}}
 }

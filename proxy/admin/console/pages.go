@@ -86,8 +86,7 @@ type dashboardData struct {
 func (c *Console) dashboard(ctx *fasthttp.RequestCtx, v *view, _ []string) {
 	acc := c.gw.Access()
 	now := c.now().UTC()
-	d := dashboardData{CAS: c.gw.Upstreams(), Now: now}
-	d.Held, d.HeldAtCAS = c.gw.HeldLongPolls()
+	d := dashboardData{Held: c.gw.HeldLongPolls(), CAS: c.gw.Upstreams(), Now: now}
 	states := map[string]int{}
 	for _, s := range policy.States {
 		states[s] = 0
