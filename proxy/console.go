@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -76,6 +77,20 @@ func certPrincipal(clients []config.AdminClient, leaf *x509.Certificate) (admin.
 // serveConsole answers the console's pages; it reports whether it did.
 func (s *Server) serveConsole(ctx *fasthttp.RequestCtx) bool {
 	return s.enf != nil && s.enf.console != nil && s.enf.console.Serve(ctx)
+}
+
+// ServeAdmin serves the admin listener (API, console, metrics) on ln
+// until Shutdown: over TLS when admin.tls is set.
+func (s *Server) ServeAdmin(ln net.Listener) error {
+	tc, err := s.adminTLSConfig(s.cur.Load().cfg)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	return s.admin.Serve(ln)
 }
 
 // adminTLSConfig is the admin listener's TLS configuration, or nil when

@@ -352,16 +352,7 @@ func (s *Server) ListenAndServe() error {
 			_ = ln.Close()
 			return fmt.Errorf("proxy: admin listen: %w", err)
 		}
-		tc, err := s.adminTLSConfig(cfg) // console.go: admin.tls
-		if err != nil {
-			_ = ln.Close()
-			_ = aln.Close()
-			return err
-		}
-		if tc != nil {
-			aln = tls.NewListener(aln, tc)
-		}
-		go func() { errc <- s.admin.Serve(aln) }()
+		go func() { errc <- s.ServeAdmin(aln) }() // console.go: with admin.tls
 	}
 	go func() { errc <- s.Serve(ln) }()
 	return <-errc
