@@ -183,6 +183,15 @@ var viewports = []struct {
 // 1366×768 and 1920×1080 when screenshots are asked for.
 func (r *consoleRig) look(ctx context.Context, name string) {
 	r.t.Helper()
+	// Every control has a label a screen reader reads, and every button
+	// and link says what it does.
+	unlabelled := eval[[]string](r.t, ctx, `[...document.querySelectorAll("input:not([type=hidden]), select, textarea, button, a")]
+		.filter(e => e.tagName === "A" || e.tagName === "BUTTON" ? !(e.textContent.trim() || e.getAttribute("aria-label")) :
+			!(e.labels && e.labels.length) && !e.getAttribute("aria-label"))
+		.map(e => e.outerHTML.slice(0, 80))`)
+	if len(unlabelled) > 0 {
+		r.t.Errorf("%s: controls without a label: %q", name, unlabelled)
+	}
 	for _, vp := range viewports {
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(vp.w, vp.h, chromedp.EmulateScale(vp.scale))); err != nil {
 			r.t.Fatal(err)
@@ -312,9 +321,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	must(t, "start chromium", chromedp.Listen(ctx, onDialog))
 
-	// Sign in with the operate token.
+	// Sign in with the operate token: the token field has the focus.
 	open(t, ctx, r.base+"/")
 	r.look(ctx, "signin")
+	if f := eval[string](t, ctx, "document.activeElement.id"); f != "token" {
+		t.Errorf("the sign-in page focuses %q, not the token field", f)
+	}
 	signIn(t, ctx, r.base, r.opToken)
 
 	// The read-only admin, in a browser context of its own (its own
@@ -379,6 +391,15 @@ func TestConsoleInBrowser(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	r.look(ctx, "dashboard")
+	// The keyboard reaches the skip link first; it jumps to the content.
+	must(t, "press Tab", chromedp.Do(ctx, chromedp.KeyEvent("\t")))
+	if f := eval[string](t, ctx, "document.activeElement.className"); f != "skip" {
+		t.Errorf("the first Tab focuses %q, not the skip link", f)
+	}
+	must(t, "press Enter", chromedp.Do(ctx, chromedp.KeyEvent("\r")))
+	if f := eval[string](t, ctx, "location.hash + ' ' + document.activeElement.id"); f != "#main main" {
+		t.Errorf("the skip link leads to %q", f)
+	}
 
 	// Find the user's devices.
 	open(t, ctx, r.base+"/devices")

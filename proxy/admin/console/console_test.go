@@ -61,14 +61,14 @@ const (
 )
 
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	gw  *fakeGateway
 	api *admin.API
 	c   *Console
 	now time.Time
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	_ = os.WriteFile(filepath.Join(dir, "op"), []byte(opToken+"\n"), 0o600)

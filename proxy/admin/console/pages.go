@@ -34,6 +34,12 @@ func (c *Console) apiError(ctx *fasthttp.RequestCtx, v *view, err error) {
 	c.errorPage(ctx, v, status, msg)
 }
 
+// refused logs an action the API refused, as the API logs its own.
+func (c *Console) refused(ctx *fasthttp.RequestCtx, v *view, err error) {
+	c.log.Info().Str("path", string(ctx.Path())).Str("actor", v.P.Name).Int("status", admin.ErrorStatus(err)).
+		Str("error", err.Error()).Msg("console action refused")
+}
+
 // Count is one labelled number of a breakdown.
 type Count struct {
 	Key, Label string
@@ -368,6 +374,7 @@ func (c *Console) deviceAction(ctx *fasthttp.RequestCtx, v *view, args []string)
 	}
 	e, err := c.api.Apply(v.P, req)
 	if err != nil {
+		c.refused(ctx, v, err)
 		v.Error = "Not done: " + err.Error()
 		status := admin.ErrorStatus(err)
 		if status == fasthttp.StatusNotFound && act != admin.ActForget {
@@ -435,6 +442,7 @@ func (c *Console) queueAction(ctx *fasthttp.RequestCtx, v *view, _ []string) {
 	act := formValue(ctx, "action")
 	es, err := c.api.ApplyAll(v.P, act, formValue(ctx, "note"), refs)
 	if err != nil {
+		c.refused(ctx, v, err)
 		v.Error = "Not done: " + err.Error()
 		c.showQueue(ctx, v, admin.ErrorStatus(err))
 		return
