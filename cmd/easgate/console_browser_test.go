@@ -192,6 +192,9 @@ func (r *consoleRig) look(ctx context.Context, name string) {
 	if len(unlabelled) > 0 {
 		r.t.Errorf("%s: controls without a label: %q", name, unlabelled)
 	}
+	if v := eval[[]string](r.t, ctx, `window.cspViolations || []`); len(v) > 0 {
+		r.t.Errorf("%s: the Content-Security-Policy blocked %q", name, v)
+	}
 	for _, vp := range viewports {
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(vp.w, vp.h, chromedp.EmulateScale(vp.scale))); err != nil {
 			r.t.Fatal(err)
@@ -320,6 +323,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	must(t, "start chromium", chromedp.Listen(ctx, onDialog))
+	// Record what the Content-Security-Policy blocks on any page: the
+	// pages must need nothing it forbids (no inline script or style).
+	const watchCSP = `document.addEventListener("securitypolicyviolation",
+		e => (window.cspViolations = window.cspViolations || []).push(e.violatedDirective + " " + e.blockedURI))`
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: watchCSP}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Sign in with the operate token: the token field has the focus.
 	open(t, ctx, r.base+"/")
@@ -547,6 +557,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Unknown pages are 404.
 	if st := open(t, ctx, r.base+"/no-such-page"); st != 404 {
 		t.Fatalf("unknown page: HTTP %d", st)
+	}
+	// The policy is enforced (and the watch works): an inline style put in
+	// by a script is blocked and reported.
+	eval[bool](t, ctx, `document.body.insertAdjacentHTML("beforeend", '<p style="color: red">x</p>'); true`)
+	deadline = time.Now().Add(5 * time.Second)
+	for len(eval[[]string](t, ctx, `window.cspViolations || []`)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("an inline style was not reported as a CSP violation")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	// The impact report: the running policy, then a candidate with errors,

@@ -1,7 +1,9 @@
 package console
 
 import (
+	"bytes"
 	"crypto/tls"
+	"mime/multipart"
 	"net"
 	"net/netip"
 	"net/url"
@@ -447,3 +449,55 @@ func TestCandidateConfigErrorsArePositioned(t *testing.T) {
 		t.Fatalf("empty candidate: %d", r.status)
 	}
 }
+
+// An uploaded candidate (multipart, as the file field sends it) is
+// evaluated like a pasted one, and its errors name the uploaded file.
+func TestCandidateUpload(t *testing.T) {
+	e := newEnv(t)
+	sid, csrf := e.signIn(opToken)
+	post := func(file, content string) resp {
+		var b bytes.Buffer
+		w := multipart.NewWriter(&b)
+		_ = w.WriteField("csrf", csrf)
+		_ = w.WriteField("config", "")
+		fw, _ := w.CreateFormFile("file", file)
+		_, _ = fw.Write([]byte(content))
+		_ = w.Close()
+		var req fasthttp.Request
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("/report")
+		req.Header.SetCookie(sessionCookie, sid)
+		req.Header.SetContentType(w.FormDataContentType())
+		req.SetBody(b.Bytes())
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}, nil)
+		e.c.Serve(&ctx)
+		return resp{status: ctx.Response.StatusCode(), body: string(ctx.Response.Body())}
+	}
+	r := post(`C:\configs\next.yaml`, "policy:\n  mode: sometimes\n")
+	if r.status != fasthttp.StatusUnprocessableEntity || !strings.Contains(r.body, "Errors in next.yaml") || !strings.Contains(r.body, "line 2, column 9") {
+		t.Fatalf("uploaded candidate with errors: %d %.3000s", r.status, r.body)
+	}
+	good := "listen:\n  plain_http: true\nupstreams:\n  servers:\n    - url: http://127.0.0.1:1\nauth:\n  domains: [corp.example.com]\npolicy:\n  mode: report\n"
+	if r = post("next.yaml", good); r.status != 200 || !strings.Contains(r.body, "mode report") {
+		t.Fatalf("uploaded candidate: %d %.3000s", r.status, r.body)
+	}
+}
+
+// With admin.console.disabled the console answers nothing (the API and
+// /metrics still do).
+func TestConsoleDisabled(t *testing.T) {
+	e := newEnv(t)
+	c := New(e.api, disabledGateway{e.gw}, zerolog.Nop())
+	var req fasthttp.Request
+	req.SetRequestURI("/signin")
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}, nil)
+	if c.Serve(&ctx) {
+		t.Fatal("a disabled console answered")
+	}
+}
+
+type disabledGateway struct{ *fakeGateway }
+
+func (disabledGateway) Enabled() bool { return false }
