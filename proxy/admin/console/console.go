@@ -376,15 +376,12 @@ func formValue(ctx *fasthttp.RequestCtx, name string) string {
 	return string(ctx.PostArgs().Peek(name))
 }
 
-// toSignin sends the browser to the sign-in page, back to this page
-// (GET) or to where it was (POST) afterwards.
+// toSignin sends the browser to the sign-in page and, afterwards, back to
+// this page (a form's page for a POST: the form is not sent again).
 func (c *Console) toSignin(ctx *fasthttp.RequestCtx, why string) {
 	next := string(ctx.URI().RequestURI())
 	if ctx.IsPost() {
-		next = "/"
-		if ref, err := url.Parse(string(ctx.Referer())); err == nil && ref.Path != "" {
-			next = ref.RequestURI()
-		}
+		next = string(ctx.URI().PathOriginal())
 	}
 	q := url.Values{"next": {next}}
 	if why != "" {

@@ -374,8 +374,9 @@ func TestSessionsExpireAndEnd(t *testing.T) {
 	if loc := string(r.header.Peek("Location")); r.status != fasthttp.StatusSeeOther || loc != "/signin?next=%2Fdevices%3Fuser%3Dalice&why=expired" {
 		t.Fatalf("expired: %d %q", r.status, loc)
 	}
-	if r = e.do("POST", "/queue", sid, url.Values{"csrf": {csrf}, "action": {"block"}}); r.status != fasthttp.StatusSeeOther {
-		t.Fatalf("a form of an expired session: %d", r.status)
+	if r = e.do("POST", "/queue?x=1", sid, url.Values{"csrf": {csrf}, "action": {"block"}}); r.status != fasthttp.StatusSeeOther ||
+		string(r.header.Peek("Location")) != "/signin?next=%2Fqueue&why=expired" {
+		t.Fatalf("a form of an expired session: %d %s", r.status, r.header.Peek("Location"))
 	}
 	// A token removed by a reload ends its session at the next page.
 	sid, _ = e.signIn(opToken)
