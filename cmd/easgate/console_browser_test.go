@@ -63,7 +63,7 @@ log:
 
 // sessionTimeout is the console's idle timeout in this test: long
 // enough for the slowest step of the flow, short enough to wait out.
-const sessionTimeout = 20 * time.Second
+const sessionTimeout = 30 * time.Second
 
 type consoleRig struct {
 	t         *testing.T
