@@ -61,16 +61,18 @@ type enforcer struct {
 	log       zerolog.Logger
 	quar      *quarantine.Emulator
 	held      heldRegistry
-	api       *admin.API       // the admin API (adminapi.go)
-	console   *console.Console // the web console on the admin listener (console.go)
-	digest    *admin.Digest    // the admin mail digest; its events outlive reloads
-	recheck   atomic.Int64     // nanoseconds: how often held requests re-decide (verdict changes)
+	api       *admin.API    // the admin API (adminapi.go)
+	digest    *admin.Digest // the admin mail digest; its events outlive reloads
+	recheck   atomic.Int64  // nanoseconds: how often held requests re-decide (verdict changes)
 	decisions *prometheus.CounterVec
 	entered   *prometheus.CounterVec
 	quarGauge prometheus.GaugeFunc
 
 	// recheckSet tells the sweep (sweepLoop) that recheck changed.
 	recheckSet chan struct{}
+
+	// console is the web console on the admin listener (console.go).
+	console *console.Console
 
 	stop chan struct{}
 	wg   sync.WaitGroup
