@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -80,9 +81,10 @@ func (s *Server) serveConsole(ctx *fasthttp.RequestCtx) bool {
 }
 
 // ServeAdmin serves the admin listener (API, console, metrics) on ln
-// until Shutdown: over TLS when admin.tls is set.
+// until Shutdown: over TLS when admin.tls is set. Its own certificate is
+// watched for renewal (as the phones' one is) while it serves.
 func (s *Server) ServeAdmin(ln net.Listener) error {
-	tc, err := s.adminTLSConfig(s.cur.Load().cfg)
+	tc, store, err := s.adminTLSConfig(s.cur.Load().cfg)
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -90,19 +92,28 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 	if tc != nil {
 		ln = tls.NewListener(ln, tc)
 	}
+	if store != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go store.Watch(ctx, 30*time.Second, func(err error) {
+			s.log.Error().Err(err).Msg("admin certificate reload failed; keeping the old one")
+		})
+	}
 	return s.admin.Serve(ln)
 }
 
 // adminTLSConfig is the admin listener's TLS configuration, or nil when
-// admin.tls is off. With use_gateway_certificate it serves the current
-// state's certificates (reloads included); client certificates, when
-// admin.tls.client_cas is set, are asked for but optional (tokens keep
-// working) and verified against those CAs.
-func (s *Server) adminTLSConfig(cfg *config.Config) (*tls.Config, error) {
+// admin.tls is off, and the store of its own certificate (nil with
+// use_gateway_certificate, which serves the current state's certificates,
+// reloads included). Client certificates, when admin.tls.client_cas is
+// set, are asked for but optional (tokens keep working) and verified
+// against those CAs.
+func (s *Server) adminTLSConfig(cfg *config.Config) (*tls.Config, *certs.Store, error) {
 	at := &cfg.Admin.TLS
 	if !at.Enabled() {
-		return nil, nil
+		return nil, nil, nil
 	}
+	var own *certs.Store
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.CipherSuites()}
 	if at.UseGatewayCertificate {
 		tc.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -113,22 +124,22 @@ func (s *Server) adminTLSConfig(cfg *config.Config) (*tls.Config, error) {
 			return st.store.GetCertificate(hello)
 		}
 	} else {
-		store, err := certs.NewStore(certs.ServerConfig{Certificate: at.Certificate, Key: at.Key, MinVersion: "1.2"})
-		if err != nil {
-			return nil, fmt.Errorf("proxy: admin.tls certificate: %w", err)
+		var err error
+		if own, err = certs.NewStore(certs.ServerConfig{Certificate: at.Certificate, Key: at.Key, MinVersion: "1.2"}); err != nil {
+			return nil, nil, fmt.Errorf("proxy: admin.tls certificate: %w", err)
 		}
-		tc.GetCertificate = store.GetCertificate
+		tc.GetCertificate = own.GetCertificate
 	}
 	if at.ClientCAs != "" {
 		pem, err := os.ReadFile(at.ClientCAs)
 		if err != nil {
-			return nil, fmt.Errorf("proxy: admin.tls.client_cas: %w", err)
+			return nil, nil, fmt.Errorf("proxy: admin.tls.client_cas: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("proxy: admin.tls.client_cas: %s holds no PEM certificate", at.ClientCAs)
+			return nil, nil, fmt.Errorf("proxy: admin.tls.client_cas: %s holds no PEM certificate", at.ClientCAs)
 		}
 		tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
 	}
-	return tc, nil
+	return tc, own, nil
 }
