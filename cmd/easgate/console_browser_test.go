@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/valyala/fasthttp"
@@ -588,6 +589,47 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	r.look(ctx, "report-candidate-errors")
+
+	// The core flows work without JavaScript: in a tab of the same session
+	// whose script is blocked, find a user, block a phone from its page
+	// and approve another from the queue.
+	nctx, ncancel := chromedp.NewContext(ctx)
+	defer ncancel()
+	if _, err := chromedp.Call(nctx, network.SetBlockedURLs, network.SetBlockedURLsParams{
+		URLPatterns: []*network.BlockPattern{{URLPattern: "*://*:*/static/console.js", Block: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	var left admin.DeviceList
+	r.api("/api/v1/devices?state=quarantined&sort=user", &left)
+	if len(left.Devices) < 2 {
+		t.Fatalf("%d quarantined devices left", len(left.Devices))
+	}
+	open(t, nctx, r.base+"/devices")
+	if eval[bool](t, nctx, `document.documentElement.classList.contains("js")`) {
+		t.Fatal("the script ran in the tab without JavaScript")
+	}
+	must(t, "type the user", chromedp.Do(nctx, chromedp.SendKeys(chromedp.ID("f-user"), left.Devices[0].User)))
+	submit(t, nctx, "filter")
+	if _, err := chromedp.RunResponse(nctx, chromedp.Click(chromedp.CSS("#devices a.dev"))); err != nil {
+		t.Fatal(err)
+	}
+	must(t, "type the note", chromedp.Do(nctx, chromedp.SendKeys(chromedp.ID("note"), "no script")))
+	if st := submit(t, nctx, "act-block"); st != 200 || !strings.HasPrefix(text(t, nctx, "flash"), "Blocked.") {
+		t.Fatalf("block without JavaScript: HTTP %d", st)
+	}
+	open(t, nctx, r.base+"/queue")
+	if n := eval[int](t, nctx, `document.querySelectorAll('input[name="device"]').length`); n != 1 {
+		t.Fatalf("the queue lists %d devices, want 1", n)
+	}
+	must(t, "tick", chromedp.Do(nctx, chromedp.Click(chromedp.ID("q-0"))))
+	if st := submit(t, nctx, "q-allow"); st != 200 || !strings.HasPrefix(text(t, nctx, "done"), "Done: 1 device(s)") {
+		t.Fatalf("approve from the queue without JavaScript: HTTP %d", st)
+	}
+	r.api("/api/v1/audit", &trail)
+	if n := len(trail.Entries); n != 6 || trail.Entries[4].Action != "block" || trail.Entries[4].Note != "no script" ||
+		trail.Entries[5].Action != "allow" || trail.Entries[5].DeviceID != left.Devices[1].DeviceID {
+		t.Fatalf("audit trail after the flows without JavaScript: %+v", trail.Entries)
+	}
 
 	// The read-only session has been idle longer than the session timeout:
 	// its next page is the sign-in page, which says so.
