@@ -502,3 +502,29 @@ func TestConsoleDisabled(t *testing.T) {
 type disabledGateway struct{ *fakeGateway }
 
 func (disabledGateway) Enabled() bool { return false }
+
+// A wiped phone's new device id shows its allowed predecessor, and
+// "approve like" carries the approval over through Apply (Like).
+func TestPredecessorApproveLike(t *testing.T) {
+	e := newEnv(t)
+	seen(e.gw, "carol@corp.example.com", "OLDPHONE1", policy.Allow)
+	seen(e.gw, "carol@corp.example.com", "NEWPHONE2", policy.Quarantine)
+	sid, csrf := e.signIn(opToken)
+	dev := "/devices/carol%40corp.example.com/NEWPHONE2"
+	r := e.do("GET", dev, sid, nil)
+	for _, w := range []string{`id="predecessor"`, `href="/devices/carol@corp.example.com/OLDPHONE1"`, `id="act-like"`} {
+		if !strings.Contains(r.body, w) {
+			t.Fatalf("no %q on the device page: %.4000s", w, r.body)
+		}
+	}
+	if r = e.do("POST", dev, sid, url.Values{"csrf": {csrf}, "action": {"allow-like"}, "like": {"OLDPHONE1"}}); r.status != fasthttp.StatusSeeOther {
+		t.Fatalf("approve like: %d %.500s", r.status, r.body)
+	}
+	es, _ := e.api.Audit(admin.AuditQuery{DeviceID: "NEWPHONE2"})
+	if len(es) != 1 || es[0].Action != "allow" || es[0].Like != "OLDPHONE1" {
+		t.Fatalf("audit %+v", es)
+	}
+	if r = e.do("GET", dev+"?done=allow", sid, nil); !strings.Contains(r.body, "Approved.") || strings.Contains(r.body, `id="predecessor"`) {
+		t.Fatalf("after approve like: %.3000s", r.body)
+	}
+}
