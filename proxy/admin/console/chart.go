@@ -25,6 +25,7 @@ type Series struct {
 // Chart is a drawn chart.
 type Chart struct {
 	Title  string
+	Class  string // "hbar" for horizontal bars (drawn no wider than their text needs)
 	W, H   int
 	Bars   []Bar
 	XTicks []Tick
@@ -133,7 +134,7 @@ func hbarChart(title string, counts []Count, n int) Chart {
 		counts = counts[:n]
 	}
 	const w, labelW, row, valueW = 520, 150, 26, 46
-	c := Chart{Title: title, W: w, H: max(row*len(counts)+8, 40), Head: []string{"Client", "Devices"}}
+	c := Chart{Title: title, Class: "hbar", W: w, H: max(row*len(counts)+8, 40), Head: []string{"Client", "Devices"}}
 	top := 0
 	for _, k := range counts {
 		top = max(top, k.N)
