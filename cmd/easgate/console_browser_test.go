@@ -525,6 +525,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	r.look(ctx, "audit")
 
+	// The dashboard says what changed today.
+	open(t, ctx, r.base+"/")
+	if s := text(t, ctx, "today"); !strings.Contains(s, "administrators took 4 actions") {
+		t.Fatalf("the dashboard's today: %q", s)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll("#main table.audit tbody tr").length`); n != 4 {
+		t.Fatalf("the dashboard lists %d of today's actions", n)
+	}
+	r.look(ctx, "dashboard") // the screenshot with today's actions
+
 	// A form without its CSRF token is refused, and nothing is done.
 	open(t, ctx, otherPage)
 	eval[bool](t, ctx, `document.querySelector('#actions input[name="csrf"]').remove(); true`)

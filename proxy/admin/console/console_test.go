@@ -226,7 +226,8 @@ func TestPagesAndHeaders(t *testing.T) {
 		status int
 		want   []string
 	}{
-		{"/", 200, []string{"Dashboard", `id="count-quarantined">3<`, "cas2.corp.example.com", "<svg"}},
+		{"/", 200, []string{"Dashboard", `id="count-quarantined">3<`, "cas2.corp.example.com", "<svg",
+			`id="today">3 devices entered quarantine, 0 were blocked, and administrators took 0 actions.`}},
 		{"/devices", 200, []string{"Devices 1–3 of 3", "ApplF17XK2Q8N0PA", "Export CSV"}},
 		{"/devices?user=alice", 200, []string{"Devices 1–2 of 2", "ApplG22YY3Q8N0PB"}},
 		{"/devices?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", 200, []string{"&lt;script&gt;alert(1)&lt;/script&gt;"}},
@@ -251,7 +252,7 @@ func TestPagesAndHeaders(t *testing.T) {
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(r.body, w) {
-					t.Errorf("no %q in %.3000s", w, r.body)
+					t.Errorf("no %q in %s", w, r.body)
 				}
 			}
 			if strings.Contains(r.body, "<script>alert") {

@@ -76,17 +76,23 @@ func familyName(slug string) string {
 
 // dashboardData is the overview.
 type dashboardData struct {
-	Devices   int
-	States    []Count
-	Clients   []Count
-	Day       Chart // quarantines and blocks by hour, the last 24 h
-	Month     Chart // by day, the last 30 days
-	ClientsC  Chart
-	Held      int64 // held long polls, at a CAS or by the quarantine
-	HeldAtCAS int64
-	CAS       []Upstream
-	Queue     int
-	Now       time.Time
+	Devices  int
+	States   []Count
+	Clients  []Count
+	Day      Chart // quarantines and blocks by hour, the last 24 h
+	Month    Chart // by day, the last 30 days
+	ClientsC Chart
+	Held     int64 // held long polls, at a CAS or by the quarantine
+	CAS      []Upstream
+	Queue    int
+	Now      time.Time
+	// Today: devices that entered quarantine or were blocked since 00:00
+	// UTC, and the administrators' actions (the newest first, at most 5
+	// shown of TodayActs).
+	TodayQ, TodayB int
+	TodayActs      int
+	TodaySince     string
+	Recent         []policy.AuditEntry
 }
 
 func (c *Console) dashboard(ctx *fasthttp.RequestCtx, v *view, _ []string) {
@@ -123,8 +129,11 @@ func (c *Console) dashboard(ctx *fasthttp.RequestCtx, v *view, _ []string) {
 		if at.IsZero() {
 			return
 		}
-		at = at.UTC()
-		if !at.Before(dayStart) && !at.After(now) {
+		// A time ahead of this clock (another node's) counts as now.
+		if at = at.UTC(); at.After(now) {
+			at = now
+		}
+		if !at.Before(dayStart) {
 			i := int(at.Sub(dayStart) / time.Hour)
 			if q {
 				dayQ[i]++
@@ -132,7 +141,7 @@ func (c *Console) dashboard(ctx *fasthttp.RequestCtx, v *view, _ []string) {
 				dayB[i]++
 			}
 		}
-		if !at.Before(monthStart) && !at.After(now) {
+		if !at.Before(monthStart) {
 			i := int(at.Sub(monthStart) / (24 * time.Hour))
 			if q {
 				monQ[i]++
@@ -164,6 +173,16 @@ func (c *Console) dashboard(ctx *fasthttp.RequestCtx, v *view, _ []string) {
 		{Name: "blocked", Class: "s-blocked", Values: monB[:]},
 	})
 	d.ClientsC = hbarChart("Devices by client family", d.Clients, 10)
+	d.TodayQ, d.TodayB = monQ[29], monB[29]
+	d.TodaySince = monthStart.AddDate(0, 0, 29).Format(time.RFC3339)
+	today, err := c.api.Audit(admin.AuditQuery{Since: d.TodaySince, Limit: admin.MaxPageSize})
+	if err != nil {
+		c.apiError(ctx, v, err)
+		return
+	}
+	d.TodayActs = len(today)
+	slices.Reverse(today)
+	d.Recent = today[:min(len(today), 5)]
 	v.Title, v.Nav, v.Data = "Dashboard", "dashboard", d
 	c.render(ctx, fasthttp.StatusOK, "dashboard", v)
 }
