@@ -529,3 +529,53 @@ func TestPredecessorApproveLike(t *testing.T) {
 		t.Fatalf("after approve like: %.3000s", r.body)
 	}
 }
+
+// Without any admin token the console, like the API, answers loopback
+// clients only: they sign in as the loopback administrator.
+func TestLoopbackSignInWithoutTokens(t *testing.T) {
+	e := newEnv(t)
+	e.gw.tokens = nil
+	signin := func(remote net.IP) (int, string) {
+		var req fasthttp.Request
+		req.SetRequestURI("/signin")
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, &net.TCPAddr{IP: remote, Port: 5555}, nil)
+		e.c.Serve(&ctx)
+		m := csrfField.FindStringSubmatch(string(ctx.Response.Body()))
+		if m == nil {
+			return 0, string(ctx.Response.Body())
+		}
+		var ck fasthttp.Cookie
+		_ = ck.ParseBytes(ctx.Response.Header.PeekCookie(signinCookie))
+		var post fasthttp.Request
+		post.Header.SetMethod("POST")
+		post.SetRequestURI("/signin")
+		post.Header.SetCookie(signinCookie, string(ck.Value()))
+		post.Header.SetContentType("application/x-www-form-urlencoded")
+		post.SetBodyString(url.Values{"csrf": {m[1]}, "method": {"loopback"}, "next": {"/"}}.Encode())
+		var pctx fasthttp.RequestCtx
+		pctx.Init(&post, &net.TCPAddr{IP: remote, Port: 5555}, nil)
+		e.c.Serve(&pctx)
+		return pctx.Response.StatusCode(), string(ctx.Response.Body())
+	}
+	if st, page := signin(net.IPv4(127, 0, 0, 1)); st != fasthttp.StatusSeeOther || !strings.Contains(page, "Continue as loopback administrator") {
+		t.Fatalf("loopback: %d", st)
+	}
+	st, page := signin(net.IPv4(192, 0, 2, 10))
+	if st != 0 || strings.Contains(page, "Continue as loopback") || !strings.Contains(page, "No way to sign in from here") {
+		t.Fatalf("a remote client without tokens was offered a form: %d %.2000s", st, page)
+	}
+	// Posting the loopback sign-in anyway (with a matching CSRF pair) fails.
+	var post fasthttp.Request
+	post.Header.SetMethod("POST")
+	post.SetRequestURI("/signin")
+	post.Header.SetCookie(signinCookie, "pair")
+	post.Header.SetContentType("application/x-www-form-urlencoded")
+	post.SetBodyString(url.Values{"csrf": {"pair"}, "method": {"loopback"}}.Encode())
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&post, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 10), Port: 5555}, nil)
+	e.c.Serve(&ctx)
+	if ctx.Response.StatusCode() != fasthttp.StatusUnauthorized || len(ctx.Response.Header.PeekCookie(sessionCookie)) != 0 {
+		t.Fatalf("a remote loopback sign-in: %d", ctx.Response.StatusCode())
+	}
+}
