@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/policy"
-	"github.com/easgate/easgate/proxy/admin"
 )
 
 // Charts are SVG drawn here: the template gets the geometry (rectangles,
@@ -205,9 +204,5 @@ var funcs = template.FuncMap{
 	},
 	"f1":     func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
 	"plural": plural,
-	"actions": func() []string {
-		return []string{admin.ActAllow, admin.ActBlock, admin.ActQuarantine, admin.ActDefault}
-	},
-	"sel": func(a, b string) bool { return a == b },
-	"add": func(a, b int) int { return a + b },
+	"sel":    func(a, b string) bool { return a == b },
 }
