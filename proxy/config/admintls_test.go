@@ -43,6 +43,24 @@ func TestAdminTLSAndConsole(t *testing.T) {
 	if cfg.Admin.TLS.Enabled() || cfg.Admin.Console.Disabled || cfg.Admin.Console.SessionTimeout.D() != 30*time.Minute {
 		t.Fatalf("admin defaults %+v", cfg.Admin)
 	}
+	// Tokens on a network address without TLS: a warning, not an error.
+	for _, tc := range []struct {
+		admin string
+		warn  bool
+	}{
+		{"  address: \"0.0.0.0:9090\"\n  token_file: /t\n", true},
+		{"  address: \"0.0.0.0:9090\"\n  token_file: /t\n  tls:\n    use_gateway_certificate: true\n", false},
+		{"  address: \"127.0.0.1:9090\"\n  token_file: /t\n", false},
+	} {
+		cfg, err := Parse("w.yaml", []byte(minimal+"admin:\n"+tc.admin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Contains(cfg.Warnings().Error(), "cross the network unencrypted")
+		if got != tc.warn {
+			t.Errorf("%q: warning %v, want %v (%v)", tc.admin, got, tc.warn, cfg.Warnings())
+		}
+	}
 	plain := strings.Replace(minimal, "  tls:\n    certificate: /etc/easgate/gw.pem\n    key: /etc/easgate/gw.key\n", "  plain_http: true\n", 1)
 	if _, err := Parse("p.yaml", []byte(plain+"admin:\n  tls:\n    use_gateway_certificate: true\n")); err == nil || !strings.Contains(err.Error(), "no certificate to share") {
 		t.Fatalf("plain_http with the gateway's certificate: %v", err)

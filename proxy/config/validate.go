@@ -924,6 +924,10 @@ func (c *checker) validateAdminTLS(a *Admin, plainHTTP bool) {
 	if t.Enabled() && a.Address == "" {
 		c.warnf(p, "set admin.address", "admin.tls is set but the admin listener is off")
 	}
+	if host, _, err := net.SplitHostPort(a.Address); err == nil && !t.Enabled() && !isLoopback(host) && (a.TokenFile != "" || len(a.Tokens) > 0) {
+		c.warnf(p, "set admin.tls (certificate and key, or use_gateway_certificate), or keep the admin listener behind a TLS proxy",
+			"admin tokens and console sessions cross the network unencrypted")
+	}
 }
 
 // validateDigest checks admin.digest when it is on (smtp set).
