@@ -233,6 +233,7 @@ func TestPagesAndHeaders(t *testing.T) {
 		{"/devices?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", 200, []string{"&lt;script&gt;alert(1)&lt;/script&gt;"}},
 		{"/devices?state=%3Cb%3Ebold", 400, []string{`state &#34;&lt;b&gt;bold&#34;`}},
 		{"/devices?page_size=0", 400, []string{"page size"}},
+		{"/devices?page_size=2&sort=device_id", 200, []string{"Devices 1–2 of 3", `<option value="2" selected>2</option>`, "Next page"}},
 		{"/devices/alice%40corp.example.com/ApplF17XK2Q8N0PA", 200, []string{"The policy, rule by rule", "default-access", "Approve"}},
 		{"/devices/alice/nope", 404, []string{"no device"}},
 		{"/queue", 200, []string{"3 devices in quarantine", `name="device"`}},
@@ -577,5 +578,27 @@ func TestLoopbackSignInWithoutTokens(t *testing.T) {
 	e.c.Serve(&ctx)
 	if ctx.Response.StatusCode() != fasthttp.StatusUnauthorized || len(ctx.Response.Header.PeekCookie(sessionCookie)) != 0 {
 		t.Fatalf("a remote loopback sign-in: %d", ctx.Response.StatusCode())
+	}
+}
+
+// Paging follows the API's page tokens and keeps the filter.
+func TestDevicesPaging(t *testing.T) {
+	e := newEnv(t)
+	sid, _ := e.signIn(opToken)
+	r := e.do("GET", "/devices?page_size=2&sort=device_id", sid, nil)
+	m := regexp.MustCompile(`href="([^"]+)" id="next"`).FindStringSubmatch(r.body)
+	if m == nil {
+		t.Fatalf("no next page link: %.3000s", r.body)
+	}
+	next := strings.ReplaceAll(m[1], "&amp;", "&")
+	if !strings.Contains(next, "sort=device_id") || !strings.Contains(next, "page_size=2") {
+		t.Fatalf("the next link drops the filter: %s", next)
+	}
+	r = e.do("GET", next, sid, nil)
+	if !strings.Contains(r.body, "Devices 3–3 of 3") || !strings.Contains(r.body, "SEC1F2E3D4C5B6A79") || !strings.Contains(r.body, "First page") || strings.Contains(r.body, `id="next"`) {
+		t.Fatalf("page 2: %.3000s", r.body)
+	}
+	if r = e.do("GET", "/devices?page_token=bm9wZQ", sid, nil); r.status != 400 || !strings.Contains(r.body, "not a token this API gave out") {
+		t.Fatalf("a forged page token: %d", r.status)
 	}
 }

@@ -242,6 +242,7 @@ type devicesData struct {
 	Clients    []Count
 	Reasons    []string
 	SortKeys   []string
+	PageSizes  []int
 	Filtered   bool
 	ShownFirst int
 	ShownLast  int
@@ -253,7 +254,11 @@ func (c *Console) devices(ctx *fasthttp.RequestCtx, v *view, _ []string) {
 		v.Flash = doneMessages[admin.ActForget]
 	}
 	f, err := readDeviceFilter(ctx.QueryArgs())
-	d := devicesData{Filter: f, States: policy.States, SortKeys: policy.SortKeys, Reasons: reasonNames()}
+	d := devicesData{Filter: f, States: policy.States, SortKeys: policy.SortKeys, Reasons: reasonNames(), PageSizes: []int{25, 50, 100, 250, 1000}}
+	if !slices.Contains(d.PageSizes, f.PageSize) {
+		d.PageSizes = append(d.PageSizes, f.PageSize)
+		slices.Sort(d.PageSizes)
+	}
 	for i := eas.Family(0); i.Slug() != "unknown" || i == 0; i++ {
 		d.Clients = append(d.Clients, Count{Key: i.Slug(), Label: i.String()})
 	}
