@@ -20,6 +20,7 @@ import (
 	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/proxy/access"
 	"github.com/easgate/easgate/proxy/admin"
+	"github.com/easgate/easgate/proxy/admin/console"
 	"github.com/easgate/easgate/proxy/config"
 	"github.com/easgate/easgate/proxy/quarantine"
 )
@@ -69,6 +70,9 @@ type enforcer struct {
 
 	// recheckSet tells the sweep (sweepLoop) that recheck changed.
 	recheckSet chan struct{}
+
+	// console is the web console on the admin listener (console.go).
+	console *console.Console
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -614,6 +618,7 @@ func (s *Server) initEnforcement(st *state) error {
 	}
 	en.quar.SetNotice(e.notice)
 	en.api = admin.New(adminGateway{s}, s.log)
+	en.console = console.New(en.api, consoleGateway{adminGateway{s}}, s.log)
 	en.digest = admin.NewDigest(s.log)
 	en.digest.Configure(e.digest)
 	st.enf, s.enf = e, en

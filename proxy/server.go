@@ -352,7 +352,7 @@ func (s *Server) ListenAndServe() error {
 			_ = ln.Close()
 			return fmt.Errorf("proxy: admin listen: %w", err)
 		}
-		go func() { errc <- s.admin.Serve(aln) }()
+		go func() { errc <- s.ServeAdmin(aln) }() // console.go: with admin.tls
 	}
 	go func() { errc <- s.Serve(ln) }()
 	return <-errc
@@ -562,6 +562,9 @@ func (s *Server) HeldLongPolls() int64 { return s.held.Load() }
 // token when any is configured, and a loopback client otherwise.
 func (s *Server) AdminHandler() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		if s.serveConsole(ctx) { // console.go: the web console's pages (its own sign-in)
+			return
+		}
 		if s.adminGate(ctx) { // adminapi.go: tokens for every endpoint but /healthz, /readyz; the /api/v1 API
 			return
 		}
