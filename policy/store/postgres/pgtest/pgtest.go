@@ -1,0 +1,223 @@
+// Package pgtest starts a private PostgreSQL cluster for tests: initdb into
+// a temporary directory, listening only on 127.0.0.1 on a free port with
+// its unix socket inside that directory, run as the postgres user when the
+// test runs as root (PostgreSQL refuses to run as root), and removed by
+// Close. It uses Debian's server binaries (/usr/lib/postgresql/*/bin).
+//
+// Tests call Need first: without the binaries it skips the test, except
+// under CI=true, where it fails it (CI installs the postgresql package).
+//
+// It is test support: it imports pgx and the standard library, never the
+// gateway.
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// BinDir returns the newest /usr/lib/postgresql/*/bin that has initdb,
+// pg_ctl and postgres ("" when there is none).
+func BinDir() string {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool {
+		a, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
+		b, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
+		return a > b
+	})
+	for _, d := range dirs {
+		ok := true
+		for _, b := range []string{"initdb", "pg_ctl", "postgres"} {
+			if st, err := os.Stat(filepath.Join(d, b)); err != nil || st.Mode()&0o111 == 0 {
+				ok = false
+			}
+		}
+		if ok {
+			return d
+		}
+	}
+	return ""
+}
+
+// Need skips t when the PostgreSQL server binaries are missing, and fails
+// it instead under CI=true.
+func Need(t testing.TB) {
+	t.Helper()
+	if BinDir() != "" {
+		return
+	}
+	msg := "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin (Debian package postgresql)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + ": CI must install them (.ci/run)")
+	}
+	t.Skip(msg + ": skipping")
+}
+
+// Cluster is one running private cluster.
+type Cluster struct {
+	Dir  string // the temporary directory (data, socket, log)
+	Port int
+	bin  string
+	cred *syscall.Credential // the postgres user when running as root
+	mu   sync.Mutex
+	n    int
+}
+
+// Start initialises and starts a cluster. Close stops and removes it.
+func Start() (*Cluster, error) {
+	bin := BinDir()
+	if bin == "" {
+		return nil, errors.New("pgtest: PostgreSQL server binaries not found")
+	}
+	dir, err := os.MkdirTemp("", "easgate-pg-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Dir: dir, bin: bin}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("pgtest: running as root needs the postgres user: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	for _, d := range []string{"data", "sock", "log"} {
+		p := filepath.Join(dir, d)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		if c.cred != nil {
+			_ = os.Chown(p, int(c.cred.Uid), int(c.cred.Gid))
+		}
+	}
+	if out, err := c.run("initdb", "-D", c.data(), "-U", "postgres", "-E", "UTF8", "--no-locale",
+		"--auth-local=trust", "--auth-host=scram-sha-256"); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	c.Port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	if err := c.StartServer(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) data() string { return filepath.Join(c.Dir, "data") }
+
+func (c *Cluster) run(name string, args ...string) ([]byte, error) {
+	cmd := exec.Command(filepath.Join(c.bin, name), args...)
+	cmd.Dir = c.Dir
+	if c.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	}
+	return cmd.CombinedOutput()
+}
+
+// StartServer starts the (stopped) server and waits until it accepts
+// connections.
+func (c *Cluster) StartServer() error {
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c max_connections=200",
+		c.Port, filepath.Join(c.Dir, "sock"))
+	logf := filepath.Join(c.Dir, "log", "postgres.log")
+	if out, err := c.run("pg_ctl", "-D", c.data(), "-l", logf, "-w", "-t", "60", "-o", opts, "start"); err != nil {
+		log, _ := os.ReadFile(logf)
+		return fmt.Errorf("pgtest: pg_ctl start: %v\n%s\n%s", err, out, log)
+	}
+	return nil
+}
+
+// StopServer stops the server (fast shutdown: sessions are cut), as an
+// outage would.
+func (c *Cluster) StopServer() error {
+	if out, err := c.run("pg_ctl", "-D", c.data(), "-m", "fast", "-w", "-t", "60", "stop"); err != nil {
+		return fmt.Errorf("pgtest: pg_ctl stop: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// Close stops the server and removes the directory.
+func (c *Cluster) Close() {
+	_, _ = c.run("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "-t", "30", "stop")
+	os.RemoveAll(c.Dir)
+}
+
+// Admin runs SQL as the superuser over the unix socket (database
+// "postgres" when db is "").
+func (c *Cluster) Admin(db, sql string, args ...any) error {
+	if db == "" {
+		db = "postgres"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=%s", filepath.Join(c.Dir, "sock"), c.Port, db))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql, args...)
+	return err
+}
+
+// Database is a database with its own owner role and password.
+type Database struct {
+	Name, User, Password string
+	c                    *Cluster
+}
+
+// NewDatabase creates a role (with a password) and a database it owns.
+func (c *Cluster) NewDatabase() (*Database, error) {
+	c.mu.Lock()
+	c.n++
+	n := c.n
+	c.mu.Unlock()
+	d := &Database{Name: fmt.Sprintf("easgate_db%d", n), User: fmt.Sprintf("easgate_u%d", n), Password: fmt.Sprintf("pw%dSecr3tWord", n), c: c}
+	if err := c.Admin("", fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD '%s'`, d.User, d.Password)); err != nil {
+		return nil, err
+	}
+	if err := c.Admin("", fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, d.Name, d.User)); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// URL returns the database's URL on the loopback TCP listener, with the
+// password in it when withPassword is set.
+func (d *Database) URL(withPassword bool) string {
+	u := url.URL{Scheme: "postgres", Host: fmt.Sprintf("127.0.0.1:%d", d.c.Port), Path: "/" + d.Name, RawQuery: "sslmode=disable"}
+	if withPassword {
+		u.User = url.UserPassword(d.User, d.Password)
+	} else {
+		u.User = url.User(d.User)
+	}
+	return u.String()
+}
