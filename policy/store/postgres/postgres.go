@@ -324,25 +324,6 @@ func (s *Store) Err() error {
 	return s.lastErr
 }
 
-// Stats are counters for metrics.
-type Stats struct {
-	Up        bool
-	Pending   int
-	Written   uint64 // records written by this node
-	Applied   uint64 // records of other nodes applied
-	Version   int64  // the last change version applied
-	LastError string
-}
-
-// Stats returns the store's counters.
-func (s *Store) Stats() Stats {
-	st := Stats{Up: s.Up(), Pending: s.Pending(), Written: s.writes.Load(), Applied: s.applied.Load(), Version: s.version.Load()}
-	if err := s.Err(); err != nil {
-		st.LastError = err.Error()
-	}
-	return st
-}
-
 func (s *Store) setHealth(err error) {
 	if err != nil {
 		err = errors.New(s.cfg.scrub(err.Error()))
@@ -795,3 +776,28 @@ func (c Config) connError(err error) error {
 }
 
 var _ policy.Store = (*Store)(nil)
+
+// Health implements policy.SharedStore.
+func (s *Store) Health() policy.SharedHealth {
+	h := policy.SharedHealth{Up: s.Up(), Pending: s.Pending(), Written: s.writes.Load(), Applied: s.applied.Load(), Version: s.version.Load()}
+	if err := s.Err(); err != nil {
+		h.LastError = err.Error()
+	}
+	return h
+}
+
+var _ policy.SharedStore = (*Store)(nil)
+
+// Count returns the number of live records (what `easgate state copy`
+// checks before it writes into a database).
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM easgate_records WHERE value IS NOT NULL`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("state database: %w", s.cfg.wrap(err))
+	}
+	return n, nil
+}
+
+// Redacted returns the URL with any password replaced, for messages.
+func (c Config) Redacted() string { return c.redactedURL() }
