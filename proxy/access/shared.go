@@ -82,7 +82,7 @@ func shareGraph(gc *sources.GraphConfig, ss policy.SharedStore, log zerolog.Logg
 		quick = 5 * time.Minute
 	}
 	ttl := 2*quick + 30*time.Second
-	var was atomic.Bool
+	var was atomic.Int32 // 0 unknown, 1 held, 2 not held: the first answer is logged too
 	gc.Lease = func(ctx context.Context) bool {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
@@ -91,7 +91,11 @@ func shareGraph(gc *sources.GraphConfig, ss policy.SharedStore, log zerolog.Logg
 			log.Warn().Str("error", err.Error()).Msg("graph: the pull lease cannot be checked: not pulling (the last shared table stays in force)")
 			ok = false
 		}
-		if ok != was.Swap(ok) {
+		now := int32(2)
+		if ok {
+			now = 1
+		}
+		if was.Swap(now) != now {
 			if ok {
 				log.Info().Msg("graph: this node holds the pull lease and pulls Microsoft Graph for every node")
 			} else {
