@@ -1,5 +1,11 @@
 package multinode
 
-import "encoding/base64"
+import (
+	"encoding/base64"
+	"net"
+	"time"
+)
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func netDial(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }
