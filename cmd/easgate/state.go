@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/policy/store"
 	"github.com/easgate/easgate/policy/store/postgres"
 	"github.com/easgate/easgate/proxy/access"
@@ -148,6 +149,11 @@ func runStateCopy(args []string, stdout, stderr io.Writer) error {
 	}
 	total := 0
 	for _, b := range buckets {
+		if b == policy.BucketVerdicts {
+			// Each node keeps its verdict-cache snapshot in its own state.path.
+			fmt.Fprintf(stdout, "%-12s skipped (each node keeps its own verdict snapshot)\n", b)
+			continue
+		}
 		n := 0
 		puts := map[string][]byte{}
 		err := src.ForEach(b, func(k, v []byte) error {

@@ -182,8 +182,8 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 			a.Source, a.Cache = s, c
 			// A compliance file is read whole at start: a snapshot of
 			// verdicts taken from an older file would only be wrong.
-			if a.Store != nil && src.Type != config.SourceFile {
-				n, err := c.LoadSnapshot(a.Store)
+			if vs := a.verdictStore(); vs != nil && src.Type != config.SourceFile {
+				n, err := c.LoadSnapshot(vs)
 				if err != nil {
 					log.Warn().Err(err).Msg("state store: verdict snapshot not loaded")
 				} else if n > 0 {
@@ -481,8 +481,8 @@ func (a *Access) Run() {
 }
 
 func (a *Access) saveSnapshot() {
-	if a.Store != nil && a.Cache != nil {
-		if err := a.Cache.SaveSnapshot(a.Store); err != nil {
+	if vs := a.verdictStore(); vs != nil && a.Cache != nil {
+		if err := a.Cache.SaveSnapshot(vs); err != nil {
 			a.log.Warn().Err(err).Msg("state store: verdict snapshot not saved")
 		}
 	}

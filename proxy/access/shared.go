@@ -110,3 +110,16 @@ func shareGraph(gc *sources.GraphConfig, ss policy.SharedStore, log zerolog.Logg
 		}
 	}
 }
+
+// verdictStore is where the verdict cache's snapshot goes: the state
+// store of one node, and with a shared database the node's local snapshot
+// file. Each node's cache holds what it asked its source; rewriting the
+// whole snapshot every minute from every node would only make the nodes
+// overwrite each other in the database (the Graph table itself is shared,
+// see shareGraph).
+func (a *Access) verdictStore() policy.Store {
+	if pg, ok := a.Store.(*postgres.Store); ok {
+		return pg.SnapshotStore()
+	}
+	return a.Store
+}

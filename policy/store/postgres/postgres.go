@@ -107,7 +107,6 @@ type Store struct {
 	sending int               // records of the batch being written
 	wake    chan struct{}
 	drained *sync.Cond // signalled after each write attempt
-	written uint64     // successful write batches
 
 	subMu sync.RWMutex
 	subs  map[string][]func(key string, value []byte)
@@ -801,3 +800,7 @@ func (s *Store) Count(ctx context.Context) (int64, error) {
 
 // Redacted returns the URL with any password replaced, for messages.
 func (c Config) Redacted() string { return c.redactedURL() }
+
+// SnapshotStore returns the local snapshot store (Config.Snapshot; nil
+// without one).
+func (s *Store) SnapshotStore() policy.Store { return s.cfg.Snapshot }

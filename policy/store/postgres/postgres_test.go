@@ -354,7 +354,7 @@ func TestBadInput(t *testing.T) {
 		{"wrong credentials", Config{URL: d.URL(false), PasswordFile: pwFile}, "refused the credentials", "wrong-Passw0rd"},
 		{"wrong credentials in URL", Config{URL: strings.Replace(d.URL(true), d.Password, "Bad-Secret-9", 1)}, "refused the credentials", "Bad-Secret-9"},
 		{"missing database", Config{URL: missing}, "database does not exist", d.Password},
-		{"nothing listening", Config{URL: fmt.Sprintf("postgres://u:Hidden-Pw@127.0.0.1:1/x?sslmode=disable"), ConnectTimeout: time.Second}, "cannot connect", "Hidden-Pw"},
+		{"nothing listening", Config{URL: "postgres://u:Hidden-Pw@127.0.0.1:1/x?sslmode=disable", ConnectTimeout: time.Second}, "cannot connect", "Hidden-Pw"},
 		{"older schema", Config{URL: old.URL(false), PasswordFile: filepath.Join(t.TempDir(), "none")}, "state.password_file", ""},
 		{"missing schema", Config{URL: d.URL(true)}, "schema version 0", d.Password},
 	} {

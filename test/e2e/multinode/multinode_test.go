@@ -1,7 +1,6 @@
 package multinode
 
 import (
-	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -209,6 +208,4 @@ func TestLockoutCountsOverBothNodes(t *testing.T) {
 	}
 }
 
-func basic(user, pass string) string {
-	return strings.TrimRight(fmt.Sprintf("%s", b64(user+":"+pass)), "\n")
-}
+func basic(user, pass string) string { return b64(user + ":" + pass) }
