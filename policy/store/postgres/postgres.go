@@ -561,6 +561,9 @@ func (s *Store) catchUp(conn *pgx.Conn) error {
 // ForEach implements policy.Store, in key order. While the database is
 // unreachable and Config.Offline is set it reads the local snapshot.
 func (s *Store) ForEach(bucket string, fn func(key, value []byte) error) error {
+	if s.servingSnapshot() {
+		return s.cfg.Snapshot.ForEach(bucket, fn)
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, 60*time.Second)
 	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT key, value FROM easgate_records WHERE bucket = $1 AND value IS NOT NULL ORDER BY key`, bucket)
@@ -581,6 +584,9 @@ func (s *Store) ForEach(bucket string, fn func(key, value []byte) error) error {
 
 // Get implements policy.Store.
 func (s *Store) Get(bucket, key string) ([]byte, bool, error) {
+	if s.servingSnapshot() {
+		return s.cfg.Snapshot.Get(bucket, key)
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
 	var v []byte
@@ -595,6 +601,13 @@ func (s *Store) Get(bucket, key string) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("state database: %w", s.cfg.wrap(err))
 	}
 	return v, true, nil
+}
+
+// servingSnapshot reports whether reads go straight to the snapshot: the
+// store was opened offline and has not reached the database since, so a
+// start does not wait for one connection timeout per table it loads.
+func (s *Store) servingSnapshot() bool {
+	return s.cfg.Offline && s.cfg.Snapshot != nil && !s.cfg.ReadOnly && !s.Up()
 }
 
 func (s *Store) offline(err error) bool {

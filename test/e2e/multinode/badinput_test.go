@@ -190,7 +190,11 @@ state:
 		t.Fatalf("the copied override on a node of the database: %v", err)
 	}
 	a.stop()
-	// With no gateway answering, devices list reads the database.
+	// With no gateway answering, explain and devices list read the database.
+	expl := easgate(t, "explain", "--config", filepath.Join(a.dir, "easgate.yaml"), "--user", "erin@corp.example.com", "--device-id", "ApplERIN0000001")
+	if !strings.Contains(strings.ToLower(expl), "block") {
+		t.Fatalf("explain on the database does not show the block:\n%s", expl)
+	}
 	list := easgate(t, "devices", "list", "--config", filepath.Join(a.dir, "easgate.yaml"), "--all")
 	if !strings.Contains(list, "ApplERIN0000001") {
 		t.Fatalf("devices list on the database:\n%s", list)

@@ -142,3 +142,83 @@ func TestNodeKilledMidLoad(t *testing.T) {
 		t.Fatalf("after the kill B served %d requests (%d in the timeline): the phones stopped", afterB, lateRequests)
 	}
 }
+
+// A node that starts while the database is down, with offline_start:
+// snapshot, serves from its local snapshot: the override it learned before
+// still blocks the phone. When the database is back it catches up on what
+// the other node wrote meanwhile.
+func TestNodeStartsFromSnapshotWhileDatabaseDown(t *testing.T) {
+	e := newEnv(t, bench.FakeCASConfig{})
+	a, b := e.startNode("A", ""), e.startNode("B", "")
+	p := newPhone("frank@corp.example.com", "ApplFRANK000001", "", a)
+	if err := p.Setup(); err != nil {
+		t.Fatal(err)
+	}
+	waitDevice(t, b, "frank@corp.example.com", "ApplFRANK000001")
+	easgate(t, "devices", "block", "--admin", "http://"+b.admin, "--user", "frank@corp.example.com", "--device-id", "ApplFRANK000001")
+	deadline := time.Now().Add(10 * time.Second)
+	for e.sql(`SELECT count(*) FROM easgate_records WHERE bucket = 'overrides' AND value IS NOT NULL`) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the override did not reach the database")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // A's feed mirrors it into A's snapshot
+	a.stop()
+	if err := cluster.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			_ = cluster.StartServer()
+		}
+	}()
+	a.run(t) // the database is down
+	if !strings.Contains(a.log.String(), "serving from the local snapshot") {
+		t.Fatalf("node A's log does not say it serves from its snapshot")
+	}
+	if _, _, err := newPhone("frank@corp.example.com", "ApplFRANK000001", "", a).Sync("1"); bench.ErrorKind(err) != bench.KindBlocked {
+		t.Fatalf("the phone on A started from its snapshot: %v, want blocked", err)
+	}
+	if r := a.readyz(t); !strings.Contains(r, "state database: unreachable") {
+		t.Fatalf("/readyz: %q", r)
+	}
+	if err := cluster.StartServer(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	// B (running throughout) allows the device again; A catches up.
+	waitLog(t, b, "state database reachable again")
+	easgate(t, "devices", "allow", "--admin", "http://"+b.admin, "--user", "frank@corp.example.com", "--device-id", "ApplFRANK000001")
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		_, _, err := newPhone("frank@corp.example.com", "ApplFRANK000001", "", a).Sync("1")
+		if bench.ErrorKind(err) != bench.KindBlocked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node A did not catch up with the approval made on B: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if a.metric(t, "easgate_state_database_up") != 1 {
+		t.Fatal("node A does not report the database back")
+	}
+}
+
+// waitDevice waits until node n lists the device (its device table flushes
+// every second; the other nodes then learn it from the feed).
+func waitDevice(t *testing.T, n *node, user, device string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := easgateMay("devices", "show", "--admin", "http://"+n.admin, "--user", user, "--device-id", device); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s does not list %s of %s", n.name, device, user)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

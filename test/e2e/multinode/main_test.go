@@ -103,6 +103,7 @@ type node struct {
 	addr, admin string
 	dir         string
 	cmd         *exec.Cmd
+	env         []string
 	log         *syncBuffer
 	done        chan struct{}
 }
@@ -184,20 +185,33 @@ func (e *env) startNode(name, extraPolicy string, extraEnv ...string) *node {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n.cmd = exec.Command(binary, "serve", "--config", path)
-	n.cmd.Stderr = n.log
-	n.cmd.Stdout = io.Discard
-	n.cmd.Env = append(os.Environ(), extraEnv...)
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = n.cmd.Wait(); close(n.done) }()
+	n.env = append(os.Environ(), extraEnv...)
 	t.Cleanup(func() {
 		n.stop()
 		if t.Failed() {
 			t.Logf("node %s log:\n%s", n.name, tail(n.log.String(), 6000))
 		}
 	})
+	n.run(t)
+	e.nodes = append(e.nodes, n)
+	return n
+}
+
+// run starts the node's process (again) and waits until it listens.
+func (n *node) run(t *testing.T) {
+	t.Helper()
+	n.done = make(chan struct{})
+	n.cmd = exec.Command(binary, "serve", "--config", filepath.Join(n.dir, "easgate.yaml"))
+	n.cmd.Stderr = n.log
+	n.cmd.Stdout = io.Discard
+	n.cmd.Env = n.env
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := n.done
+	cmd := n.cmd
+	go func() { _ = cmd.Wait(); close(done) }()
+	name := n.name
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if c, err := net.Dial("tcp", n.addr); err == nil {
@@ -214,8 +228,6 @@ func (e *env) startNode(name, extraPolicy string, extraEnv ...string) *node {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	e.nodes = append(e.nodes, n)
-	return n
 }
 
 func (n *node) stop() {
