@@ -2,6 +2,13 @@ package postgres
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"errors"
 	"fmt"
 	"os"
@@ -384,4 +391,36 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("PGPASSWORD and migrate at start: %v", err)
 	}
 	s.Close()
+}
+
+// TLS to the database: sslmode=verify-full against the right CA connects;
+// against another CA it fails with a message that names TLS.
+func TestTLSToTheDatabase(t *testing.T) {
+	d := newDB(t)
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte(d.Password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, Config{URL: d.TLSURL(cluster.CAFile), PasswordFile: pw, Migrate: true})
+	var ssl bool
+	if err := s.pool.QueryRow(t.Context(), `SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`).Scan(&ssl); err != nil || !ssl {
+		t.Fatalf("the connection is not encrypted: %v %v", ssl, err)
+	}
+	// A CA that did not sign the server's certificate.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "another CA"}, IsCA: true,
+		BasicConstraintsValid: true, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA := filepath.Join(t.TempDir(), "other-ca.pem")
+	if err := os.WriteFile(otherCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(t.Context(), Config{URL: d.TLSURL(otherCA), PasswordFile: pw})
+	if err == nil || !strings.Contains(err.Error(), "TLS to the server failed") || strings.Contains(err.Error(), d.Password) {
+		t.Fatalf("a server certificate from another CA: %v", err)
+	}
+	t.Log(err)
 }

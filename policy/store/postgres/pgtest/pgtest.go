@@ -13,6 +13,13 @@ package pgtest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"errors"
 	"fmt"
 	"net"
@@ -73,6 +80,10 @@ func Need(t testing.TB) {
 type Cluster struct {
 	Dir  string // the temporary directory (data, socket, log)
 	Port int
+	// CAFile is the PEM CA that signed the server's certificate (for
+	// 127.0.0.1): the server accepts TLS, and sslmode=verify-full with
+	// sslrootcert=CAFile verifies it.
+	CAFile string
 	bin  string
 	cred *syscall.Credential // the postgres user when running as root
 	mu   sync.Mutex
@@ -119,6 +130,10 @@ func Start() (*Cluster, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
 	}
+	if err := c.makeTLS(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		os.RemoveAll(dir)
@@ -147,8 +162,9 @@ func (c *Cluster) run(name string, args ...string) ([]byte, error) {
 // StartServer starts the (stopped) server and waits until it accepts
 // connections.
 func (c *Cluster) StartServer() error {
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c max_connections=200",
-		c.Port, filepath.Join(c.Dir, "sock"))
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c max_connections=200"+
+		" -c ssl=on -c ssl_cert_file=%s -c ssl_key_file=%s",
+		c.Port, filepath.Join(c.Dir, "sock"), filepath.Join(c.data(), "server.crt"), filepath.Join(c.data(), "server.key"))
 	logf := filepath.Join(c.Dir, "log", "postgres.log")
 	if out, err := c.run("pg_ctl", "-D", c.data(), "-l", logf, "-w", "-t", "60", "-o", opts, "start"); err != nil {
 		log, _ := os.ReadFile(logf)
@@ -274,4 +290,67 @@ func (c *Cluster) CPUTime() (time.Duration, error) {
 		}
 	}
 	return time.Duration(ticks) * (time.Second / 100), nil // USER_HZ is 100 on Linux
+}
+
+// makeTLS generates a CA and a server certificate for 127.0.0.1 into the
+// data directory (readable by the server only) and the CA into Dir.
+func (c *Cluster) makeTLS() error {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pgtest CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	c.CAFile = filepath.Join(c.Dir, "ca.pem")
+	files := []struct {
+		path  string
+		block *pem.Block
+		mode  os.FileMode
+		owned bool
+	}{
+		{c.CAFile, &pem.Block{Type: "CERTIFICATE", Bytes: caDER}, 0o644, false},
+		{filepath.Join(c.data(), "server.crt"), &pem.Block{Type: "CERTIFICATE", Bytes: der}, 0o644, true},
+		{filepath.Join(c.data(), "server.key"), &pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}, 0o600, true},
+	}
+	for _, f := range files {
+		if err := os.WriteFile(f.path, pem.EncodeToMemory(f.block), f.mode); err != nil {
+			return err
+		}
+		if f.owned && c.cred != nil {
+			if err := os.Chown(f.path, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// TLSURL returns the database's URL with sslmode=verify-full against the
+// cluster's CA (no password in it).
+func (d *Database) TLSURL(caFile string) string {
+	u := url.URL{Scheme: "postgres", Host: fmt.Sprintf("127.0.0.1:%d", d.c.Port), Path: "/" + d.Name,
+		RawQuery: "sslmode=verify-full&sslrootcert=" + url.QueryEscape(caFile), User: url.User(d.User)}
+	return u.String()
 }
