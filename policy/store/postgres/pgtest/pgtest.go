@@ -19,9 +19,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -84,10 +84,10 @@ type Cluster struct {
 	// 127.0.0.1): the server accepts TLS, and sslmode=verify-full with
 	// sslrootcert=CAFile verifies it.
 	CAFile string
-	bin  string
-	cred *syscall.Credential // the postgres user when running as root
-	mu   sync.Mutex
-	n    int
+	bin    string
+	cred   *syscall.Credential // the postgres user when running as root
+	mu     sync.Mutex
+	n      int
 }
 
 // Start initialises and starts a cluster. Close stops and removes it.
