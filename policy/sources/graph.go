@@ -58,6 +58,9 @@ type GraphConfig struct {
 	// Publish, when set, receives the table (Export) after each pull of
 	// this node, for the other nodes (Import).
 	Publish func(table []byte)
+	// Release, when set, is called by Close: it gives the lease up so
+	// that another node pulls at once instead of after the lease expires.
+	Release func()
 }
 
 // Graph pulls Intune's managed devices from Microsoft Graph
@@ -237,6 +240,9 @@ func (g *Graph) HeldBack() *HeldBack {
 func (g *Graph) Close() error {
 	g.once.Do(func() { close(g.stop) })
 	g.wg.Wait()
+	if g.cfg.Release != nil {
+		g.cfg.Release()
+	}
 	return nil
 }
 

@@ -74,8 +74,8 @@ const graphLease = "graph-pull"
 // shareGraph makes the Graph source pull only while this node holds the
 // Graph lease, and publish each table it pulls to the shared store; the
 // other nodes import it from the change feed (proxy/shared*.go). The lease
-// outlives two quick syncs, so a leader that stops is replaced after at
-// most that long.
+// outlives two quick syncs: a leader that stops gives it up (Close), and
+// one that dies is replaced after at most that long.
 func shareGraph(gc *sources.GraphConfig, ss policy.SharedStore, log zerolog.Logger) {
 	quick := gc.QuickSync
 	if quick <= 0 {
@@ -103,6 +103,16 @@ func shareGraph(gc *sources.GraphConfig, ss policy.SharedStore, log zerolog.Logg
 			}
 		}
 		return ok
+	}
+	gc.Release = func() {
+		if was.Load() != 1 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ss.ReleaseLease(ctx, graphLease); err != nil {
+			log.Warn().Str("error", err.Error()).Msg("graph: the pull lease was not released; another node takes it when it expires")
+		}
 	}
 	gc.Publish = func(table []byte) {
 		if err := ss.Update(policy.BucketCompliance, map[string][]byte{sources.GraphShareKey: table}, nil); err != nil {

@@ -57,6 +57,9 @@ const Channel = "easgate_changes"
 // writeLock is the advisory lock writers take before drawing versions.
 const writeLock = 0x6561_7367_7772 // "easgwr"
 
+// maxBatch bounds the records of one write transaction.
+const maxBatch = 20_000
+
 // snapshotMeta is the snapshot bucket that remembers the last version the
 // snapshot holds.
 const snapshotMeta = "_easgate_shared"
@@ -355,7 +358,20 @@ func (s *Store) writer() {
 		for {
 			s.mu.Lock()
 			batch := s.pending
-			s.pending = map[recKey][]byte{}
+			if len(batch) > maxBatch {
+				// A backlog (after an outage) goes in several transactions,
+				// each well within the write timeout.
+				batch = make(map[recKey][]byte, maxBatch)
+				for k, v := range s.pending {
+					batch[k] = v
+					delete(s.pending, k)
+					if len(batch) == maxBatch {
+						break
+					}
+				}
+			} else {
+				s.pending = map[recKey][]byte{}
+			}
 			s.sending = len(batch)
 			s.mu.Unlock()
 			if len(batch) == 0 {

@@ -176,6 +176,17 @@ func TestGraphPulledByOneNode(t *testing.T) {
 		t.Fatalf("node B pulled Graph %d times, want 0", n)
 	}
 	t.Logf("node A pulled Graph %d times, node B %d", ga.pulls.Load(), gb.pulls.Load())
+
+	// Node A stops and gives the lease up: B takes it and pulls.
+	a.stop()
+	waitLog(t, b, "graph: this node holds the pull lease")
+	deadline = time.Now().Add(10 * time.Second)
+	for gb.pulls.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("node B holds the lease but does not pull")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func waitLog(t *testing.T, n *node, s string) {
