@@ -199,6 +199,10 @@ state:
 	if !strings.Contains(list, "ApplERIN0000001") {
 		t.Fatalf("devices list on the database:\n%s", list)
 	}
+	report := easgate(t, "report", "--config", filepath.Join(a.dir, "easgate.yaml"), "--json")
+	if !strings.Contains(report, "reading postgres://") || !strings.Contains(report, `"blocked": 1`) {
+		t.Fatalf("report on the database:\n%s", report)
+	}
 }
 
 func waitListen(t *testing.T, addr string) {
