@@ -57,6 +57,9 @@ type Server struct {
 	// address, and the log lines of timeouts and refusals.
 	unauth  *addrCounter
 	slowLog *slowLogs
+
+	// shared feeds a shared state database's changes in (shared.go).
+	shared *sharedRuntime
 }
 
 // Process-wide sizing that does not come from the config file.
@@ -113,7 +116,8 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 	}
 	s.start(st)
 	s.cur.Store(st)
-	s.startSweep() // vanish.go
+	s.initShared(st) // shared.go: state.url
+	s.startSweep()   // vanish.go
 
 	maxHeader := int(cfg.Limits.MaxHeaderBytes)
 	if maxHeader < 4096 {
@@ -540,6 +544,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	st.pool.closeIdle()
 	s.log.Info().Stringer("took", time.Since(start).Round(time.Millisecond)).Bool("drained", finished).Msg("drain ended")
 	st.access.close()
+	s.closeShared()        // shared.go
 	s.closeAuthn()         // authn.go: flush the lockout counters
 	s.closeEnforcement(st) // enforce.go: flush devices, verdicts and quarantine records
 	return err
@@ -577,11 +582,11 @@ func (s *Server) AdminHandler() fasthttp.RequestHandler {
 		case "/readyz":
 			ctx.SetContentType("text/plain; charset=utf-8")
 			if s.Ready() {
-				ctx.SetBodyString("ready\n")
+				ctx.SetBodyString("ready\n" + s.sharedDetail()) // shared.go
 				return
 			}
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBodyString("not ready: no healthy upstream\n")
+			ctx.SetBodyString("not ready: no healthy upstream\n" + s.sharedDetail())
 		default:
 			ctx.SetStatusCode(fasthttp.StatusNotFound)
 		}

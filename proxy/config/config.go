@@ -347,10 +347,30 @@ type Notice struct {
 	EnrollURL string `yaml:"enroll_url" json:"enroll_url"`
 }
 
-// State is where easgate keeps what it learned (devices seen, verdict snapshot).
+// State is where easgate keeps what it learned (devices seen, verdict
+// snapshot, overrides, audit trail, quarantine records, lockout counters).
+// One node keeps it in the bbolt file at Path; several nodes share a
+// PostgreSQL database at URL, and Path is then each node's local snapshot.
 type State struct {
-	Path string `yaml:"path" json:"path" check:"dir"` // "" keeps state in memory only
-	URL  string `yaml:"url" json:"url"`               // reserved: a shared database (rejected by this version)
+	Path string `yaml:"path" json:"path" check:"dir"` // "" keeps state in memory only (or, with url, no local snapshot)
+	// URL is a postgres:// URL (or libpq key=value string) of the
+	// database several nodes share; its unset parts come from the PG*
+	// environment. TLS: sslmode=verify-full&sslrootcert=FILE.
+	URL string `yaml:"url" json:"url"`
+	// PasswordFile holds the database password (first line), instead of
+	// PGPASSWORD, PGPASSFILE or ~/.pgpass.
+	PasswordFile string `yaml:"password_file" json:"password_file,omitempty" check:"file"`
+	// Schema is "apply" (default: missing migrations are applied at
+	// start) or "check" (an older schema stops the start: run `easgate
+	// state migrate`).
+	Schema string `yaml:"schema" json:"schema,omitempty"`
+	// OfflineStart says what a node does when the database is down at
+	// start: "refuse" (default) or "snapshot" (serve from the local
+	// snapshot in path, catching up when the database is back).
+	OfflineStart string `yaml:"offline_start" json:"offline_start,omitempty"`
+	// QueueLimit bounds the records waiting for the database (default
+	// 200000).
+	QueueLimit int `yaml:"queue_limit" json:"queue_limit,omitempty"`
 }
 
 // Admin is the metrics/health/admin listener.

@@ -111,10 +111,7 @@ func (c *checker) validate(cfg *Config) {
 	c.validateLimits(&cfg.Limits)
 	c.validateAuth(cfg)
 	c.validatePolicy(&cfg.Policy)
-	if cfg.State.URL != "" {
-		c.errf("state.url", "remove state.url; each node keeps its own state in state.path",
-			"a shared state database is not supported by this version")
-	}
+	c.validateState(&cfg.State) // state.go
 	c.validateAdmin(&cfg.Admin)
 	c.validateAdminTLS(&cfg.Admin, cfg.Listen.PlainHTTP)
 	c.enum("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
