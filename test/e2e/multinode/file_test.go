@@ -27,8 +27,9 @@ func writeCSVAtomic(t *testing.T, path, content string) {
 // Only the node holding the compliance file lease reads its CSV; the other
 // uses the table it publishes and ignores its own file, a change of the
 // leader's file releases a phone held in quarantine on the other node, and
-// when the leader stops the other node takes the lease and its own file
-// is then in force.
+// the follower keeps the published table in its local snapshot for a
+// restart while the database is down, and when the leader stops the other
+// node takes the lease and its own file is then in force.
 func TestFileVerdictsSharedAcrossNodes(t *testing.T) {
 	e := newEnv(t, bench.FakeCASConfig{})
 	const (
@@ -156,11 +157,52 @@ wait:
 		t.Fatal("B read its own file while A held the lease")
 	}
 
+	// B restarts while the database is down (offline_start: snapshot): the
+	// table A published comes from B's local snapshot, not B's own file.
+	b.stop()
+	installed := strings.Count(b.log.String(), "compliance file: installed the table the leading node published")
+	if err := cluster.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			_ = cluster.StartServer()
+		}
+	}()
+	b.run(t)
+	if got := strings.Count(b.log.String(), "compliance file: installed the table the leading node published"); got != installed+1 {
+		t.Fatalf("B restarted without the database did not install the published table from its snapshot (%d times before, %d now)", installed, got)
+	}
+	offline := newPhone(user, flip, "", b)
+	if err := offline.Setup(); err != nil {
+		t.Fatalf("the phone A's file marks compliant, on B restarted without the database: %v", err)
+	}
+	if offline.Decision() != bench.DecisionAllowed {
+		t.Fatalf("the phone A's file marks compliant, on B restarted without the database: %s, want allowed", offline.Decision())
+	}
+	if err := cluster.StartServer(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	deadline = time.Now().Add(20 * time.Second)
+	for _, n := range []*node{a, b} {
+		for n.metric(t, "easgate_state_database_up") != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s does not see the database again", n.name)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
 	// A stops and gives the lease up: B takes it over and its own file is
 	// in force (flip is noncompliant there).
 	a.stop()
 	waitLog(t, b, "compliance file: this node holds the lease")
 	waitLog(t, b, "compliance file reloaded")
+	if strings.Contains(b.log.String(), "compliance reload held back") {
+		t.Fatal("B's file, as large as A's table, was held back at the takeover")
+	}
 	later := newPhone(user, flip, "", b)
 	if err := later.Setup(); err != nil && !bench.IsPolicyAnswer(bench.ErrorKind(err)) {
 		t.Fatalf("the phone B's file marks noncompliant, on B after the takeover: %v", err)
