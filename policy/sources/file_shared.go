@@ -79,8 +79,11 @@ func (f *File) check() (bool, error) {
 		// be another node's, so read this node's file as new content (the
 		// guard weighs it against the table in force) and publish it even
 		// if it is the same.
+		// The status says leader from now on, so that a reload the guard
+		// holds back here can be accepted here.
 		f.mu.Lock()
 		f.sum = [32]byte{}
+		f.guard.shared = &SharedStatus{Role: RoleLeader, Published: f.sharedAt, Path: f.path}
 		f.mu.Unlock()
 	}
 	changed, err := f.Reload()

@@ -315,3 +315,42 @@ func FuzzFileImport(f *testing.F) {
 		_, _ = g.Lookup(context.Background(), policy.Query{User: "alice@corp.example.com", DeviceID: "ApplAAA"})
 	})
 }
+
+// A node that takes the lease over with a copy of the file that lost more
+// than max_drop of the table in force (the previous leader's) holds it
+// back: nothing is published, the previous table stays, and the status
+// file says this node leads, so that the hold is accepted here.
+func TestFileTakeoverHeldBack(t *testing.T) {
+	f, path, _ := newGuardedFile(t, 0.5)
+	sh := &fakeShare{}
+	f.Share(sh.config())
+	if changed, err := f.check(); changed || err != nil {
+		t.Fatalf("check without the lease: changed %v, %v", changed, err)
+	}
+	other := filepath.Join(t.TempDir(), "other.csv")
+	copyFile(t, "testdata/guard/full.csv", other)
+	o, _ := NewFileGuarded(other, Guard{})
+	table, _ := o.Export()
+	if err := f.Import(table); err != nil || f.Len() != 10 {
+		t.Fatalf("import: %v, %d entries", err, f.Len())
+	}
+	copyFile(t, "testdata/guard/four.csv", path)
+	sh.lease.Store(true)
+	_, err := f.check()
+	var held *HeldBack
+	if !errors.As(err, &held) || held.Reason != HoldDrop || held.Old != 10 || held.New != 4 {
+		t.Fatalf("takeover with a 60%% drop: %v", err)
+	}
+	if f.Len() != 10 || len(sh.tables()) != 0 {
+		t.Fatalf("the held-back file was applied (%d entries) or published (%d tables)", f.Len(), len(sh.tables()))
+	}
+	_, st := GuardPaths("file", path, "", "")
+	s, err := ReadStatus(st)
+	if err != nil || s.Shared == nil || s.Shared.Role != RoleLeader || s.HeldBack == nil {
+		t.Fatalf("status after a held-back takeover: %+v, %v", s, err)
+	}
+	copyFile(t, "testdata/guard/full.csv", path)
+	if changed, err := f.check(); !changed || err != nil || len(sh.tables()) != 1 {
+		t.Fatalf("the full file again: changed %v, %v, %d tables", changed, err, len(sh.tables()))
+	}
+}
