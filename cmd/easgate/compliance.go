@@ -113,7 +113,7 @@ func complianceAccept(args []string, stdout, stderr io.Writer) error {
 			// content nobody looked at then.
 			return fmt.Errorf("nothing to accept on this node: it does not read %s while another node holds the compliance file lease; "+
 				"it uses the table that node published%s. A held-back reload is accepted on the node that reads the file: "+
-				"run easgate compliance status there (its status says role leader), and accept there", t.csv, publishedNote(st.Shared))
+				"find it with easgate compliance status (it says \"this node holds the compliance file lease\") and accept there", t.csv, publishedNote(st.Shared))
 		}
 		f, err := sources.InspectFile(t.csv)
 		if err != nil {
