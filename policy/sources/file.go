@@ -212,10 +212,13 @@ func (f *File) Close() error {
 	f.mu.Lock()
 	done, share := f.done, f.share
 	f.mu.Unlock()
-	if done != nil {
-		<-done
+	if share == nil {
+		return nil // one node: as before, Close does not wait for a reload under way
 	}
-	if share != nil && share.Release != nil && f.leading.Swap(false) {
+	if done != nil {
+		<-done // no check may take the lease again after it is given up
+	}
+	if share.Release != nil && f.leading.Swap(false) {
 		share.Release()
 	}
 	return nil
