@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// BucketCompliance holds compliance tables one node pulled for all (the
-// Graph table, under sources.GraphShareKey).
+// BucketCompliance holds compliance tables one node pulled or read for all
+// (the Graph table under sources.GraphShareKey, the compliance file's
+// under sources.FileShareKey).
 const BucketCompliance = "compliance"
 
 // SharedStore is a Store that several easgate nodes share

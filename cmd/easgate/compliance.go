@@ -107,6 +107,14 @@ func complianceAccept(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "digest: sha256 %s\n", h.SHA256)
 		sum = h.SHA256
 	} else {
+		if stErr == nil && st.Shared != nil && st.Shared.Role == sources.RoleFollower {
+			// The guard belongs to the node that reads the file: a marker
+			// here would accept nothing now and, at a later takeover,
+			// content nobody looked at then.
+			return fmt.Errorf("nothing to accept on this node: it does not read %s while another node holds the compliance file lease; "+
+				"it uses the table that node published%s. A held-back reload is accepted on the node that reads the file: "+
+				"find it with easgate compliance status (it says \"this node holds the compliance file lease\") and accept there", t.csv, publishedNote(st.Shared))
+		}
 		f, err := sources.InspectFile(t.csv)
 		if err != nil {
 			return err
@@ -152,7 +160,7 @@ type statusOutput struct {
 	Status        *sources.Status      `json:"status,omitempty"`
 	StatusError   string               `json:"status_error,omitempty"`
 	File          *sources.FileSummary `json:"file,omitempty"`
-	FileState     string               `json:"file_state,omitempty"` // in-force, held-back, not-seen
+	FileState     string               `json:"file_state,omitempty"` // in-force, held-back, not-seen, not-read (a follower)
 	AcceptPending string               `json:"accept_pending,omitempty"`
 }
 
@@ -177,6 +185,8 @@ func complianceStatus(args []string, stdout, stderr io.Writer) error {
 		out.File = &f
 		switch {
 		case st == nil:
+		case st.Shared != nil && st.Shared.Role == sources.RoleFollower:
+			out.FileState = "not-read"
 		case st.HeldBack != nil && st.HeldBack.SHA256 == f.SHA256:
 			out.FileState = "held-back"
 		case st.SHA256 == f.SHA256:
@@ -207,6 +217,13 @@ func printStatus(w io.Writer, t *guardTarget, out *statusOutput) {
 	fmt.Fprintf(w, "source: %s\n", t.typ)
 	if st := out.Status; st != nil {
 		fmt.Fprintf(w, "in force: %d entries, sha256 %s (as the gateway wrote at %s)\n", st.Entries, st.SHA256, st.Updated.Format(time.RFC3339))
+		switch sh := st.Shared; {
+		case sh == nil:
+		case sh.Role == sources.RoleLeader:
+			fmt.Fprintln(w, "shared state: this node holds the compliance file lease: it reads its file and publishes the table to the other nodes")
+		default:
+			fmt.Fprintf(w, "shared state: another node holds the compliance file lease: this node uses the table it published%s and does not read its own file\n", publishedNote(sh))
+		}
 		if h := st.HeldBack; h != nil {
 			fmt.Fprintf(w, "HELD BACK since %s: %s, %d entries instead of %d (%.1f%% fewer, max_drop %g%%), sha256 %s\n",
 				h.Since.Format(time.RFC3339), h.Reason, h.New, h.Old, h.DropPercent, h.MaxDrop, h.SHA256)
@@ -229,6 +246,8 @@ func printStatus(w io.Writer, t *guardTarget, out *statusOutput) {
 			fmt.Fprint(w, " (the held-back content)")
 		case "not-seen":
 			fmt.Fprint(w, " (not yet seen by the gateway, which looks every 2s)")
+		case "not-read":
+			fmt.Fprint(w, " (not read by this node: it is only read once this node takes the lease over)")
 		}
 		fmt.Fprintln(w)
 		if f.Unparsable != "" {
@@ -250,4 +269,17 @@ func trimLine(b []byte) []byte {
 		return b[:64]
 	}
 	return b
+}
+
+// publishedNote says where and when the table a follower uses was
+// published ("" before the first one arrived).
+func publishedNote(sh *sources.SharedStatus) string {
+	if sh.Published.IsZero() {
+		return " (none received yet: its own file as read at start is in force)"
+	}
+	note := " at " + sh.Published.Format(time.RFC3339)
+	if sh.Path != "" {
+		note += " from its " + sh.Path
+	}
+	return note
 }

@@ -309,3 +309,42 @@ func TestComplianceUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestComplianceFollower: on a node that uses the table another node read
+// from its file (state.url), `compliance status` says so and does not
+// compare the local file with the table in force, and `compliance accept`
+// refuses without writing a marker: the guard belongs to the leader.
+func TestComplianceFollower(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "c.csv")
+	os.WriteFile(csv, []byte("user0@corp.example.com,DEV0,noncompliant\n"), 0o600)
+	cfg := complianceConfig(t, dir, "{type: file, path: "+csv+"}")
+	acc, st := sources.GuardPaths("file", csv, "", "")
+	src, err := sources.NewFileGuarded(csv, sources.Guard{AcceptPath: acc, StatusPath: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Share(sources.FileShare{})
+	leaderCSV := filepath.Join(dir, "leader.csv")
+	os.WriteFile(leaderCSV, []byte("user0@corp.example.com,DEV0,compliant\nuser1@corp.example.com,DEV1,compliant\n"), 0o600)
+	leader, _ := sources.NewFile(leaderCSV)
+	table, err := leader.Export()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Import(table); err != nil || src.Len() != 2 {
+		t.Fatalf("import: %v, %d entries", err, src.Len())
+	}
+	code, out, errOut := runCmd(t, nil, "compliance", "status", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "in force: 2 entries") || !strings.Contains(out, "another node holds the compliance file lease") ||
+		!strings.Contains(out, "from its "+leaderCSV) || !strings.Contains(out, "(not read by this node") {
+		t.Fatalf("status on a follower: %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, nil, "compliance", "accept", "--config", cfg)
+	if code != 1 || !strings.Contains(out+errOut, "nothing to accept on this node") {
+		t.Fatalf("accept on a follower: %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(acc); !os.IsNotExist(err) {
+		t.Fatalf("accept on a follower wrote a marker: %v", err)
+	}
+}

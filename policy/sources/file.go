@@ -43,7 +43,14 @@ type File struct {
 	sum   [32]byte // content in force
 	guard guardState
 	stop  chan struct{}
+	done  chan struct{} // closed when Watch's goroutine ends (nil without Watch)
 	once  sync.Once
+
+	// Several nodes (file_shared.go): only the lease holder reads the
+	// file; the others import the table it publishes.
+	share    *FileShare
+	leading  atomic.Bool
+	sharedAt time.Time // the newest table published or imported here
 }
 
 type fileRow struct {
@@ -167,8 +174,24 @@ func joinDetail(parts ...string) string {
 
 // Watch reloads the file every interval until Close, calling report with
 // the outcome of each reload that changed something or failed.
+// With a FileShare (Share), the file is read only while this node holds
+// the lease, and the first check runs at once.
 func (f *File) Watch(interval time.Duration, report func(changed bool, err error)) {
+	f.mu.Lock()
+	f.done = make(chan struct{})
+	done, shared := f.done, f.share != nil
+	f.mu.Unlock()
+	check := func() {
+		changed, err := f.check()
+		if (changed || err != nil) && report != nil {
+			report(changed, err)
+		}
+	}
 	go func() {
+		defer close(done)
+		if shared {
+			check()
+		}
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
@@ -176,18 +199,28 @@ func (f *File) Watch(interval time.Duration, report func(changed bool, err error
 			case <-f.stop:
 				return
 			case <-t.C:
-				changed, err := f.Reload()
-				if (changed || err != nil) && report != nil {
-					report(changed, err)
-				}
+				check()
 			}
 		}
 	}()
 }
 
-// Close stops Watch.
+// Close stops Watch and, on the node that leads (Share), gives the lease
+// up so that another node reads its file at once.
 func (f *File) Close() error {
 	f.once.Do(func() { close(f.stop) })
+	f.mu.Lock()
+	done, share := f.done, f.share
+	f.mu.Unlock()
+	if share == nil {
+		return nil // one node: as before, Close does not wait for a reload under way
+	}
+	if done != nil {
+		<-done // no check may take the lease again after it is given up
+	}
+	if share.Release != nil && f.leading.Swap(false) {
+		share.Release()
+	}
 	return nil
 }
 

@@ -155,6 +155,9 @@ const (
 	EndedByMarkerLine = "marker-line"    // the file's first line accepted it
 	EndedByReload     = "reload"         // newer content passed the guard
 	EndedByRestored   = "restored"       // the file is back to the content in force
+	// EndedByShared: this node stopped reading its file (another node
+	// leads, state.url) and installed the table that node published.
+	EndedByShared = "shared"
 )
 
 // GuardEvent reports a change of a source's guard.
@@ -205,6 +208,28 @@ type Status struct {
 	SHA256   string    `json:"sha256"`  // of the content in force
 	HeldBack *HeldBack `json:"held_back,omitempty"`
 	Updated  time.Time `json:"updated"`
+	// Shared is set with several nodes on a shared state database
+	// (state.url), for the file source: whether this node reads its file
+	// and publishes the table, or uses the table another node published.
+	Shared *SharedStatus `json:"shared,omitempty"`
+}
+
+// Roles of a node in SharedStatus.
+const (
+	RoleLeader   = "leader"   // holds the lease, reads its file and publishes the table
+	RoleFollower = "follower" // uses the table the leader published; does not read its file
+)
+
+// SharedStatus is the part of Status about a table shared between nodes.
+type SharedStatus struct {
+	Role string `json:"role"` // RoleLeader or RoleFollower
+	// Published is when the table in force was published (zero on a
+	// follower that has not received one yet: its own file, as read at
+	// start, is in force).
+	Published time.Time `json:"published,omitzero"`
+	// Path is the file the leader read the table from (on the leader's
+	// machine).
+	Path string `json:"path,omitempty"`
 }
 
 // GuardPaths names the accept marker and status files of a source:
@@ -336,6 +361,7 @@ type guardState struct {
 	heldSum    [32]byte
 	consumed   [32]byte // the last accept marker used: it accepts once
 	statusFail bool
+	shared     *SharedStatus
 }
 
 func (s *guardState) emit(ev GuardEvent) {
@@ -351,7 +377,7 @@ func (s *guardState) status(entries int, sum [32]byte) {
 		return
 	}
 	err := writeStatus(s.g.StatusPath, &Status{Source: s.source, Path: s.path, Entries: entries,
-		SHA256: hex.EncodeToString(sum[:]), HeldBack: s.held, Updated: time.Now().UTC()})
+		SHA256: hex.EncodeToString(sum[:]), HeldBack: s.held, Updated: time.Now().UTC(), Shared: s.shared})
 	if err != nil && !s.statusFail {
 		s.emit(GuardEvent{Entries: entries, StatusErr: fmt.Errorf("compliance status file: %w", err)})
 	}

@@ -358,6 +358,9 @@ func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.
 		if err != nil {
 			log.Warn().Err(err).Str("path", s.Path).Msg("compliance file: malformed lines skipped")
 		}
+		if shared != nil && !readOnly {
+			shareFile(f, shared, log, purge) // shared.go: the lease holder reads its file for every node
+		}
 		if !readOnly {
 			f.Watch(2*time.Second, func(changed bool, err error) {
 				var held *sources.HeldBack

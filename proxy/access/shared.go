@@ -121,6 +121,70 @@ func shareGraph(gc *sources.GraphConfig, ss policy.SharedStore, log zerolog.Logg
 	}
 }
 
+// fileLease is the lease under which one node reads the compliance file
+// for every node.
+const fileLease = "compliance-file"
+
+// fileLeaseTTL is how long the file lease outlives its holder's last
+// renewal (every 2 s, at each check of the file): a leader that stops
+// gives it up (Close), one that dies is replaced after at most this long.
+const fileLeaseTTL = 15 * time.Second
+
+// shareFile makes the file source read its file only while this node holds
+// the file lease, and publish each table it applies; the other nodes
+// import the table (the change feed, proxy/sharedgraph.go) instead of
+// their own file's. The table published last is installed at once, from
+// the database or, when it is down at start, from the local snapshot.
+func shareFile(f *sources.File, ss policy.SharedStore, log zerolog.Logger, purge func()) {
+	var was atomic.Int32 // 0 unknown, 1 held, 2 not held: the first answer is logged too
+	f.Share(sources.FileShare{
+		Lease: func(ctx context.Context) bool {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			ok, err := ss.TryLease(ctx, fileLease, fileLeaseTTL)
+			if err != nil {
+				ok = false
+				if was.Load() != 2 {
+					log.Warn().Str("error", err.Error()).Msg("compliance file: the lease cannot be checked: not reading the file (the last shared table stays in force)")
+				}
+			}
+			now := int32(2)
+			if ok {
+				now = 1
+			}
+			if was.Swap(now) != now {
+				if ok {
+					log.Info().Msg("compliance file: this node holds the lease and reads its compliance file for every node")
+				} else if err == nil {
+					log.Info().Msg("compliance file: another node holds the lease; this node uses the table it publishes, not its own file")
+				}
+			}
+			return ok
+		},
+		Release: func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := ss.ReleaseLease(ctx, fileLease); err != nil {
+				log.Warn().Str("error", err.Error()).Msg("compliance file: the lease was not released; another node takes it when it expires")
+			}
+		},
+		Publish: func(table []byte) {
+			if err := ss.Update(policy.BucketCompliance, map[string][]byte{sources.FileShareKey: table}, nil); err != nil {
+				log.Warn().Err(err).Msg("compliance file: the table was not queued for the other nodes")
+			}
+		},
+		OnImport: func() {
+			purge()
+			log.Info().Int("rows", f.Len()).Msg("compliance file: installed the table the leading node published")
+		},
+	})
+	if v, found, err := ss.Get(policy.BucketCompliance, sources.FileShareKey); err == nil && found {
+		if err := f.Import(v); err != nil {
+			log.Warn().Err(err).Msg("compliance file: the table another node published does not decode; using this node's file until the next one")
+		}
+	}
+}
+
 // verdictStore is where the verdict cache's snapshot goes: the state
 // store of one node, and with a shared database the node's local snapshot
 // file. Each node's cache holds what it asked its source; rewriting the
