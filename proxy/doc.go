@@ -18,6 +18,8 @@
 //
 // Imports: the standard library, fasthttp, zerolog, prometheus/client_golang,
 // and the easgate packages eas, eas/wbxml, certs, policy, proxy/config,
-// proxy/access, proxy/auth and proxy/quarantine. It must never import cmd/...
+// proxy/access, proxy/auth, proxy/quarantine, proxy/admin and
+// proxy/upstream (the CAS pool, its health and connections, and the held
+// round trip). It must never import cmd/...
 // or bench (they sit above it), and none of its sub-packages may import it.
 package proxy

@@ -22,6 +22,7 @@ import (
 	"github.com/easgate/easgate/proxy/admin"
 	"github.com/easgate/easgate/proxy/config"
 	"github.com/easgate/easgate/proxy/quarantine"
+	"github.com/easgate/easgate/proxy/upstream"
 )
 
 // Enforcement: the access policy in the request pipeline (issue 4 item 6).
@@ -574,7 +575,7 @@ var errAnsweredEarly = errors.New("proxy: held request answered by easgate")
 
 // doUpstream sends the request to b and returns the answer (its body
 // streaming; nil when err is not). A long poll goes through the long-poll
-// client (heldDo), which takes the response from the pool only once the
+// client (Backend.DoHeld), which takes the response from the pool only once the
 // answer arrives, and, under a policy that can refuse its device, is
 // watched while the CAS holds it (heldwatch.go): when the device is blocked
 // or quarantined meanwhile, the CAS call is cut and errAnsweredEarly
@@ -582,17 +583,19 @@ var errAnsweredEarly = errors.New("proxy: held request answered by easgate")
 //
 // A held long poll waits under this frame, so it stays small: the watch's
 // set-up and end live in watchHeld and unwatch.
-func (s *Server) doUpstream(x *exchange, b *backend, req *fasthttp.Request, deadline time.Time) (*fasthttp.Response, error) {
+func (s *Server) doUpstream(x *exchange, b *upstream.Backend, req *fasthttp.Request, deadline time.Time) (*fasthttp.Response, error) {
 	if !x.held {
 		resp := fasthttp.AcquireResponse()
-		err := b.hc.DoDeadline(req, resp, deadline)
+		err := b.Do(req, resp, deadline)
 		if err == nil && x.auth.krb && resp.StatusCode() == fasthttp.StatusUnauthorized {
 			return s.kerberosRetry(x, b, req, resp, deadline) // kerberos.go: one refresh and retry
 		}
 		return resp, err
 	}
 	w := s.watchHeld(x, req)
-	resp, err := heldDo(b.hcHold, req, deadline, x.hijacked, w)
+	x.hijacked.w = w
+	resp, err := b.DoHeld(req, deadline, x.hijacked)
+	x.hijacked.w = nil
 	if w != nil {
 		err = s.unwatch(x, w, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/policy"
+	"github.com/easgate/easgate/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -70,7 +71,7 @@ type exchange struct {
 	hold       int // seconds asked for (-1 unknown), 0 for ordinary requests
 	held       bool
 	hijacked   *heldPoll // the long poll holding this request (hijack.go)
-	backend    *backend
+	backend    *upstream.Backend
 	upStart    time.Time
 	upDur      time.Duration
 	status     int
@@ -561,7 +562,7 @@ func (s *Server) roundTrip(x *exchange, req *fasthttp.Request, deadline time.Tim
 	var (
 		tried   uint64
 		lastErr error
-		b       *backend
+		b       *upstream.Backend
 
 		answeredEarly bool // enforce.go: the decision changed during a long poll
 	)
@@ -577,7 +578,7 @@ func (s *Server) roundTrip(x *exchange, req *fasthttp.Request, deadline time.Tim
 			s.endHeld(x, b)
 			return resp, nil
 		}
-		b.inflight.Add(-1)
+		b.End()
 		if resp != nil {
 			fasthttp.ReleaseResponse(resp)
 		}
@@ -605,33 +606,33 @@ func (s *Server) roundTrip(x *exchange, req *fasthttp.Request, deadline time.Tim
 // nil when none is left.
 //
 //go:noinline
-func (s *Server) nextAttempt(x *exchange, req *fasthttp.Request, tried *uint64) *backend {
+func (s *Server) nextAttempt(x *exchange, req *fasthttp.Request, tried *uint64) *upstream.Backend {
 	st := x.st
-	i := st.pool.pick(*tried)
+	i := st.pool.Pick(*tried)
 	if i < 0 {
 		return nil
 	}
 	*tried |= 1 << uint(i)
-	b := st.pool.backends[i]
+	b := st.pool.Backends[i]
 	uri := req.URI()
-	if b.https {
+	if b.HTTPS {
 		uri.SetScheme("https")
 	} else {
 		uri.SetScheme("http")
 	}
-	uri.SetHostBytes(b.hostHeader)
-	req.Header.SetHostBytes(b.hostHeader)
+	uri.SetHostBytes(b.HostHeader())
+	req.Header.SetHostBytes(b.HostHeader())
 	if x.auth.krb {
 		s.kerberosHeader(x, req, b) // kerberos.go: Negotiate for this CAS's SPN
 	}
-	b.inflight.Add(1)
+	b.Begin()
 	x.upStart = time.Now()
 	return b
 }
 
 // endHeld records the CAS that answered (or failed last) and ends the
 // long poll's held count.
-func (s *Server) endHeld(x *exchange, b *backend) {
+func (s *Server) endHeld(x *exchange, b *upstream.Backend) {
 	x.backend = b
 	if x.held {
 		s.held.Add(-1)
@@ -644,15 +645,15 @@ func (s *Server) endHeld(x *exchange, b *backend) {
 // roundTrip so that the frame a held long poll waits under stays small.
 //
 //go:noinline
-func (s *Server) mayRetry(st *state, b *backend, err error, bodyStreamed bool) bool {
-	var de *dialError
+func (s *Server) mayRetry(st *state, b *upstream.Backend, err error, bodyStreamed bool) bool {
+	var de *upstream.DialError
 	dial := errors.As(err, &de)
-	if dial && b.eject(st.activeChecks, st.hcInterval+10*time.Second) {
-		s.metrics.healthy.WithLabelValues(b.name).Set(0)
-		s.log.Warn().Str("upstream", b.name).Err(err).Msg("upstream ejected after connect failure")
+	if dial && b.Eject(st.activeChecks, st.hc.Interval+10*time.Second) {
+		s.metrics.healthy.WithLabelValues(b.Name).Set(0)
+		s.log.Warn().Str("upstream", b.Name).Err(err).Msg("upstream ejected after connect failure")
 		s.notePanic(st) // health.go
 	}
-	return nothingSent(err) && (!bodyStreamed || dial)
+	return upstream.NothingSent(err) && (!bodyStreamed || dial)
 }
 
 // respond fills out, the response to the phone, from the CAS's answer or
@@ -777,7 +778,7 @@ func (x *exchange) answerCutLongPoll(out *fasthttp.Response) bool {
 // status the phone gets.
 func statusFor(err error) int {
 	var (
-		de *dialError
+		de *upstream.DialError
 		bc fasthttp.ErrBrokenChunk
 	)
 	switch {
@@ -814,7 +815,7 @@ type upstreamBody struct {
 func (u *upstreamBody) Read(p []byte) (int, error) {
 	n, err := u.r.Read(p)
 	u.x.bytesOut += int64(n)
-	return n, bodyReadError(err) // heldtrip.go
+	return n, upstream.BodyReadError(err)
 }
 
 func (u *upstreamBody) Close() error {
@@ -835,7 +836,7 @@ func (u *upstreamBody) closeStream() error {
 	u.closed = true
 	err := u.resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(u.resp)
-	u.x.backend.inflight.Add(-1)
+	u.x.backend.End()
 	return err
 }
 

@@ -107,8 +107,8 @@ func TestHeldPingMemoryChild(t *testing.T) {
 			runtime.ReadMemStats(&ms)
 			fds, _ := os.ReadDir("/proc/self/fd")
 			var up int64
-			for _, b := range s.cur.Load().pool.backends {
-				up += b.conns.n.Load()
+			for _, b := range s.cur.Load().pool.Backends {
+				up += b.OpenConns()
 			}
 			// heap_free: freed heap pages the runtime has not returned to
 			// the OS yet (they count in RSS).

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +64,37 @@ type heldPoll struct {
 	// cut (vanish.go). A quarantine hold has its own entry.
 	pw phoneWatch
 	up heldUp
+	// w is the poll's watch while the CAS holds it (heldwatch.go); nil
+	// when its device cannot be refused.
+	w *heldWatch
+}
+
+// Attach, Sent and Detach make a held poll the upstream.Hooks of its round
+// trip: both the vanish sweep and shutdown (heldUp) and the poll's watch
+// (heldWatch) may cut it.
+func (h *heldPoll) Attach(c net.Conn) bool {
+	if !h.w.attach(c) { // refused by its watch: nothing is sent
+		return false
+	}
+	if !h.attachUp(c) { // the phone left, or shutdown (vanish.go): nothing is sent
+		h.w.detach()
+		return false
+	}
+	return true
+}
+
+// Detach ends the part of the round trip that may be cut and returns the
+// error of a cut: the phone's leaving or shutdown (errClientGone,
+// errStopping) explain it before a decision change (errCut).
+func (h *heldPoll) Detach() error {
+	watchCut := h.w.detach()
+	if err := h.detachUp(); err != nil {
+		return err
+	}
+	if watchCut {
+		return errCut
+	}
+	return nil
 }
 
 // hijackLongPoll hands the request to a hijacked connection. The exchange is
@@ -158,8 +188,8 @@ func takeBuffered(r io.Reader, raw net.Conn) (pending []byte, ok bool) {
 }
 
 // run is the goroutine of a hijacked long poll. The upstream wait runs
-// under few, small frames (run, roundTrip, heldDo, heldRoundTrip and
-// liveConn.SetReadDeadline), so that the garbage collector shrinks the
+// under few, small frames (run, roundTrip, doUpstream, Backend.DoHeld,
+// heldRoundTrip and liveConn.SetReadDeadline), so that the garbage collector shrinks the
 // goroutine's stack to 4 KiB while the CAS holds the request.
 func (h *heldPoll) run() {
 	h.answer(h.s.roundTrip(h.x, h.req, h.deadline, false))
@@ -174,83 +204,18 @@ func (h *heldPoll) answer(resp *fasthttp.Response, err error) {
 	h.s.answerHeld(h, resp, err)
 }
 
-// sent takes back the held request once the round trip has written it to
+// Sent takes back the held request once the round trip has written it to
 // the CAS: nothing reads it again, because a request goes to another CAS
-// only when none of it was written (nothingSent). The copy then costs
-// nothing while the CAS holds the poll. A nil h, or a request that is not
-// h's, is left alone.
-func (h *heldPoll) sent(req *fasthttp.Request) {
-	if h == nil || h.req != req {
+// only when none of it was written (upstream.NothingSent). The copy then
+// costs nothing while the CAS holds the poll. A request that is not h's is
+// left alone.
+func (h *heldPoll) Sent(req *fasthttp.Request) {
+	if h.req != req {
 		return
 	}
 	h.req = nil
 	fasthttp.ReleaseRequest(req)
 }
-
-// heldDo is HostClient.DoDeadline for a held long poll without three of its
-// frames (Do, do, doNonNilReqResp), which together take more stack than
-// the rest of the wait: it does their part of the work for the one attempt
-// easgate makes per CAS (MaxIdemponentCallAttempts is 1) and does the round
-// trip itself (heldRoundTrip). h, when not nil, is the hijacked poll whose
-// request copy req is: it is released as soon as it is written. w, when
-// not nil, is the poll's watch (heldwatch.go), which may cut it. The answer
-// (its body streaming) is nil when err is not.
-func heldDo(hc *fasthttp.HostClient, req *fasthttp.Request, deadline time.Time, h *heldPoll, w *heldWatch) (*fasthttp.Response, error) {
-	if time.Until(deadline) <= 0 {
-		return nil, fasthttp.ErrTimeout
-	}
-	prepareHeld(hc, req)
-	resp, err := heldRoundTrip(hc, req, deadline, h, w)
-	if err != nil {
-		return nil, heldError(err)
-	}
-	return resp, nil
-}
-
-// prepareHeld does what HostClient.doNonNilReqResp does to the request
-// before the round trip, for the long-poll clients' settings.
-//
-//go:noinline
-func prepareHeld(hc *fasthttp.HostClient, req *fasthttp.Request) {
-	req.URI().DisablePathNormalizing = hc.DisablePathNormalizing
-	if len(req.Header.UserAgent()) == 0 {
-		req.Header.SetUserAgent(hc.Name)
-	}
-}
-
-// heldError maps transport errors as HostClient.Do does, and cuts the
-// response bytes fasthttp quotes in a header parse error (HostClient's
-// SecureErrorLogMessage, which only Do applies): they may carry cookies.
-// fasthttp quotes them with %q ("invalid response status code %q: response
-// %q", "buffer size=%d, contents: %q"), so the message ends before its first
-// quote or buffer report.
-//
-//go:noinline
-func heldError(err error) error {
-	if errors.Is(err, io.EOF) {
-		return fasthttp.ErrConnectionClosed
-	}
-	msg := err.Error()
-	cut := len(msg)
-	for _, mark := range [...]string{`"`, ". Buffer size=", ": buffer size="} {
-		if i := strings.Index(msg, mark); i >= 0 && i < cut {
-			cut = i
-		}
-	}
-	if cut < len(msg) {
-		return &quotedError{msg: strings.TrimRight(msg[:cut], " ,:"), err: err}
-	}
-	return err
-}
-
-// quotedError is an upstream error whose message had response bytes cut.
-type quotedError struct {
-	msg string
-	err error
-}
-
-func (e *quotedError) Error() string { return e.msg }
-func (e *quotedError) Unwrap() error { return e.err }
 
 // writerPool holds the bufio.Writers the hijacked answers are written with.
 var writerPool sync.Pool

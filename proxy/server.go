@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/proxy/config"
+	"github.com/easgate/easgate/proxy/upstream"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
@@ -237,11 +238,13 @@ func (s *Server) leave(st *state) { st.refs.Add(-1) }
 // reloads.
 func (s *Server) start(st *state) {
 	s.noteState(st) // health.go: limit and panic-mode gauges
-	for _, b := range st.pool.backends {
-		s.metrics.healthy.WithLabelValues(b.name).Set(1)
-		if st.activeChecks {
-			go s.healthLoop(st, b)
-		}
+	for _, b := range st.pool.Backends {
+		s.metrics.healthy.WithLabelValues(b.Name).Set(1)
+	}
+	if st.activeChecks {
+		st.pool.CheckHealth(st.hc, st.stop, func(b *upstream.Backend, healthy bool, why string) {
+			s.healthChanged(st, b, healthy, why) // health.go
+		})
 	}
 	if st.store != nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -255,58 +258,6 @@ func (s *Server) start(st *state) {
 			})
 		}
 	}
-}
-
-// healthLoop probes one CAS every interval until the state stops.
-func (s *Server) healthLoop(st *state, b *backend) {
-	t := time.NewTicker(st.hcInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-st.stop:
-			return
-		case <-t.C:
-		}
-		ok, why := s.probe(st, b)
-		if b.recordProbe(ok, st.healthyAfter, st.unhealthyAfter) {
-			v := 0.0
-			if b.healthy.Load() {
-				v = 1
-			}
-			if s.cur.Load() == st {
-				s.metrics.healthy.WithLabelValues(b.name).Set(v)
-			}
-			ev := s.log.Warn().Str("upstream", b.name).Bool("healthy", v == 1)
-			if v == 1 {
-				ev.Msg("upstream health changed: back in rotation")
-			} else {
-				ev.Str("reason", why).Int("failed_probes", st.unhealthyAfter).Msg("upstream health changed: marked down: " + why)
-			}
-			s.notePanic(st) // health.go
-		}
-	}
-}
-
-// probe sends one GET health_check.path; an answer whose status is in
-// health_check.expect_status counts as healthy. When it does not, why says
-// what went wrong (status, timeout, refused, TLS error).
-func (s *Server) probe(st *state, b *backend) (ok bool, why string) {
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(string(b.uriPrefix) + st.hcPath)
-	req.Header.SetMethod(fasthttp.MethodGet)
-	req.Header.SetHostBytes(b.hostHeader)
-	err := b.hc.DoTimeout(req, resp, st.hcTimeout)
-	if err != nil {
-		return false, probeFailure(err, st.hcTimeout)
-	}
-	if bs := resp.BodyStream(); bs != nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(bs, 64<<10))
-	}
-	_ = resp.CloseBodyStream()
-	return expectedStatus(resp.StatusCode(), st.hcExpect, st.hcPath)
 }
 
 // tlsConfig returns the listener's TLS configuration: it consults the
@@ -403,10 +354,10 @@ func (s *Server) reload(cfg *config.Config) error {
 	}
 	old := s.cur.Load()
 	// Keep upstream health across a reload for servers that stay.
-	for _, nb := range st.pool.backends {
-		for _, ob := range old.pool.backends {
-			if ob.addr == nb.addr && ob.https == nb.https {
-				nb.healthy.Store(ob.healthy.Load())
+	for _, nb := range st.pool.Backends {
+		for _, ob := range old.pool.Backends {
+			if ob.Addr == nb.Addr && ob.HTTPS == nb.HTTPS {
+				nb.SetHealthy(ob.Healthy())
 			}
 		}
 	}
@@ -419,15 +370,15 @@ func (s *Server) reload(cfg *config.Config) error {
 		return err
 	}
 	s.start(st)
-	for _, b := range old.pool.backends {
-		s.metrics.healthy.DeleteLabelValues(b.name)
+	for _, b := range old.pool.Backends {
+		s.metrics.healthy.DeleteLabelValues(b.Name)
 	}
-	for _, b := range st.pool.backends {
+	for _, b := range st.pool.Backends {
 		v := 0.0
-		if b.healthy.Load() {
+		if b.Healthy() {
 			v = 1
 		}
-		s.metrics.healthy.WithLabelValues(b.name).Set(v)
+		s.metrics.healthy.WithLabelValues(b.Name).Set(v)
 	}
 	s.cur.Store(st)
 	s.enforcementSwapped() // enforce.go: held requests re-decide under the new config
@@ -452,13 +403,13 @@ func (s *Server) retire(st *state, drain time.Duration) {
 	}
 	if st.refs.Load() > 0 {
 		st.draining.Store(true)
-		st.pool.cut()
+		st.pool.Cut()
 		for st.refs.Load() > 0 {
 			time.Sleep(20 * time.Millisecond)
-			st.pool.cut() // connections opened by late retries
+			st.pool.Cut() // connections opened by late retries
 		}
 	}
-	st.pool.closeIdle()
+	st.pool.CloseIdle()
 	st.access.close()
 	st.enf.close() // enforce.go: the new state took over the device table
 }
@@ -526,7 +477,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !finished {
 		left := st.refs.Load()
 		st.draining.Store(true)
-		st.pool.cut()
+		st.pool.Cut()
 		s.log.Warn().Int64("in_flight", left).Stringer("after", time.Since(start).Round(time.Millisecond)).
 			Msg("drain time is up: requests still waiting for a CAS are cut")
 		select {
@@ -537,7 +488,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.retiring.Wait()
 	s.stopSweep() // vanish.go
-	st.pool.closeIdle()
+	st.pool.CloseIdle()
 	s.log.Info().Stringer("took", time.Since(start).Round(time.Millisecond)).Bool("drained", finished).Msg("drain ended")
 	st.access.close()
 	s.closeAuthn()         // authn.go: flush the lockout counters
@@ -549,7 +500,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // and at least one CAS is in rotation.
 func (s *Server) Ready() bool {
 	st := s.cur.Load()
-	return st != nil && st.pool.healthyCount() > 0 && !s.closing.Load()
+	return st != nil && st.pool.HealthyCount() > 0 && !s.closing.Load()
 }
 
 // HeldLongPolls is the number of Ping/Sync requests currently held at a CAS.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/proxy/quarantine"
+	"github.com/easgate/easgate/proxy/upstream"
 )
 
 // Vanished phones and shutdown of held requests.
@@ -29,7 +30,7 @@ import (
 //
 // How a vanished phone is noticed: one goroutine per server sweeps the set,
 // a third of it every second, and asks the kernel about each phone's socket
-// with a zero-timeout ppoll for POLLRDHUP (fdPeerClosed). POLLRDHUP is the
+// with a zero-timeout ppoll for POLLRDHUP (upstream.PeerProbe). POLLRDHUP is the
 // peer's FIN (a TLS phone sends close_notify, then FIN) and POLLHUP/POLLERR
 // a reset or a keepalive that gave up; bytes of a request pipelined on the
 // held connection are not an end, so such a phone is not cut. A phone is
@@ -168,8 +169,7 @@ func (s *Server) stopSweep() { s.phones.once.Do(func() { close(s.phones.stop) })
 func (s *Server) vanishLoop(stop <-chan struct{}) {
 	t := time.NewTicker(vanishEvery / vanishSlices)
 	defer t.Stop()
-	var p peerProbe
-	p.fn = p.probe
+	var p upstream.PeerProbe // allocates nothing per check
 	var buf []heldPhone
 	slot := 0
 	for {
@@ -182,7 +182,7 @@ func (s *Server) vanishLoop(stop <-chan struct{}) {
 		for i, h := range buf {
 			// A request answered since collect is no longer in the set:
 			// phoneGone then finds it done and does nothing.
-			if p.closed(h.phone()) {
+			if p.Closed(tcpOf(h.phone())) {
 				h.phoneGone()
 			}
 			buf[i] = nil
@@ -192,34 +192,6 @@ func (s *Server) vanishLoop(stop <-chan struct{}) {
 		}
 		slot = (slot + 1) % vanishSlices
 	}
-}
-
-// peerProbe asks whether a phone's peer has closed its connection. fn is
-// its probe method, built once, so that a check allocates nothing.
-type peerProbe struct {
-	fn   func(fd uintptr)
-	gone bool
-}
-
-func (p *peerProbe) probe(fd uintptr) { p.gone = fdPeerClosed(fd) }
-
-// closed reports whether c's peer has shut its side down (FIN, reset, or a
-// keepalive that gave up). Bytes waiting to be read do not count. A
-// connection closed here (the request is being answered) is not "gone".
-func (p *peerProbe) closed(c net.Conn) bool {
-	tc := tcpOf(c)
-	if tc == nil {
-		return false
-	}
-	raw, err := tc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	p.gone = false
-	if raw.Control(p.fn) != nil {
-		return false
-	}
-	return p.gone
 }
 
 // tcpOf is the TCP connection under a phone's connection, or nil (a

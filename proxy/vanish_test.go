@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/proxy/upstream"
 )
 
 // holdingCAS is a raw HTTP/1.1 CAS that holds every Ping until easgate
@@ -586,17 +587,16 @@ func BenchmarkVanishProbe(b *testing.B) {
 	server := <-accepted
 	defer server.Close()
 	pc := &phoneConn{Conn: server}
-	var p peerProbe
-	p.fn = p.probe
+	var p upstream.PeerProbe
 	b.ReportAllocs()
 	for b.Loop() {
-		if p.closed(pc) {
+		if p.Closed(tcpOf(pc)) {
 			b.Fatal("an open connection reads as closed")
 		}
 	}
 	_ = c.Close()
 	deadline := time.Now().Add(5 * time.Second)
-	for !p.closed(pc) {
+	for !p.Closed(tcpOf(pc)) {
 		if time.Now().After(deadline) {
 			b.Fatal("a closed connection never reads as closed")
 		}
