@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,25 +59,16 @@ type enforcement struct {
 type enforcer struct {
 	log       zerolog.Logger
 	quar      *quarantine.Emulator
-	held      heldRegistry
 	api       *admin.API    // the admin API (adminapi.go)
 	digest    *admin.Digest // the admin mail digest; its events outlive reloads
-	recheck   atomic.Int64  // nanoseconds: how often held requests re-decide (verdict changes)
 	decisions *prometheus.CounterVec
 	entered   *prometheus.CounterVec
 	quarGauge prometheus.GaugeFunc
-
-	// recheckSet tells the sweep (sweepLoop) that recheck changed.
-	recheckSet chan struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
 }
-
-// heldRecheck is how often a held request re-runs the decision, so that a
-// verdict change (compliance source) reaches a held Ping within this time.
-const heldRecheck = 15 * time.Second
 
 // sourceClient, when set, is the HTTP client of the http and graph
 // compliance sources (tests point them at local TLS fakes); nil in
@@ -146,8 +136,7 @@ func newEnforcer(log zerolog.Logger, reg *prometheus.Registry, st policy.Store) 
 	if err := q.Load(); err != nil {
 		log.Warn().Err(err).Msg("state store: some quarantine records were skipped")
 	}
-	en := &enforcer{log: log, quar: q, stop: make(chan struct{}), recheckSet: make(chan struct{}, 1)}
-	en.recheck.Store(int64(heldRecheck))
+	en := &enforcer{log: log, quar: q, stop: make(chan struct{})}
 	en.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "easgate_policy_decisions_total",
 		Help: "Policy decisions for EAS requests, by action, first reason and mode (enforce, report).",
@@ -161,9 +150,8 @@ func newEnforcer(log zerolog.Logger, reg *prometheus.Registry, st policy.Store) 
 		Help: "Devices with an emulated quarantine in progress.",
 	}, func() float64 { return float64(q.Len()) })
 	reg.MustRegister(en.decisions, en.entered, en.quarGauge)
-	en.wg.Add(2)
+	en.wg.Add(1)
 	go en.flushLoop()
-	go en.sweepLoop()
 	return en, nil
 }
 
@@ -371,7 +359,7 @@ func (s *Server) transition(x *exchange, r *eas.Request, mode string) {
 	user := x.field(x.user) // the canonical authenticated identity (authn.go)
 	st.enf.acc.Devices.Update(user, r.DeviceID, time.Now(), func(rec *policy.DeviceRecord) { rec.LastAction = action })
 	en.entered.WithLabelValues(action, mode).Inc()
-	en.held.wake(user, r.DeviceID)
+	s.registry.Wake(user, r.DeviceID)
 	if d.Action == policy.Allow {
 		return
 	}
@@ -469,9 +457,7 @@ func (s *Server) holdQuarantined(ctx *fasthttp.RequestCtx, x *exchange, a quaran
 	}
 	s.metrics.held.Inc()
 	x.hold = int(a.Hold / time.Second)
-	q := &quarHold{s: s, x: x, a: a, ua: append([]byte(nil), userAgent...), start: time.Now()}
-	q.key = string(policy.AppendDeviceKey(nil, x.field(x.user), x.field(x.device)))
-	q.c = q
+	q := &quarHold{s: s, x: x, a: a, ua: append([]byte(nil), userAgent...)}
 	if canHijack(ctx) {
 		q.h = &heldPoll{s: s, x: x, phoneClose: ctx.Request.Header.ConnectionClose(), quar: q}
 		return s.hijack(ctx, q.h)
@@ -592,12 +578,10 @@ func (s *Server) doUpstream(x *exchange, b *upstream.Backend, req *fasthttp.Requ
 		}
 		return resp, err
 	}
-	w := s.watchHeld(x, req)
-	x.hijacked.w = w
+	watched := s.watchHeld(x, req)
 	resp, err := b.DoHeld(req, deadline, x.hijacked)
-	x.hijacked.w = nil
-	if w != nil {
-		err = s.unwatch(x, w, err)
+	if watched {
+		err = s.unwatch(x, err)
 	}
 	return resp, err
 }
@@ -650,9 +634,7 @@ func (s *Server) attachEnforcement(st, old *state) error {
 // request re-decides under the new configuration, so a device the new
 // rules block gets the block answer at once.
 func (s *Server) enforcementSwapped() {
-	if s.enf != nil {
-		s.enf.held.wakeAll()
-	}
+	s.registry.WakeAll()
 }
 
 // closeEnforcement flushes and stops everything at shutdown.

@@ -101,7 +101,7 @@ func TestHeldPingMemoryChild(t *testing.T) {
 			fds, _ := os.ReadDir("/proc/self/fd")
 			fmt.Printf("held gauge=%d held=%d hijacked=%d set=%d fds=%d goroutines=%d\n",
 				int64(metricValue(t, s, "easgate_held_long_polls", nil)), s.HeldLongPolls(), s.hijacked.Load(),
-				s.phones.len(), len(fds), runtime.NumGoroutine())
+				s.registry.Len(), len(fds), runtime.NumGoroutine())
 		case len(f) == 1 && f[0] == "stats":
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/proxy/held"
 )
 
 // Held long polls on hijacked connections.
@@ -30,8 +32,8 @@ import (
 // status, headers and framing the ordinary path sends) and hands the
 // keep-alive connection back to fasthttp with Server.ServeConn, so the
 // phone's next request is served as usual. While the CAS holds it, the
-// vanish sweep watches the phone's socket and shutdown may cut it
-// (vanish.go).
+// held registry (proxy/held) watches the phone's socket and shutdown may
+// cut it (vanish.go).
 
 // canHijack reports whether a held request can be answered on a hijacked
 // connection: HTTP/1.1 (HTTP/1.0 framing is left to fasthttp), not HEAD, and
@@ -40,8 +42,15 @@ func canHijack(ctx *fasthttp.RequestCtx) bool {
 	return ctx.Request.Header.IsHTTP11() && !ctx.IsHead() && !ctx.Request.IsBodyStream()
 }
 
-// heldPoll is a long poll between the handler and its hijacked connection.
+// heldPoll is a long poll between the handler and its hijacked connection
+// (or its handler, holdInHandler).
 type heldPoll struct {
+	// Poll is its place in the held registry while the CAS holds it, and,
+	// with Sent, the upstream.Hooks of its round trip: the registry cuts
+	// it (the phone left, shutdown, a decision change) by closing the CAS
+	// connection it waits on.
+	held.Poll
+
 	s          *Server
 	x          *exchange
 	req        *fasthttp.Request // a copy: the RequestCtx goes back to fasthttp
@@ -59,42 +68,9 @@ type heldPoll struct {
 	pending   []byte     // bytes fasthttp had read past the request
 	resumable bool       // the connection may be served on after the answer
 
-	// While the CAS holds the request: its entry in the held set, which
-	// the vanish sweep and shutdown visit, and the CAS connection they may
-	// cut (vanish.go). A quarantine hold has its own entry.
-	pw phoneWatch
-	up heldUp
-	// w is the poll's watch while the CAS holds it (heldwatch.go); nil
-	// when its device cannot be refused.
-	w *heldWatch
-}
-
-// Attach, Sent and Detach make a held poll the upstream.Hooks of its round
-// trip: both the vanish sweep and shutdown (heldUp) and the poll's watch
-// (heldWatch) may cut it.
-func (h *heldPoll) Attach(c net.Conn) bool {
-	if !h.w.attach(c) { // refused by its watch: nothing is sent
-		return false
-	}
-	if !h.attachUp(c) { // the phone left, or shutdown (vanish.go): nothing is sent
-		h.w.detach()
-		return false
-	}
-	return true
-}
-
-// Detach ends the part of the round trip that may be cut and returns the
-// error of a cut: the phone's leaving or shutdown (errClientGone,
-// errStopping) explain it before a decision change (errCut).
-func (h *heldPoll) Detach() error {
-	watchCut := h.w.detach()
-	if err := h.detachUp(); err != nil {
-		return err
-	}
-	if watchCut {
-		return errCut
-	}
-	return nil
+	// ua is the request's User-Agent while the poll is watched (the
+	// request itself is released once sent): Redecide reads it.
+	ua []byte
 }
 
 // hijackLongPoll hands the request to a hijacked connection. The exchange is
@@ -146,9 +122,9 @@ func (h *heldPoll) take(c net.Conn) {
 		q.arm() // no goroutine while it waits
 		return
 	}
-	if !h.s.addHeld(&h.pw, h) { // vanish.go: swept until answered
-		h.stop() // shutting down: the round trip sends nothing
-	}
+	// Swept until answered; at shutdown it is cut at once and the round
+	// trip sends nothing.
+	h.s.registry.AddPoll(&h.Poll, tcpOf(raw))
 	if h.pc == nil {
 		// Not accepted by Serve (ServeConn on a foreign connection): the
 		// hijacked connection dies with this handler, so hold here.
@@ -196,7 +172,7 @@ func (h *heldPoll) run() {
 }
 
 func (h *heldPoll) answer(resp *fasthttp.Response, err error) {
-	h.s.removeHeld(&h.pw)
+	h.s.registry.RemovePoll(&h.Poll)
 	if h.req != nil { // not written: the round trip failed before
 		fasthttp.ReleaseRequest(h.req)
 		h.req = nil
@@ -223,6 +199,9 @@ var writerPool sync.Pool
 // answerHeld writes the answer to the phone and serves the connection on,
 // or closes it. A phone that left gets nothing (answerGone).
 func (s *Server) answerHeld(h *heldPoll, resp *fasthttp.Response, upErr error) {
+	if q := h.quar; q != nil {
+		q.settle() // quarhold.go: the hold's outcome becomes the answer
+	}
 	if resp == nil && h.phoneLeft() {
 		s.answerGone(h)
 		return

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/proxy/config"
+	"github.com/easgate/easgate/proxy/held"
 	"github.com/easgate/easgate/proxy/upstream"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -50,9 +51,10 @@ type Server struct {
 	resumedMu sync.Mutex
 	resumed   map[net.Conn]struct{}
 
-	// phones are the held requests, swept for phones that left and
-	// answered at once at shutdown (vanish.go).
-	phones phoneSet
+	// registry lists the held requests: it re-decides the watched ones,
+	// frees those whose phone left and answers them all at shutdown
+	// (proxy/held; heldwatch.go, quarhold.go, vanish.go).
+	registry *held.Registry
 
 	// Slow clients (slowclient.go): unauthenticated connections per
 	// address, and the log lines of timeouts and refusals.
@@ -86,14 +88,15 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 		log = log.Level(lvl)
 	}
 	s := &Server{
-		log:     log,
-		stdout:  stdout,
-		metrics: newMetrics(),
-		holds:   newHoldMemory(holdMemorySize),
-		plain:   cfg.Listen.PlainHTTP,
-		address: cfg.Listen.Address,
-		unauth:  &addrCounter{},
-		slowLog: &slowLogs{},
+		log:      log,
+		stdout:   stdout,
+		metrics:  newMetrics(),
+		holds:    newHoldMemory(holdMemorySize),
+		plain:    cfg.Listen.PlainHTTP,
+		address:  cfg.Listen.Address,
+		unauth:   &addrCounter{},
+		registry: held.NewRegistry(),
+		slowLog:  &slowLogs{},
 	}
 	if cfg.Listen.PlainHTTP && cfg.Listen.MaxUnauthenticatedPerAddress > 0 {
 		log.Info().Msg("listen.max_unauthenticated_per_address is not applied with listen.plain_http: " +
@@ -114,7 +117,7 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 	}
 	s.start(st)
 	s.cur.Store(st)
-	s.startSweep() // vanish.go
+	s.registry.Start()
 
 	maxHeader := int(cfg.Limits.MaxHeaderBytes)
 	if maxHeader < 4096 {
@@ -430,11 +433,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	start := time.Now()
 	inFlight := max(st.refs.Load()-s.held.Load(), 0)
 	// Held requests: those registered from now on are stopped as they
-	// register (addHeld sees closing).
-	held := s.stopHeld() // vanish.go
-	if s.enf != nil {
-		s.enf.held.endHolds() // quarhold.go: any hold not in the held set
-	}
+	// register.
+	held := s.registry.Stop()
 	s.log.Info().Int("held", held).Int64("in_flight", inFlight).Stringer("drain", st.drain).
 		Msg("shutting down: held long polls answered as if their heartbeat ended; requests in flight drain")
 	done := make(chan error, 1)
@@ -487,7 +487,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.retiring.Wait()
-	s.stopSweep() // vanish.go
+	s.registry.Close()
 	st.pool.CloseIdle()
 	s.log.Info().Stringer("took", time.Since(start).Round(time.Millisecond)).Bool("drained", finished).Msg("drain ended")
 	st.access.close()
