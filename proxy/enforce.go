@@ -586,59 +586,64 @@ func (s *Server) doUpstream(x *exchange, b *upstream.Backend, req *fasthttp.Requ
 	return resp, err
 }
 
-// initEnforcement builds the first configuration's enforcement and the
-// process-wide enforcer, whose quarantine records live in the same store as
-// the device table.
-func (s *Server) initEnforcement(st *state) error {
-	e, err := newEnforcement(st.cfg, s.log, nil, s.metrics)
-	if err != nil {
-		return err
-	}
-	en, err := newEnforcer(s.log, s.metrics.reg, e.acc.Store)
-	if err != nil {
-		e.close()
-		return err
-	}
-	en.quar.SetNotice(e.notice)
-	en.api = admin.New(adminGateway{s}, s.log)
-	en.digest = admin.NewDigest(s.log)
-	en.digest.Configure(e.digest)
-	st.enf, s.enf = e, en
-	e.acc.Run()
-	return nil
-}
+// enforcementPart is the access policy as a per-configuration part
+// (parts.go).
+type enforcementPart struct{}
 
-// attachEnforcement builds a new configuration's enforcement on reload. It
-// takes over the old one's device table and store, and its compliance
-// source and verdict cache when their settings did not change
-// (access.Options.Prev). Held requests re-decide under the new one
-// (enforcementSwapped); quarantine holds of the old one answer "no changes"
-// then, so that the phone asks again under the new one.
-func (s *Server) attachEnforcement(st, old *state) error {
-	var prev *enforcement
-	if old != nil {
-		prev = old.enf
+// build makes st's enforcement. access.Build takes over the running
+// state's device table and store, and its compliance source and verdict
+// cache when their settings did not change (access.Options.Prev): it is
+// the last step of a reload that may fail.
+func (enforcementPart) build(s *Server, st, prev *state) error {
+	var pe *enforcement
+	if prev != nil {
+		pe = prev.enf
 	}
-	e, err := newEnforcement(st.cfg, s.log, prev, s.metrics)
+	e, err := newEnforcement(st.cfg, s.log, pe, s.metrics)
 	if err != nil {
 		return err
 	}
 	st.enf = e
+	return nil
+}
+
+// attach starts st's enforcement: the quarantine notice and the digest
+// settings are the new ones from now on, and its device table flushes. At
+// start it creates the process-wide enforcer, whose quarantine records live
+// in the same store as the device table.
+func (enforcementPart) attach(s *Server, st, _ *state) error {
+	e := st.enf
+	if s.enf == nil {
+		en, err := newEnforcer(s.log, s.metrics.reg, e.acc.Store)
+		if err != nil {
+			return err
+		}
+		en.api = admin.New(adminGateway{s}, s.log)
+		en.digest = admin.NewDigest(s.log)
+		s.enf = en
+	}
 	s.enf.quar.SetNotice(e.notice)
 	s.enf.digest.Configure(e.digest)
 	e.acc.Run()
 	return nil
 }
 
-// enforcementSwapped runs after a reload made st current: every held
-// request re-decides under the new configuration, so a device the new
-// rules block gets the block answer at once.
-func (s *Server) enforcementSwapped() {
+// swapped runs after a reload made st current: every held request
+// re-decides under the new configuration, so a device the new rules block
+// gets the block answer at once; quarantine holds of the old one answer
+// "no changes", so that the phone asks again under the new one.
+func (enforcementPart) swapped(s *Server, _ *state) {
 	s.registry.WakeAll()
 }
 
-// closeEnforcement flushes and stops everything at shutdown.
-func (s *Server) closeEnforcement(st *state) {
+// retire closes a drained state's enforcement: the new state took over the
+// device table.
+func (enforcementPart) retire(st *state) {
+	st.enf.close()
+}
+
+// close flushes and stops everything at shutdown.
+func (enforcementPart) close(s *Server, st *state) {
 	if s.enf != nil {
 		s.enf.close()
 	}

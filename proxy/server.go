@@ -106,12 +106,8 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 	if err != nil {
 		return nil, err
 	}
-	if err := s.initEnforcement(st); err != nil { // enforce.go
-		st.access.close()
-		return nil, err
-	}
-	if err := s.initAuthn(st); err != nil { // authn.go
-		s.closeEnforcement(st)
+	if err := s.buildParts(st, nil); err != nil { // parts.go: authentication, enforcement
+		s.closeParts(st)
 		st.access.close()
 		return nil, err
 	}
@@ -364,11 +360,7 @@ func (s *Server) reload(cfg *config.Config) error {
 			}
 		}
 	}
-	if err := s.attachAuthn(st, old); err != nil { // authn.go
-		st.access.close()
-		return err
-	}
-	if err := s.attachEnforcement(st, old); err != nil { // enforce.go
+	if err := s.buildParts(st, old); err != nil { // parts.go: authentication, enforcement
 		st.access.close()
 		return err
 	}
@@ -384,7 +376,7 @@ func (s *Server) reload(cfg *config.Config) error {
 		s.metrics.healthy.WithLabelValues(b.Name).Set(v)
 	}
 	s.cur.Store(st)
-	s.enforcementSwapped() // enforce.go: held requests re-decide under the new config
+	s.partsSwapped(st) // held requests re-decide under the new config
 	s.retiring.Add(1)
 	go func() {
 		defer s.retiring.Done()
@@ -414,7 +406,7 @@ func (s *Server) retire(st *state, drain time.Duration) {
 	}
 	st.pool.CloseIdle()
 	st.access.close()
-	st.enf.close() // enforce.go: the new state took over the device table
+	retireParts(st) // what the new state did not take over
 }
 
 // Shutdown stops accepting connections and answers every held long poll
@@ -491,8 +483,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	st.pool.CloseIdle()
 	s.log.Info().Stringer("took", time.Since(start).Round(time.Millisecond)).Bool("drained", finished).Msg("drain ended")
 	st.access.close()
-	s.closeAuthn()         // authn.go: flush the lockout counters
-	s.closeEnforcement(st) // enforce.go: flush devices, verdicts and quarantine records
+	s.closeParts(st) // flush the lockout counters, devices, verdicts and quarantine records
 	return err
 }
 
