@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -21,7 +20,6 @@ import (
 	"github.com/easgate/easgate/proxy/admin"
 	"github.com/easgate/easgate/proxy/config"
 	"github.com/easgate/easgate/proxy/quarantine"
-	"github.com/easgate/easgate/proxy/upstream"
 )
 
 // Enforcement: the access policy in the request pipeline (issue 4 item 6).
@@ -552,38 +550,6 @@ func (x *exchange) logPolicy(b []byte) []byte {
 		b = appendBool(b, "verdict_stale", v.Stale)
 	}
 	return b
-}
-
-// errAnsweredEarly means easgate answers a held request itself, with
-// x.en.early: a long poll cut at its CAS because the device's decision
-// changed (heldwatch.go), or a quarantine hold that ended (quarhold.go).
-var errAnsweredEarly = errors.New("proxy: held request answered by easgate")
-
-// doUpstream sends the request to b and returns the answer (its body
-// streaming; nil when err is not). A long poll goes through the long-poll
-// client (Backend.DoHeld), which takes the response from the pool only once the
-// answer arrives, and, under a policy that can refuse its device, is
-// watched while the CAS holds it (heldwatch.go): when the device is blocked
-// or quarantined meanwhile, the CAS call is cut and errAnsweredEarly
-// returned, with the answer to give in x.en.early.
-//
-// A held long poll waits under this frame, so it stays small: the watch's
-// set-up and end live in watchHeld and unwatch.
-func (s *Server) doUpstream(x *exchange, b *upstream.Backend, req *fasthttp.Request, deadline time.Time) (*fasthttp.Response, error) {
-	if !x.held {
-		resp := fasthttp.AcquireResponse()
-		err := b.Do(req, resp, deadline)
-		if err == nil && x.auth.krb && resp.StatusCode() == fasthttp.StatusUnauthorized {
-			return s.kerberosRetry(x, b, req, resp, deadline) // kerberos.go: one refresh and retry
-		}
-		return resp, err
-	}
-	watched := s.watchHeld(x, req)
-	resp, err := b.DoHeld(req, deadline, x.hijacked)
-	if watched {
-		err = s.unwatch(x, err)
-	}
-	return resp, err
 }
 
 // enforcementPart is the access policy as a per-configuration part

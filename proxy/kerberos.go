@@ -29,13 +29,13 @@ import (
 //   - admit (authn.go) calls kerberosAdmit: the canonical identity is
 //     mapped to a principal (the user part with the realm). A name that
 //     cannot be one is refused with 403 before any KDC is asked.
-//   - forward (handler.go) calls kerberosPrepare first: the ticket to the
+//   - forward (pipeline.go) calls kerberosPrepare first: the ticket to the
 //     primary SPN is fetched (or found in the cache) before anything is
 //     sent or a long poll is held. A KDC that cannot be reached gives 503
 //     with Retry-After; a refusal (delegation, unknown user, clock skew)
 //     gives 401, as Exchange answers an authentication failure, and one
 //     log line names the cause and the principal.
-//   - nextAttempt (handler.go) calls kerberosHeader for the CAS it picked:
+//   - nextAttempt (pipeline.go) calls kerberosHeader for the CAS it picked:
 //     a fresh SPNEGO token for that CAS's SPN.
 //   - doUpstream (enforce.go) calls kerberosRetry on a 401 with a
 //     Negotiate challenge: the cached ticket is dropped, a new one fetched
