@@ -303,40 +303,6 @@ func TestRouteOf(t *testing.T) {
 	}
 }
 
-func TestHoldFor(t *testing.T) {
-	hm := newHoldMemory(2)
-	ping := pingBody(t, 480)
-	if got := hm.holdFor(eas.CmdPing, ping, []byte("jdoe"), []byte("d1")); got != 480 {
-		t.Fatalf("ping 480: %d", got)
-	}
-	if got := hm.holdFor(eas.CmdPing, nil, []byte("JDOE"), []byte("d1")); got != 480 {
-		t.Fatalf("empty ping after 480: %d", got)
-	}
-	if got := hm.holdFor(eas.CmdPing, nil, []byte("jdoe"), []byte("other")); got != -1 {
-		t.Fatalf("empty ping, nothing remembered: %d", got)
-	}
-	if got := hm.holdFor(eas.CmdSync, syncWaitBody(t, 10), []byte("jdoe"), []byte("d1")); got != 600 {
-		t.Fatalf("sync wait 10: %d", got)
-	}
-	if got := hm.holdFor(eas.CmdSync, syncWaitBody(t, 0), []byte("jdoe"), []byte("d1")); got != 0 {
-		t.Fatalf("sync without wait: %d", got)
-	}
-	hm.holdFor(eas.CmdPing, pingBody(t, 900), []byte("u2"), []byte("d2"))
-	hm.holdFor(eas.CmdPing, pingBody(t, 900), []byte("u3"), []byte("d3"))
-	if hm.len() != 2 {
-		t.Fatalf("memory not bounded: %d entries", hm.len())
-	}
-	const req, margin, lpmax = 120 * time.Second, 60 * time.Second, 3660 * time.Second
-	for _, tt := range []struct {
-		hold int
-		want time.Duration
-	}{{0, req}, {-1, lpmax}, {480, 540 * time.Second}, {3540, 3600 * time.Second}, {3600, lpmax}, {10, req}} {
-		if got := upstreamTimeout(tt.hold, req, margin, lpmax); got != tt.want {
-			t.Errorf("hold %d: %v, want %v", tt.hold, got, tt.want)
-		}
-	}
-}
-
 // TestInspectAllocs proves that the per-request pipeline before the upstream
 // call (parse, body hold, identify, decide) allocates nothing.
 func TestInspectAllocs(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/proxy/held"
 	"github.com/easgate/easgate/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -181,7 +182,7 @@ func (s *Server) inspectRequest(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Re
 		}
 		switch r.Command {
 		case eas.CmdPing, eas.CmdSync:
-			x.hold = s.holds.holdFor(r.Command, body, x.field(x.user), r.DeviceID)
+			x.hold = s.holds.HoldFor(r.Command, body, x.field(x.user), r.DeviceID)
 		default:
 			if found, _ := eas.ReadDeviceInfo(body, &infoBuf); found {
 				info = &infoBuf
@@ -221,7 +222,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	if x.auth.krb && s.kerberosPrepare(ctx, x) { // kerberos.go: a ticket before anything is sent
 		return true
 	}
-	timeout := upstreamTimeout(x.hold, st.requestTimeout, st.longPollMargin, st.longPollMax)
+	timeout := held.Timeout(x.hold, st.requestTimeout, st.longPollMargin, st.longPollMax)
 	if x.hold != 0 {
 		if n := s.held.Add(1); st.maxHeld > 0 && n > st.maxHeld {
 			s.held.Add(-1)

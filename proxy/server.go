@@ -32,7 +32,7 @@ type Server struct {
 	srv     *fasthttp.Server
 	admin   *fasthttp.Server
 	metrics *metrics
-	holds   *holdMemory
+	holds   *held.Memory // the intervals of the last long polls (empty Pings reuse them)
 	held    atomic.Int64
 	enf     *enforcer    // access policy, quarantine emulation, held registry (enforce.go)
 	authrt  *authRuntime // lockout shield flushing and auth metrics (authn.go)
@@ -91,7 +91,7 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 		log:      log,
 		stdout:   stdout,
 		metrics:  newMetrics(),
-		holds:    newHoldMemory(holdMemorySize),
+		holds:    held.NewMemory(holdMemorySize),
 		plain:    cfg.Listen.PlainHTTP,
 		address:  cfg.Listen.Address,
 		unauth:   &addrCounter{},
