@@ -100,7 +100,7 @@ func TestHeldPingMemoryChild(t *testing.T) {
 			// The held-request figures TestVanishedPhones watches.
 			fds, _ := os.ReadDir("/proc/self/fd")
 			fmt.Printf("held gauge=%d held=%d hijacked=%d set=%d fds=%d goroutines=%d\n",
-				int64(metricValue(t, s, "easgate_held_long_polls", nil)), s.HeldLongPolls(), s.hijacked.Load(),
+				int64(metricValue(t, s, "easgate_held_long_polls", nil)), s.HeldLongPolls(), s.conns.Hijacked(),
 				s.registry.Len(), len(fds), runtime.NumGoroutine())
 		case len(f) == 1 && f[0] == "stats":
 			var ms runtime.MemStats

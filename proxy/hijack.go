@@ -3,11 +3,8 @@ package proxy
 import (
 	"bufio"
 	"crypto/tls"
-	"errors"
-	"io"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +30,9 @@ import (
 // keep-alive connection back to fasthttp with Server.ServeConn, so the
 // phone's next request is served as usual. While the CAS holds it, the
 // held registry (proxy/held) watches the phone's socket and shutdown may
-// cut it (vanish.go).
+// cut it (vanish.go). held.Conns keeps the books of the hijacked and the
+// resumed connections, which fasthttp's Shutdown does not know of, and
+// held.TakeBuffered takes the bytes fasthttp had read past the request.
 
 // canHijack reports whether a held request can be answered on a hijacked
 // connection: HTTP/1.1 (HTTP/1.0 framing is left to fasthttp), not HEAD, and
@@ -85,16 +84,11 @@ func (s *Server) hijackLongPoll(ctx *fasthttp.RequestCtx, x *exchange, deadline 
 // hijack hands ctx's connection to h once the handler returns (take). The
 // exchange is completed there, so it returns false.
 func (s *Server) hijack(ctx *fasthttp.RequestCtx, h *heldPoll) bool {
-	s.hijacked.Add(1)
+	s.conns.Hijack()
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(h.take)
 	return false
 }
-
-// maxPipelined bounds the bytes of following requests that are carried over
-// from fasthttp's read buffer; a connection with more is closed after the
-// answer instead of being served on.
-const maxPipelined = 64 << 10
 
 // take runs on fasthttp's hijack goroutine. It takes the bytes fasthttp had
 // already read past the request (pipelined requests; normally none) out of
@@ -108,7 +102,7 @@ func (h *heldPoll) take(c net.Conn) {
 		raw = u.UnsafeConn()
 	}
 	h.c, h.pc = raw, asPhoneConn(raw)
-	h.pending, h.resumable = takeBuffered(c, raw)
+	h.pending, h.resumable = held.TakeBuffered(c, raw)
 	if q := h.quar; q != nil {
 		q.conn = raw
 		if h.pc == nil { // see below: answer before this returns
@@ -133,34 +127,6 @@ func (h *heldPoll) take(c net.Conn) {
 		return
 	}
 	go h.run()
-}
-
-// takeBuffered reads, without waiting for the network, what r has buffered
-// for raw: a read deadline in the past makes the first read that would reach
-// the socket fail at once. ok is false when the connection cannot be served
-// on (closed, or more than maxPipelined bytes buffered).
-func takeBuffered(r io.Reader, raw net.Conn) (pending []byte, ok bool) {
-	if err := raw.SetReadDeadline(time.Unix(1, 0)); err != nil {
-		return nil, false
-	}
-	var buf [512]byte
-	for {
-		n, err := r.Read(buf[:])
-		if len(pending)+n > maxPipelined {
-			return nil, false
-		}
-		pending = append(pending, buf[:n]...)
-		if err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				return pending, false
-			}
-			break
-		}
-	}
-	if err := raw.SetReadDeadline(time.Time{}); err != nil {
-		return pending, false
-	}
-	return pending, true
 }
 
 // run is the goroutine of a hijacked long poll. The upstream wait runs
@@ -248,62 +214,41 @@ func (s *Server) answerHeld(h *heldPoll, resp *fasthttp.Response, upErr error) {
 		err = c.SetWriteDeadline(time.Time{})
 	}
 	if pc == nil || !keep || err != nil || !s.resume(c) {
-		s.hijacked.Add(-1)
+		s.conns.Answered()
 		if pc != nil {
 			_ = pc.Close()
 		}
 		return
 	}
-	s.hijacked.Add(-1)
+	s.conns.Answered()
 	pc.pending, h.pending = h.pending, nil
 	_ = s.srv.ServeConn(c) // closes the connection when done
-	s.resumedMu.Lock()
-	delete(s.resumed, c)
-	s.resumedMu.Unlock()
+	s.conns.Done(c)
 }
 
-// resume registers c as served on by fasthttp again, unless the server is
-// shutting down.
+// resume hands c back to fasthttp's bookkeeping, unless the server is
+// shutting down: it waits for the phone's next request.
 func (s *Server) resume(c net.Conn) bool {
-	s.resumedMu.Lock()
-	defer s.resumedMu.Unlock()
 	if s.closing.Load() {
 		return false
 	}
-	if s.resumed == nil {
-		s.resumed = make(map[net.Conn]struct{})
-	}
-	s.resumed[c] = struct{}{}
 	if pc := asPhoneConn(c); pc != nil {
+		// Not served by anyone until ServeConn: nothing else sets these.
 		pc.idle.Store(true) // waiting for the phone's next request
 		if pc.s != nil {
 			pc.waitNext()
 		}
 	}
-	return true
+	return s.conns.Resume(c)
 }
 
-// closeIdleResumed closes the resumed connections that are waiting for a
-// request, during Shutdown (fasthttp only closes idle connections it
-// accepted itself, and would wait for these until its context ends).
-func (s *Server) closeIdleResumed() {
-	s.resumedMu.Lock()
-	defer s.resumedMu.Unlock()
-	for c := range s.resumed {
-		if pc := asPhoneConn(c); pc != nil && pc.idle.CompareAndSwap(true, false) {
-			_ = c.Close()
-		}
-	}
-}
-
-// closeResumed closes the connections handed back to fasthttp that its
-// Shutdown may have missed (resumed while it was finishing).
-func (s *Server) closeResumed() {
-	s.resumedMu.Lock()
-	defer s.resumedMu.Unlock()
-	for c := range s.resumed {
-		_ = c.Close()
-	}
+// idleResumed reports whether a resumed connection waits for a request,
+// and marks it taken (held.Conns.CloseIdle closes it then): during
+// Shutdown fasthttp only closes idle connections it accepted itself, and
+// would wait for these until its context ends.
+func idleResumed(c net.Conn) bool {
+	pc := asPhoneConn(c)
+	return pc != nil && pc.idle.CompareAndSwap(true, false)
 }
 
 // phoneListener gives every accepted connection a phoneConn wrapper, and

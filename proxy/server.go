@@ -44,12 +44,10 @@ type Server struct {
 	closing  atomic.Bool
 	retiring sync.WaitGroup // old states still draining
 
-	// hijacked counts the long polls held on hijacked connections (fasthttp
-	// no longer counts those connections); resumed are the hijacked
+	// conns counts the long polls held on hijacked connections (fasthttp
+	// no longer counts those connections) and tracks the hijacked
 	// connections handed back to fasthttp (hijack.go).
-	hijacked  atomic.Int64
-	resumedMu sync.Mutex
-	resumed   map[net.Conn]struct{}
+	conns held.Conns
 
 	// registry lists the held requests: it re-decides the watched ones,
 	// frees those whose phone left and answers them all at shutdown
@@ -421,6 +419,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.reloadMu.Lock()
 	s.closing.Store(true)
 	s.reloadMu.Unlock()
+	s.conns.Closing() // hijacked connections are closed after their answer
 	st := s.cur.Load()
 	start := time.Now()
 	inFlight := max(st.refs.Load()-s.held.Load(), 0)
@@ -440,7 +439,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				case <-sweep:
 					return
 				case <-t.C:
-					s.closeIdleResumed()
+					s.conns.CloseIdle(idleResumed) // hijack.go
 				}
 			}
 		}()
@@ -448,10 +447,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(sweep)
 		// Held long polls on hijacked connections are not fasthttp's any
 		// more: wait for their answers as well.
-		for s.hijacked.Load() > 0 && ctx.Err() == nil {
+		for s.conns.Hijacked() > 0 && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
-		s.closeResumed()
+		s.conns.CloseAll()
 		done <- err
 	}()
 	_ = s.admin.Shutdown()

@@ -85,7 +85,7 @@ func (s *Server) answerGone(h *heldPoll) {
 		x.errText = errClientGone.Error()
 	}
 	x.finish()
-	s.hijacked.Add(-1)
+	s.conns.Answered()
 	if h.pc != nil { // (as in answerHeld: a foreign connection is its server's)
 		_ = h.pc.Close()
 	}

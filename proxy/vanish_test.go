@@ -419,7 +419,7 @@ func TestVanishedPhonesUnwatched(t *testing.T) {
 		_ = c.Close()
 	}
 	waitForLong(t, "the vanished phones' Pings freed", 30*time.Second, func() bool {
-		return cas.held.Load() == 1 && p.s.held.Load() == 1 && p.s.registry.Len() == 1 && p.s.hijacked.Load() == 1 &&
+		return cas.held.Load() == 1 && p.s.held.Load() == 1 && p.s.registry.Len() == 1 && p.s.conns.Hijacked() == 1 &&
 			closeWaitOn(t, portOf(t, p.addr)) == 0
 	})
 	// Two more sweeps: the pipelining phone is still held.
@@ -552,7 +552,7 @@ func TestVanishedQuarantinedHTTP10Phone(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the Ping held by easgate", func() bool { return p.s.held.Load() == 1 && p.s.registry.Len() == 1 })
-	if p.s.hijacked.Load() != 0 {
+	if p.s.conns.Hijacked() != 0 {
 		t.Fatal("an HTTP/1.0 Ping was hijacked")
 	}
 	_ = c.Close()

@@ -21,6 +21,12 @@
 //   - A Hold ends once, by its timer, a re-decision, Stop or the phone's
 //     leaving; its Ender is told, and Outcome says how (Expired, Stopped,
 //     Renewed, Released, Blocked, Left) with the new decision.
+//   - Conns keeps the books of the connections hijacked for held requests
+//     and of those handed back to the HTTP server (resumed), for shutdown;
+//     TakeBuffered takes the bytes read past a held request out of the
+//     server's reader when its connection is hijacked. Memory remembers the
+//     interval each device's last Ping and Sync asked for (an empty Ping
+//     reuses it), and Timeout turns an interval into the upstream timeout.
 //   - The registry decides nothing itself: a Decider, supplied per request,
 //     re-runs the policy. The registry never calls it on the request's own
 //     goroutine nor after the request left the registry, and the package
