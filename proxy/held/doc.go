@@ -10,8 +10,8 @@
 //     that left; the re-decision sweep re-runs the access policy for each
 //     watched request every recheck interval. Wake (one device) and WakeAll
 //     (a reload) re-decide at once. Stop answers every held request at
-//     shutdown. A held request costs no goroutine, timer (but a Hold's),
-//     buffer or allocation of the registry's while it waits: the caller
+//     shutdown. While it waits, a held request costs the registry no
+//     goroutine, buffer or allocation (a Hold has its timer): the caller
 //     embeds a Poll or Hold in what it keeps for the request anyway.
 //   - A Poll is cut, never answered, by the registry: the CAS connection
 //     its round trip waits on is closed (Attach and Detach are the cut
