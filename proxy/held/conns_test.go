@@ -37,7 +37,7 @@ func TestTakeBuffered(t *testing.T) {
 			go func() { _, _ = b.Write([]byte("z")) }()
 			one := make([]byte, 1)
 			if n, err := a.Read(one); ok && (n != 1 || err != nil) {
-				t.Fatalf("read after takeBuffered: %d %v", n, err)
+				t.Fatalf("read after TakeBuffered: %d %v", n, err)
 			}
 		})
 	}
