@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +35,7 @@ type Audit struct {
 	store Store
 	mu    sync.Mutex
 	seq   uint64
+	node  string       // appended to store keys when several nodes share the trail (SetNode)
 	mem   []AuditEntry // memory only (no store)
 }
 
@@ -47,7 +47,7 @@ func NewAudit(st Store) (*Audit, error) {
 		return a, nil
 	}
 	err := st.ForEach(BucketAudit, func(k, _ []byte) error {
-		if n, err := strconv.ParseUint(string(k), 10, 64); err == nil && n > a.seq {
+		if n, ok := auditSeq(string(k)); ok && n > a.seq {
 			a.seq = n
 		}
 		return nil
@@ -55,7 +55,12 @@ func NewAudit(st Store) (*Audit, error) {
 	return a, err
 }
 
-func auditKey(seq uint64) string { return fmt.Sprintf("%020d", seq) }
+func (a *Audit) key(seq uint64) string {
+	if a.node != "" {
+		return fmt.Sprintf("%020d-%s", seq, a.node)
+	}
+	return fmt.Sprintf("%020d", seq)
+}
 
 // Append records e (Seq and, when zero, Time are filled in) and returns it.
 func (a *Audit) Append(e AuditEntry) (AuditEntry, error) {
@@ -74,7 +79,7 @@ func (a *Audit) Append(e AuditEntry) (AuditEntry, error) {
 	if err != nil {
 		return e, err
 	}
-	if err := a.store.Update(BucketAudit, map[string][]byte{auditKey(e.Seq): data}, nil); err != nil {
+	if err := a.store.Update(BucketAudit, map[string][]byte{a.key(e.Seq): data}, nil); err != nil {
 		return e, err
 	}
 	a.seq = e.Seq
@@ -100,7 +105,7 @@ func (a *Audit) AppendAll(entries []AuditEntry) ([]AuditEntry, error) {
 			if err != nil {
 				return nil, err
 			}
-			puts[auditKey(e.Seq)] = data
+			puts[a.key(e.Seq)] = data
 		}
 	}
 	if a.store != nil {

@@ -28,7 +28,7 @@
 //
 // Imports: the standard library, fasthttp, zerolog, prometheus/client_golang,
 // and the easgate packages eas, eas/wbxml, certs, policy, proxy/config,
-// proxy/access, proxy/auth, proxy/quarantine, proxy/admin, proxy/held and
-// proxy/upstream. It must never import cmd/... or bench (they sit above it),
+// proxy/access, proxy/auth, proxy/quarantine, proxy/admin, proxy/admin/console,
+// proxy/held and proxy/upstream. It must never import cmd/... or bench (they sit above it),
 // and none of its sub-packages may import it.
 package proxy

@@ -18,6 +18,7 @@ import (
 	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/proxy/access"
 	"github.com/easgate/easgate/proxy/admin"
+	"github.com/easgate/easgate/proxy/admin/console"
 	"github.com/easgate/easgate/proxy/config"
 	"github.com/easgate/easgate/proxy/quarantine"
 )
@@ -62,6 +63,9 @@ type enforcer struct {
 	decisions *prometheus.CounterVec
 	entered   *prometheus.CounterVec
 	quarGauge prometheus.GaugeFunc
+
+	// console is the web console on the admin listener (console.go).
+	console *console.Console
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -585,6 +589,7 @@ func (enforcementPart) attach(s *Server, st, _ *state) error {
 			return err
 		}
 		en.api = admin.New(adminGateway{s}, s.log)
+		en.console = console.New(en.api, consoleGateway{adminGateway{s}}, s.log)
 		en.digest = admin.NewDigest(s.log)
 		s.enf = en
 	}

@@ -58,6 +58,9 @@ type Server struct {
 	// address, and the log lines of timeouts and refusals.
 	unauth  *addrCounter
 	slowLog *slowLogs
+
+	// shared feeds a shared state database's changes in (shared.go).
+	shared *sharedRuntime
 }
 
 // Process-wide sizing that does not come from the config file.
@@ -111,6 +114,7 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 	}
 	s.start(st)
 	s.cur.Store(st)
+	s.initShared(st) // shared.go: state.url
 	s.registry.Start()
 
 	maxHeader := int(cfg.Limits.MaxHeaderBytes)
@@ -300,7 +304,7 @@ func (s *Server) ListenAndServe() error {
 			_ = ln.Close()
 			return fmt.Errorf("proxy: admin listen: %w", err)
 		}
-		go func() { errc <- s.admin.Serve(aln) }()
+		go func() { errc <- s.ServeAdmin(aln) }() // console.go: with admin.tls
 	}
 	go func() { errc <- s.Serve(ln) }()
 	return <-errc
@@ -482,6 +486,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	st.pool.CloseIdle()
 	s.log.Info().Stringer("took", time.Since(start).Round(time.Millisecond)).Bool("drained", finished).Msg("drain ended")
 	st.access.close()
+	s.closeShared()  // shared.go
 	s.closeParts(st) // flush the lockout counters, devices, verdicts and quarantine records
 	return err
 }
@@ -503,6 +508,9 @@ func (s *Server) HeldLongPolls() int64 { return s.held.Load() }
 // token when any is configured, and a loopback client otherwise.
 func (s *Server) AdminHandler() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		if s.serveConsole(ctx) { // console.go: the web console's pages (its own sign-in)
+			return
+		}
 		if s.adminGate(ctx) { // adminapi.go: tokens for every endpoint but /healthz, /readyz; the /api/v1 API
 			return
 		}
@@ -515,11 +523,11 @@ func (s *Server) AdminHandler() fasthttp.RequestHandler {
 		case "/readyz":
 			ctx.SetContentType("text/plain; charset=utf-8")
 			if s.Ready() {
-				ctx.SetBodyString("ready\n")
+				ctx.SetBodyString("ready\n" + s.sharedDetail()) // shared.go
 				return
 			}
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBodyString("not ready: no healthy upstream\n")
+			ctx.SetBodyString("not ready: no healthy upstream\n" + s.sharedDetail())
 		default:
 			ctx.SetStatusCode(fasthttp.StatusNotFound)
 		}

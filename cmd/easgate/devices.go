@@ -180,10 +180,10 @@ func connect(m *mgmtFlags, readOnlyOK bool, stderr io.Writer) (*apiClient, error
 	if !readOnlyOK {
 		return nil, errors.New("actions need the running gateway (admin.address)")
 	}
-	if cfg.State.Path == "" {
+	if cfg.State.Path == "" && cfg.State.URL == "" {
 		return nil, errors.New("no gateway answers and state.path is empty: there is no inventory to read")
 	}
-	fmt.Fprintf(stderr, "easgate: no gateway answers at %s; reading %s read-only\n", c.base, cfg.State.Path)
+	fmt.Fprintf(stderr, "easgate: no gateway answers at %s; reading %s read-only\n", c.base, stateName(&cfg.State)) // state.go
 	acc, err := access.Build(cfg, zerolog.New(stderr).Level(zerolog.WarnLevel), access.Options{ReadOnly: true})
 	if err != nil {
 		return nil, err
@@ -698,9 +698,9 @@ func candidateReport(m *mgmtFlags, path, sinceArg string, stderr io.Writer) (adm
 		if err != nil {
 			return admin.Report{}, fmt.Errorf("%s: %w", m.config, err)
 		}
-		cand.State.Path = cur.State.Path
+		cand.State = cur.State
 	}
-	if cand.State.Path == "" && devs == nil {
+	if cand.State.Path == "" && cand.State.URL == "" && devs == nil {
 		return admin.Report{}, errors.New("no state.path: there are no devices to evaluate")
 	}
 	acc, err := access.Build(cand, zerolog.New(stderr).Level(zerolog.WarnLevel), access.Options{ReadOnly: true})

@@ -34,7 +34,7 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":         {"run the gateway from a config file", runServe},
+	"serve":         {"run the gateway from a config file (admin listener: API, web console, /metrics)", runServe},
 	"check-config":  {"validate a config file and print every error with file:line:column", runCheckConfig},
 	"demo":          {"start a fake CAS and the gateway on loopback and send requests as real phones", runDemo},
 	"decode":        {"decode WBXML (file or -) to indented XML", runDecode},

@@ -100,7 +100,15 @@ func runServe(args []string, _ io.Reader, _, stderr io.Writer) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	log.Info().Str("listen", cfg.Listen.Address).Str("admin", cfg.Admin.Address).Str("config", *cfgPath).Msg("easgate serving")
+	ev := log.Info().Str("listen", cfg.Listen.Address).Str("admin", cfg.Admin.Address).Str("config", *cfgPath)
+	if cfg.Admin.Address != "" && !cfg.Admin.Console.Disabled {
+		scheme := "http://"
+		if cfg.Admin.TLS.Enabled() {
+			scheme = "https://"
+		}
+		ev = ev.Str("console", scheme+dialable(cfg.Admin.Address)+"/")
+	}
+	ev.Msg("easgate serving")
 	var sig os.Signal
 	select {
 	case err := <-errc:

@@ -52,6 +52,15 @@ type GraphConfig struct {
 	// Guard holds back a full sync that returns no device or more than
 	// Guard.MaxDrop fewer than the table in force (see Graph.Sync).
 	Guard Guard
+	// Lease, when set, is asked before every scheduled pull: with several
+	// nodes only the one holding the lease pulls (graph_shared.go).
+	Lease func(context.Context) bool
+	// Publish, when set, receives the table (Export) after each pull of
+	// this node, for the other nodes (Import).
+	Publish func(table []byte)
+	// Release, when set, is called by Close: it gives the lease up so
+	// that another node pulls at once instead of after the lease expires.
+	Release func()
 }
 
 // Graph pulls Intune's managed devices from Microsoft Graph
@@ -152,7 +161,7 @@ func (g *Graph) Start() {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() { <-g.stop; cancel() }()
-		g.report(true, g.Sync(ctx, true))
+		g.pull(ctx, true) // graph_shared.go: sync, report, publish
 		full := time.NewTicker(g.cfg.FullSync)
 		quick := time.NewTicker(g.cfg.QuickSync)
 		defer full.Stop()
@@ -172,9 +181,9 @@ func (g *Graph) Start() {
 					g.report(true, nil)
 				}
 			case <-full.C:
-				g.report(true, g.Sync(ctx, true))
+				g.pull(ctx, true)
 			case <-quick.C:
-				g.report(false, g.Sync(ctx, g.table.Load() == nil))
+				g.pull(ctx, g.table.Load() == nil)
 			}
 		}
 	}()
@@ -231,6 +240,9 @@ func (g *Graph) HeldBack() *HeldBack {
 func (g *Graph) Close() error {
 	g.once.Do(func() { close(g.stop) })
 	g.wg.Wait()
+	if g.cfg.Release != nil {
+		g.cfg.Release()
+	}
 	return nil
 }
 

@@ -146,3 +146,18 @@ func (b *Bolt) Get(bucket, key string) ([]byte, bool, error) {
 // Close implements policy.Store. The file is not held open between calls,
 // so there is nothing to release.
 func (b *Bolt) Close() error { return nil }
+
+// Buckets returns the names of the file's buckets (what `easgate state
+// copy` moves to a shared database).
+func (b *Bolt) Buckets() ([]string, error) {
+	var out []string
+	err := b.with(false, func(db *bolt.DB) error {
+		return db.View(func(tx *bolt.Tx) error {
+			return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+				out = append(out, string(name))
+				return nil
+			})
+		})
+	})
+	return out, err
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/policy/sources"
 	"github.com/easgate/easgate/policy/store"
+	"github.com/easgate/easgate/policy/store/postgres"
 	"github.com/easgate/easgate/proxy/config"
 )
 
@@ -107,7 +108,13 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 		a.Devices, a.Store = opts.Prev.Devices, opts.Prev.Store
 		a.Overrides, a.Audit = opts.Prev.Overrides, opts.Prev.Audit
 	} else {
-		if _, err := os.Stat(cfg.State.Path); cfg.State.Path != "" && opts.ReadOnly && err != nil {
+		if cfg.State.URL != "" {
+			st, err := openShared(cfg, log, opts.ReadOnly) // shared.go
+			if err != nil {
+				return nil, err
+			}
+			a.Store = st
+		} else if _, err := os.Stat(cfg.State.Path); cfg.State.Path != "" && opts.ReadOnly && err != nil {
 			// Nothing recorded yet (the gateway never ran with this
 			// state.path): explain works from the config alone.
 			log.Warn().Str("path", cfg.State.Path).Msg("state store not found: no device history")
@@ -135,6 +142,9 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 		if a.Audit, err = policy.NewAudit(a.Store); err != nil {
 			return nil, fmt.Errorf("state store: audit trail: %w", err)
 		}
+		if pg, ok := a.Store.(*postgres.Store); ok {
+			a.Audit.SetNode(pg.Origin())
+		}
 	}
 	pc.Overrides = a.Overrides
 	if src := cfg.Policy.Compliance.Source; src.Type != "" {
@@ -156,7 +166,7 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 				// first load must not slip a held-back file past the guard.
 				guard.Baseline = f.Len()
 			}
-			s, err := newSource(src, log, opts.ReadOnly, opts.HTTPClient, purge, guard)
+			s, err := newSource(src, log, opts.ReadOnly, opts.HTTPClient, purge, guard, a.Shared())
 			if err != nil {
 				return nil, err
 			}
@@ -172,8 +182,8 @@ func Build(cfg *config.Config, log zerolog.Logger, opts Options) (*Access, error
 			a.Source, a.Cache = s, c
 			// A compliance file is read whole at start: a snapshot of
 			// verdicts taken from an older file would only be wrong.
-			if a.Store != nil && src.Type != config.SourceFile {
-				n, err := c.LoadSnapshot(a.Store)
+			if vs := a.verdictStore(); vs != nil && src.Type != config.SourceFile {
+				n, err := c.LoadSnapshot(vs)
 				if err != nil {
 					log.Warn().Err(err).Msg("state store: verdict snapshot not loaded")
 				} else if n > 0 {
@@ -338,7 +348,7 @@ func guardFor(cfg *config.Config, log zerolog.Logger, opts Options) sources.Guar
 // table: the cache in front of it must forget verdicts from the old one.
 // A reload the guard holds back changes nothing, so it purges nothing and
 // held requests keep their decisions.
-func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.Client, purge func(), guard sources.Guard) (policy.Source, error) {
+func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.Client, purge func(), guard sources.Guard, shared policy.SharedStore) (policy.Source, error) {
 	switch s.Type {
 	case config.SourceFile:
 		f, err := sources.NewFileGuarded(s.Path, guard)
@@ -411,6 +421,9 @@ func newSource(s config.Source, log zerolog.Logger, readOnly bool, client *http.
 			}
 			gc.Certificate, gc.Key = cert, key
 		}
+		if shared != nil && !readOnly {
+			shareGraph(&gc, shared, log) // shared.go: one node pulls, under a lease
+		}
 		g, err := sources.NewGraph(gc)
 		if err != nil {
 			return nil, err
@@ -468,8 +481,8 @@ func (a *Access) Run() {
 }
 
 func (a *Access) saveSnapshot() {
-	if a.Store != nil && a.Cache != nil {
-		if err := a.Cache.SaveSnapshot(a.Store); err != nil {
+	if vs := a.verdictStore(); vs != nil && a.Cache != nil {
+		if err := a.Cache.SaveSnapshot(vs); err != nil {
 			a.log.Warn().Err(err).Msg("state store: verdict snapshot not saved")
 		}
 	}
@@ -487,6 +500,9 @@ func (a *Access) Close() error {
 	}
 	if c, ok := a.Source.(policy.Closer); ok {
 		errs = append(errs, c.Close())
+	}
+	if a.owned && a.Store != nil {
+		errs = append(errs, a.Store.Close()) // a shared store sends what it queued
 	}
 	return errors.Join(errs...)
 }

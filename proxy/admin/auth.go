@@ -118,7 +118,16 @@ func authorize(ctx *fasthttp.RequestCtx, tokens []Token) (Principal, string) {
 	if len(h) <= len(prefix) || !strings.EqualFold(string(h[:len(prefix)]), prefix) {
 		return Principal{}, "missing bearer token"
 	}
-	got := bytes.TrimSpace(h[len(prefix):])
+	p, ok := match(tokens, bytes.TrimSpace(h[len(prefix):]))
+	if !ok {
+		return Principal{}, "unknown bearer token"
+	}
+	return p, ""
+}
+
+// match compares got with every token's secret in constant time, whatever
+// matched, so timing says nothing about which.
+func match(tokens []Token, got []byte) (Principal, bool) {
 	found := -1
 	for i := range tokens {
 		if subtle.ConstantTimeCompare(got, tokens[i].secret) == 1 {
@@ -126,9 +135,9 @@ func authorize(ctx *fasthttp.RequestCtx, tokens []Token) (Principal, string) {
 		}
 	}
 	if found < 0 {
-		return Principal{}, "unknown bearer token"
+		return Principal{}, false
 	}
-	return Principal{Name: tokens[found].Name, Role: tokens[found].Role}, ""
+	return Principal{Name: tokens[found].Name, Role: tokens[found].Role}, true
 }
 
 // isUnixOrPipe reports a client on an in-memory or Unix socket (tests,

@@ -4,7 +4,8 @@
 // that guards every admin endpoint (/metrics included), and the one
 // function every admin action goes through (API.Apply): it validates,
 // writes the override, records the audit entry and wakes the device's held
-// requests.
+// requests. The same reads and actions are Go calls (query.go) for the
+// web console (proxy/admin/console), which runs in-process.
 //
 // The gateway drives it through the small Gateway interface. It imports
 // policy, proxy/access, proxy/config, eas, fasthttp and zerolog; it must

@@ -85,7 +85,7 @@ var brokenConfigs = []struct {
 		"compliance-missing.yaml:13:13: policy.quarantine.notice.from: invalid mail address \"IT Service Desk\" (hint: write an address such as \"IT Service Desk <it@corp.example.com>\")",
 		"compliance-missing.yaml:14:19: policy.quarantine.notice.enroll_url: the URL must start with https:// or http://, got \"portal.example.com\" (hint: write a URL such as https://host.example.com)",
 		"compliance-missing.yaml:15:20: policy.quarantine.admin_webhook: the URL must not contain credentials (hint: remove user:password@ from the URL; credentials never go in URLs)",
-		"compliance-missing.yaml:17:8: state.url: a shared state database is not supported by this version (hint: remove state.url; each node keeps its own state in state.path)",
+		"compliance-missing.yaml:17:8: state.url: the URL contains a password (hint: put the password in state.password_file (or PGPASSWORD / ~/.pgpass) and remove it from the URL)",
 	}},
 	{"duplicate-key.yaml", []string{
 		"duplicate-key.yaml:6:3: listen.address: duplicate key (first on line 2) (hint: remove one of them)",

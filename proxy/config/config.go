@@ -347,10 +347,30 @@ type Notice struct {
 	EnrollURL string `yaml:"enroll_url" json:"enroll_url"`
 }
 
-// State is where easgate keeps what it learned (devices seen, verdict snapshot).
+// State is where easgate keeps what it learned (devices seen, verdict
+// snapshot, overrides, audit trail, quarantine records, lockout counters).
+// One node keeps it in the bbolt file at Path; several nodes share a
+// PostgreSQL database at URL, and Path is then each node's local snapshot.
 type State struct {
-	Path string `yaml:"path" json:"path" check:"dir"` // "" keeps state in memory only
-	URL  string `yaml:"url" json:"url"`               // reserved: a shared database (rejected by this version)
+	Path string `yaml:"path" json:"path" check:"dir"` // "" keeps state in memory only (or, with url, no local snapshot)
+	// URL is a postgres:// URL (or libpq key=value string) of the
+	// database several nodes share; its unset parts come from the PG*
+	// environment. TLS: sslmode=verify-full&sslrootcert=FILE.
+	URL string `yaml:"url" json:"url"`
+	// PasswordFile holds the database password (first line), instead of
+	// PGPASSWORD, PGPASSFILE or ~/.pgpass.
+	PasswordFile string `yaml:"password_file" json:"password_file,omitempty" check:"file"`
+	// Schema is "apply" (default: missing migrations are applied at
+	// start) or "check" (an older schema stops the start: run `easgate
+	// state migrate`).
+	Schema string `yaml:"schema" json:"schema,omitempty"`
+	// OfflineStart says what a node does when the database is down at
+	// start: "refuse" (default) or "snapshot" (serve from the local
+	// snapshot in path, catching up when the database is back).
+	OfflineStart string `yaml:"offline_start" json:"offline_start,omitempty"`
+	// QueueLimit bounds the records waiting for the database (default
+	// 200000).
+	QueueLimit int `yaml:"queue_limit" json:"queue_limit,omitempty"`
 }
 
 // Admin is the metrics/health/admin listener.
@@ -363,6 +383,47 @@ type Admin struct {
 	// Digest mails the administrators, at an interval, the devices that
 	// entered quarantine or were blocked (off while smtp is empty).
 	Digest Digest `yaml:"digest" json:"digest,omitzero"`
+	// TLS serves the admin listener (API, console, metrics) over HTTPS,
+	// with its own certificate or the gateway's, and can accept admin
+	// client certificates for the console.
+	TLS AdminTLS `yaml:"tls" json:"tls,omitzero"`
+	// Console is the web console served at / on the admin listener.
+	Console AdminConsole `yaml:"console" json:"console,omitzero"`
+}
+
+// AdminTLS is the admin listener's TLS. Off while neither certificate nor
+// use_gateway_certificate is set.
+type AdminTLS struct {
+	Certificate string `yaml:"certificate" json:"certificate" check:"file"` // PEM chain
+	Key         string `yaml:"key" json:"key" check:"file"`                 // PEM key
+	// UseGatewayCertificate serves the certificates of listen.tls (and
+	// follows their reloads) instead of certificate and key.
+	UseGatewayCertificate bool `yaml:"use_gateway_certificate" json:"use_gateway_certificate"`
+	// ClientCAs are the PEM CAs that sign admin client certificates; with
+	// them the listener asks for a client certificate (optional: tokens
+	// keep working) and the console signs in the ones listed in clients.
+	ClientCAs string `yaml:"client_cas" json:"client_cas" check:"file"`
+	// Clients map a verified client certificate (its UPN, e-mail or
+	// common name) to an admin name and role.
+	Clients []AdminClient `yaml:"clients" json:"clients,omitempty"`
+}
+
+// Enabled reports whether the admin listener serves TLS.
+func (t *AdminTLS) Enabled() bool { return t.Certificate != "" || t.UseGatewayCertificate }
+
+// AdminClient is one admin client certificate identity.
+type AdminClient struct {
+	Name string `yaml:"name" json:"name"` // UPN, e-mail or common name of the certificate
+	Role string `yaml:"role" json:"role"` // read | operate | admin
+}
+
+// AdminConsole configures the web console.
+type AdminConsole struct {
+	// Disabled turns the console off; the API and /metrics stay.
+	Disabled bool `yaml:"disabled" json:"disabled"`
+	// SessionTimeout ends a console session left idle this long (default
+	// 30m); every page served extends it.
+	SessionTimeout Duration `yaml:"session_timeout" json:"session_timeout"`
 }
 
 // Identify configures client identification.
@@ -508,7 +569,7 @@ func Default() *Config {
 				Notice: Notice{Subject: "Your device must be approved before it can sync mail"},
 			},
 		},
-		Admin: Admin{Address: "127.0.0.1:9090"},
+		Admin: Admin{Address: "127.0.0.1:9090", Console: AdminConsole{SessionTimeout: Duration(30 * time.Minute)}},
 		Log:   Log{Level: "info", Format: "json", AccessLog: "stdout"},
 	}
 }

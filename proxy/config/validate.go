@@ -111,11 +111,9 @@ func (c *checker) validate(cfg *Config) {
 	c.validateLimits(&cfg.Limits)
 	c.validateAuth(cfg)
 	c.validatePolicy(&cfg.Policy)
-	if cfg.State.URL != "" {
-		c.errf("state.url", "remove state.url; each node keeps its own state in state.path",
-			"a shared state database is not supported by this version")
-	}
+	c.validateState(&cfg.State) // state.go
 	c.validateAdmin(&cfg.Admin)
+	c.validateAdminTLS(&cfg.Admin, cfg.Listen.PlainHTTP)
 	c.enum("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	c.enum("log.format", cfg.Log.Format, "json", "console")
 	if cfg.Log.AccessLog == "" {
@@ -883,6 +881,50 @@ func (c *checker) validateAdmin(a *Admin) {
 		c.enum(p+".role", t.Role, RoleRead, RoleOperate, RoleAdmin)
 	}
 	c.validateDigest(&a.Digest)
+	if st := a.Console.SessionTimeout.D(); st < 5*time.Second || st > 24*time.Hour {
+		c.errf("admin.console.session_timeout", "use 5s to 24h (30m is the default)", "session_timeout %s is out of range", st)
+	}
+}
+
+// validateAdminTLS checks admin.tls: one source of certificate, and
+// client certificates only over TLS, each mapped to a known role.
+func (c *checker) validateAdminTLS(a *Admin, plainHTTP bool) {
+	const p = "admin.tls"
+	t := &a.TLS
+	if t.UseGatewayCertificate && (t.Certificate != "" || t.Key != "") {
+		c.errf(p+".use_gateway_certificate", "set either certificate and key, or use_gateway_certificate", "two certificates for the admin listener")
+	}
+	if (t.Certificate == "") != (t.Key == "") && !t.UseGatewayCertificate {
+		c.errf(p+".certificate", "set both certificate and key (PEM)", "the admin listener needs a certificate and its key")
+	}
+	if t.UseGatewayCertificate && plainHTTP {
+		c.errf(p+".use_gateway_certificate", "set certificate and key for the admin listener", "listen.plain_http is set: the gateway has no certificate to share")
+	}
+	if !t.Enabled() && (t.ClientCAs != "" || len(t.Clients) > 0) {
+		c.errf(p+".client_cas", "set certificate and key, or use_gateway_certificate", "admin client certificates need TLS on the admin listener")
+	}
+	if len(t.Clients) > 0 && t.ClientCAs == "" {
+		c.errf(p+".client_cas", "name the PEM CAs that sign the admin certificates", "admin.tls.clients need client_cas")
+	}
+	seen := map[string]bool{}
+	for i, cl := range t.Clients {
+		q := fmt.Sprintf("%s.clients[%d]", p, i)
+		switch {
+		case cl.Name == "":
+			c.errf(q+".name", "write the certificate's UPN, e-mail or common name", "a client needs a name")
+		case seen[strings.ToLower(cl.Name)]:
+			c.errf(q+".name", "list each certificate once", "duplicate client %q", cl.Name)
+		}
+		seen[strings.ToLower(cl.Name)] = true
+		c.enum(q+".role", cl.Role, RoleRead, RoleOperate, RoleAdmin)
+	}
+	if t.Enabled() && a.Address == "" {
+		c.warnf(p, "set admin.address", "admin.tls is set but the admin listener is off")
+	}
+	if host, _, err := net.SplitHostPort(a.Address); err == nil && !t.Enabled() && !isLoopback(host) && (a.TokenFile != "" || len(a.Tokens) > 0) {
+		c.warnf(p, "set admin.tls (certificate and key, or use_gateway_certificate), or keep the admin listener behind a TLS proxy",
+			"admin tokens and console sessions cross the network unencrypted")
+	}
 }
 
 // validateDigest checks admin.digest when it is on (smtp set).

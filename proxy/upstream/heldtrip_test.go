@@ -352,6 +352,7 @@ func TestHeldRoundTripStaleConn(t *testing.T) {
 		t.Fatal("no tracked connection")
 	}
 	closeRawPeer(t, lc)
+	lc.lastStart = monoNow() - staleCheckAfter // idle long enough to be checked
 
 	h, p := heldCopy(cas.addr)
 	if _, err := b.DoHeld(h.req, time.Now().Add(10*time.Second), h); !errors.Is(err, ErrStaleConn) || !NothingSent(err) {

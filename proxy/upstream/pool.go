@@ -140,6 +140,12 @@ func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response, deadline ti
 func (b *Backend) OpenConns() int64 { return b.conns.n.Load() }
 func (b *Backend) Waiting() int     { return b.conns.waiting() }
 
+// Available reports whether the backend takes new requests now (healthy,
+// and not ejected after a connect failure); InFlight is the number of
+// requests it has now.
+func (b *Backend) Available() bool { return b.available(time.Now().UnixNano()) }
+func (b *Backend) InFlight() int64 { return b.inflight.Load() }
+
 // available reports whether the backend may take new requests.
 func (b *Backend) available(now int64) bool {
 	return b.healthy.Load() && b.ejectedUntil.Load() <= now

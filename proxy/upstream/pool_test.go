@@ -135,7 +135,13 @@ func TestStaleConnDetected(t *testing.T) {
 	_ = srv.Close()
 	waitFor(t, "FIN seen", func() bool { return lc.peerClosed() })
 	var b [1]byte
-	lc.readSeen.Store(true) // as after a response
+	lc.readSeen.Store(true)                        // as after a response
+	lc.lastStart = monoNow() - 10*time.Millisecond // used just now: not asked
+	if _, err := lc.Write(b[:]); err != nil {
+		t.Fatalf("write on a connection used 10 ms ago: %v; want no check, the write to pass", err)
+	}
+	lc.readSeen.Store(true)
+	lc.lastStart = monoNow() - staleCheckAfter // idle long enough to be asked
 	if _, err := lc.Write(b[:]); !NothingSent(err) {
 		t.Fatalf("write on a closed keep-alive connection: %v, want ErrStaleConn", err)
 	}

@@ -183,6 +183,10 @@ write_apache_conf() {
 	install -d -m 755 "$RUN/apache" "$RUN/apache/cgi" "$RUN/apache/run"
 	cat >"$RUN/apache/cgi/whoami" <<'EOF'
 #!/bin/sh
+# Read the request body first, as a CAS does: a CGI that exits with the body
+# unread makes mod_cgid reset its socket, and Apache then closes the client
+# connection without an answer (AH00574 in its error log).
+cat >/dev/null
 printf 'Content-Type: text/plain\r\nX-Remote-User: %s\r\n\r\n%s\n' "$REMOTE_USER" "$REMOTE_USER"
 EOF
 	chmod 755 "$RUN/apache/cgi/whoami"
