@@ -216,7 +216,7 @@ func (st *state) writeAccess(x *exchange, cmd, decision string, now time.Time, t
 		b = appendStr(b, "why", x.reason)
 	}
 	if x.backend != nil {
-		b = appendStr(b, "upstream", x.backend.name)
+		b = appendStr(b, "upstream", x.backend.Name)
 	}
 	b = appendInt(b, "status", int64(x.status))
 	b = appendInt(b, "bytes_in", x.bytesIn)

@@ -10,7 +10,7 @@ import (
 // The management plane on the admin listener (proxy/admin): the API under
 // /api/v1 and the token check in front of every admin endpoint. The
 // gateway hands the API a small adminGateway; admin actions reach held
-// requests through the held registry (en.held.wake), so an override
+// requests through the held registry (Server.registry, held.Registry.Wake), so an override
 // answers a device's held Ping at once.
 
 // adminGateway is what proxy/admin sees of the Server.
@@ -20,7 +20,7 @@ func (g adminGateway) Access() *access.Access { return g.s.cur.Load().enf.acc }
 
 func (g adminGateway) Tokens() []admin.Token { return g.s.cur.Load().enf.tokens }
 
-func (g adminGateway) Wake(user, device string) { g.s.enf.held.wake([]byte(user), []byte(device)) }
+func (g adminGateway) Wake(user, device string) { g.s.registry.Wake([]byte(user), []byte(device)) }
 
 func (g adminGateway) Quarantine(user, device string) (admin.QuarantineInfo, bool) {
 	rec, ok := g.s.enf.quar.Get([]byte(user), []byte(device))

@@ -148,20 +148,71 @@ func stateStore(st *state) policy.Store {
 	return st.enf.acc.Store
 }
 
-// initAuthn builds the first state's authn and the process-wide runtime:
-// the shield is created and its persisted counters loaded.
-func (s *Server) initAuthn(st *state) error {
+// authnPart is authentication as a per-configuration part (parts.go).
+type authnPart struct{}
+
+// build makes st's authn: the authenticator, device binding, the upstream
+// identity rule and the Kerberos delegator (prev's when its settings and
+// keytab did not change). A changed auth.lockout is checked here; its new
+// shield is made in attach.
+func (authnPart) build(s *Server, st, prev *state) error {
 	a, err := newAuthn(st.cfg, st.verifier, stateDevices{st})
 	if err != nil {
 		return err
 	}
-	rt := &authRuntime{store: stateStore(st), stop: make(chan struct{}), done: make(chan struct{})}
-	if err := rt.attachShield(a, nil, s); err != nil {
+	var pa *authn
+	if prev != nil {
+		pa = prev.authn
+	}
+	if pa == nil || pa.shield == nil || pa.lockCfg != a.lockCfg {
+		if _, err := auth.NewShield(a.lockCfg, auth.ShieldOptions{}); err != nil {
+			return err
+		}
+	}
+	if err := a.attachKerberos(st.cfg, pa); err != nil { // kerberos.go
 		return err
 	}
-	if err := a.attachKerberos(st.cfg, nil); err != nil { // kerberos.go
+	st.authn = a
+	return nil
+}
+
+// attach gives st's authn its shield: prev's while auth.lockout stays the
+// same, else a new one that loads the persisted counters (prev's is
+// flushed first; failures the old state records while it drains are not
+// carried over). At start it creates the process-wide runtime: the auth
+// metrics and the shield's flush loop.
+func (authnPart) attach(s *Server, st, prev *state) error {
+	a := st.authn
+	if s.authrt == nil {
+		rt := &authRuntime{store: stateStore(st), stop: make(chan struct{}), done: make(chan struct{})}
+		s.registerAuthMetrics(rt)
+		s.authrt = rt
+		defer func() { go rt.flushLoop(s) }()
+	}
+	var pa *authn
+	if prev != nil {
+		pa = prev.authn
+	}
+	if err := s.authrt.attachShield(a, pa, s); err != nil {
 		return err
 	}
+	s.observeHandshakes(st)
+	return nil
+}
+
+func (authnPart) swapped(*Server, *state) {}
+func (authnPart) retire(*state)           {}
+
+// close stops the flush loop after a last flush (at shutdown).
+func (authnPart) close(s *Server, _ *state) {
+	if rt := s.authrt; rt != nil {
+		rt.once.Do(func() { close(rt.stop) })
+		<-rt.done
+	}
+}
+
+// registerAuthMetrics creates and registers the process-wide auth metrics.
+func (s *Server) registerAuthMetrics(rt *authRuntime) {
 	s.initKerberosMetrics(rt)
 	rt.accepted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "easgate_auth_accepted_total",
@@ -195,36 +246,6 @@ func (s *Server) initAuthn(st *state) error {
 			func(x auth.ShieldStats) int { return x.BlockedAddrs }),
 		stat("easgate_lockout_locked_users", "Users the lockout shield refuses now on every device and address (auth.lockout.user_failures).",
 			func(x auth.ShieldStats) int { return x.LockedUsers }))
-	s.authrt = rt
-	st.authn = a
-	s.observeHandshakes(st)
-	go rt.flushLoop(s)
-	return nil
-}
-
-// attachAuthn builds a reloaded state's authn (before its enforcement: it
-// has no side effect on the running state). The shield is kept unless
-// auth.lockout changed; then the old one is flushed and a new one loads the
-// persisted counters (its in-memory password digests start empty, and
-// failures the old state records while it drains are not carried over).
-func (s *Server) attachAuthn(st, old *state) error {
-	a, err := newAuthn(st.cfg, st.verifier, stateDevices{st})
-	if err != nil {
-		return err
-	}
-	var prev *authn
-	if old != nil {
-		prev = old.authn
-	}
-	if err := s.authrt.attachShield(a, prev, s); err != nil {
-		return err
-	}
-	if err := a.attachKerberos(st.cfg, prev); err != nil { // kerberos.go
-		return err
-	}
-	st.authn = a
-	s.observeHandshakes(st)
-	return nil
 }
 
 // attachShield gives a the previous state's shield when auth.lockout did
@@ -279,14 +300,6 @@ func (s *Server) curShield() *auth.Shield {
 		return st.authn.shield
 	}
 	return nil
-}
-
-// closeAuthn stops the flush loop after a last flush (at shutdown).
-func (s *Server) closeAuthn() {
-	if rt := s.authrt; rt != nil {
-		rt.once.Do(func() { close(rt.stop) })
-		<-rt.done
-	}
 }
 
 // peerCertificates returns the client's certificate chain on a TLS

@@ -20,7 +20,7 @@ import (
 //     nothing easgate did not read (an unknown parameter, a deprecated
 //     base64 tag) reaches the CAS.
 //   - checkFraming (framing.go) refuses a second copy of any header easgate
-//     reads, and stripRequestHops (handler.go) removes the headers only
+//     reads, and stripRequestHops (headers.go) removes the headers only
 //     easgate may set, in every spelling.
 
 // errTarget is a request target easgate will not forward.

@@ -31,10 +31,9 @@ func (g consoleGateway) HeldLongPolls() int64 { return g.s.HeldLongPolls() }
 
 func (g consoleGateway) Upstreams() []console.Upstream {
 	st := g.s.cur.Load()
-	now := time.Now().UnixNano()
-	out := make([]console.Upstream, 0, len(st.pool.backends))
-	for _, b := range st.pool.backends {
-		out = append(out, console.Upstream{Name: b.name, Healthy: b.available(now), InFlight: b.inflight.Load()})
+	out := make([]console.Upstream, 0, len(st.pool.Backends))
+	for _, b := range st.pool.Backends {
+		out = append(out, console.Upstream{Name: b.Name, Healthy: b.Available(), InFlight: b.InFlight()})
 	}
 	return out
 }

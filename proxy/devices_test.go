@@ -216,7 +216,7 @@ func TestDeviceManagement(t *testing.T) {
 		}
 		pinged <- err
 	}()
-	waitFor(t, "the iPhone's Ping to be held", func() bool { return p.s.enf.held.len() == 1 })
+	waitFor(t, "the iPhone's Ping to be held", func() bool { return p.s.registry.Watched() == 1 })
 	start := time.Now()
 	var e policy.AuditEntry
 	api.json("POST", "/api/v1/devices/jdoe@corp.example.com/"+mgmtIPhone+"/allow", `{"note":"ticket 4711"}`, 200, &e)

@@ -3,13 +3,11 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,16 +58,11 @@ type enforcement struct {
 type enforcer struct {
 	log       zerolog.Logger
 	quar      *quarantine.Emulator
-	held      heldRegistry
 	api       *admin.API    // the admin API (adminapi.go)
 	digest    *admin.Digest // the admin mail digest; its events outlive reloads
-	recheck   atomic.Int64  // nanoseconds: how often held requests re-decide (verdict changes)
 	decisions *prometheus.CounterVec
 	entered   *prometheus.CounterVec
 	quarGauge prometheus.GaugeFunc
-
-	// recheckSet tells the sweep (sweepLoop) that recheck changed.
-	recheckSet chan struct{}
 
 	// console is the web console on the admin listener (console.go).
 	console *console.Console
@@ -78,10 +71,6 @@ type enforcer struct {
 	wg   sync.WaitGroup
 	once sync.Once
 }
-
-// heldRecheck is how often a held request re-runs the decision, so that a
-// verdict change (compliance source) reaches a held Ping within this time.
-const heldRecheck = 15 * time.Second
 
 // sourceClient, when set, is the HTTP client of the http and graph
 // compliance sources (tests point them at local TLS fakes); nil in
@@ -149,8 +138,7 @@ func newEnforcer(log zerolog.Logger, reg *prometheus.Registry, st policy.Store) 
 	if err := q.Load(); err != nil {
 		log.Warn().Err(err).Msg("state store: some quarantine records were skipped")
 	}
-	en := &enforcer{log: log, quar: q, stop: make(chan struct{}), recheckSet: make(chan struct{}, 1)}
-	en.recheck.Store(int64(heldRecheck))
+	en := &enforcer{log: log, quar: q, stop: make(chan struct{})}
 	en.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "easgate_policy_decisions_total",
 		Help: "Policy decisions for EAS requests, by action, first reason and mode (enforce, report).",
@@ -164,9 +152,8 @@ func newEnforcer(log zerolog.Logger, reg *prometheus.Registry, st policy.Store) 
 		Help: "Devices with an emulated quarantine in progress.",
 	}, func() float64 { return float64(q.Len()) })
 	reg.MustRegister(en.decisions, en.entered, en.quarGauge)
-	en.wg.Add(2)
+	en.wg.Add(1)
 	go en.flushLoop()
-	go en.sweepLoop()
 	return en, nil
 }
 
@@ -374,7 +361,7 @@ func (s *Server) transition(x *exchange, r *eas.Request, mode string) {
 	user := x.field(x.user) // the canonical authenticated identity (authn.go)
 	st.enf.acc.Devices.Update(user, r.DeviceID, time.Now(), func(rec *policy.DeviceRecord) { rec.LastAction = action })
 	en.entered.WithLabelValues(action, mode).Inc()
-	en.held.wake(user, r.DeviceID)
+	s.registry.Wake(user, r.DeviceID)
 	if d.Action == policy.Allow {
 		return
 	}
@@ -472,9 +459,7 @@ func (s *Server) holdQuarantined(ctx *fasthttp.RequestCtx, x *exchange, a quaran
 	}
 	s.metrics.held.Inc()
 	x.hold = int(a.Hold / time.Second)
-	q := &quarHold{s: s, x: x, a: a, ua: append([]byte(nil), userAgent...), start: time.Now()}
-	q.key = string(policy.AppendDeviceKey(nil, x.field(x.user), x.field(x.device)))
-	q.c = q
+	q := &quarHold{s: s, x: x, a: a, ua: append([]byte(nil), userAgent...)}
 	if canHijack(ctx) {
 		q.h = &heldPoll{s: s, x: x, phoneClose: ctx.Request.Header.ConnectionClose(), quar: q}
 		return s.hijack(ctx, q.h)
@@ -571,94 +556,65 @@ func (x *exchange) logPolicy(b []byte) []byte {
 	return b
 }
 
-// errAnsweredEarly means easgate answers a held request itself, with
-// x.en.early: a long poll cut at its CAS because the device's decision
-// changed (heldwatch.go), or a quarantine hold that ended (quarhold.go).
-var errAnsweredEarly = errors.New("proxy: held request answered by easgate")
+// enforcementPart is the access policy as a per-configuration part
+// (parts.go).
+type enforcementPart struct{}
 
-// doUpstream sends the request to b and returns the answer (its body
-// streaming; nil when err is not). A long poll goes through the long-poll
-// client (heldDo), which takes the response from the pool only once the
-// answer arrives, and, under a policy that can refuse its device, is
-// watched while the CAS holds it (heldwatch.go): when the device is blocked
-// or quarantined meanwhile, the CAS call is cut and errAnsweredEarly
-// returned, with the answer to give in x.en.early.
-//
-// A held long poll waits under this frame, so it stays small: the watch's
-// set-up and end live in watchHeld and unwatch.
-func (s *Server) doUpstream(x *exchange, b *backend, req *fasthttp.Request, deadline time.Time) (*fasthttp.Response, error) {
-	if !x.held {
-		resp := fasthttp.AcquireResponse()
-		err := b.hc.DoDeadline(req, resp, deadline)
-		if err == nil && x.auth.krb && resp.StatusCode() == fasthttp.StatusUnauthorized {
-			return s.kerberosRetry(x, b, req, resp, deadline) // kerberos.go: one refresh and retry
-		}
-		return resp, err
+// build makes st's enforcement. access.Build takes over the running
+// state's device table and store, and its compliance source and verdict
+// cache when their settings did not change (access.Options.Prev): it is
+// the last step of a reload that may fail.
+func (enforcementPart) build(s *Server, st, prev *state) error {
+	var pe *enforcement
+	if prev != nil {
+		pe = prev.enf
 	}
-	w := s.watchHeld(x, req)
-	resp, err := heldDo(b.hcHold, req, deadline, x.hijacked, w)
-	if w != nil {
-		err = s.unwatch(x, w, err)
-	}
-	return resp, err
-}
-
-// initEnforcement builds the first configuration's enforcement and the
-// process-wide enforcer, whose quarantine records live in the same store as
-// the device table.
-func (s *Server) initEnforcement(st *state) error {
-	e, err := newEnforcement(st.cfg, s.log, nil, s.metrics)
-	if err != nil {
-		return err
-	}
-	en, err := newEnforcer(s.log, s.metrics.reg, e.acc.Store)
-	if err != nil {
-		e.close()
-		return err
-	}
-	en.quar.SetNotice(e.notice)
-	en.api = admin.New(adminGateway{s}, s.log)
-	en.console = console.New(en.api, consoleGateway{adminGateway{s}}, s.log)
-	en.digest = admin.NewDigest(s.log)
-	en.digest.Configure(e.digest)
-	st.enf, s.enf = e, en
-	e.acc.Run()
-	return nil
-}
-
-// attachEnforcement builds a new configuration's enforcement on reload. It
-// takes over the old one's device table and store, and its compliance
-// source and verdict cache when their settings did not change
-// (access.Options.Prev). Held requests re-decide under the new one
-// (enforcementSwapped); quarantine holds of the old one answer "no changes"
-// then, so that the phone asks again under the new one.
-func (s *Server) attachEnforcement(st, old *state) error {
-	var prev *enforcement
-	if old != nil {
-		prev = old.enf
-	}
-	e, err := newEnforcement(st.cfg, s.log, prev, s.metrics)
+	e, err := newEnforcement(st.cfg, s.log, pe, s.metrics)
 	if err != nil {
 		return err
 	}
 	st.enf = e
+	return nil
+}
+
+// attach starts st's enforcement: the quarantine notice and the digest
+// settings are the new ones from now on, and its device table flushes. At
+// start it creates the process-wide enforcer, whose quarantine records live
+// in the same store as the device table.
+func (enforcementPart) attach(s *Server, st, _ *state) error {
+	e := st.enf
+	if s.enf == nil {
+		en, err := newEnforcer(s.log, s.metrics.reg, e.acc.Store)
+		if err != nil {
+			return err
+		}
+		en.api = admin.New(adminGateway{s}, s.log)
+		en.console = console.New(en.api, consoleGateway{adminGateway{s}}, s.log)
+		en.digest = admin.NewDigest(s.log)
+		s.enf = en
+	}
 	s.enf.quar.SetNotice(e.notice)
 	s.enf.digest.Configure(e.digest)
 	e.acc.Run()
 	return nil
 }
 
-// enforcementSwapped runs after a reload made st current: every held
-// request re-decides under the new configuration, so a device the new
-// rules block gets the block answer at once.
-func (s *Server) enforcementSwapped() {
-	if s.enf != nil {
-		s.enf.held.wakeAll()
-	}
+// swapped runs after a reload made st current: every held request
+// re-decides under the new configuration, so a device the new rules block
+// gets the block answer at once; quarantine holds of the old one answer
+// "no changes", so that the phone asks again under the new one.
+func (enforcementPart) swapped(s *Server, _ *state) {
+	s.registry.WakeAll()
 }
 
-// closeEnforcement flushes and stops everything at shutdown.
-func (s *Server) closeEnforcement(st *state) {
+// retire closes a drained state's enforcement: the new state took over the
+// device table.
+func (enforcementPart) retire(st *state) {
+	st.enf.close()
+}
+
+// close flushes and stops everything at shutdown.
+func (enforcementPart) close(s *Server, st *state) {
 	if s.enf != nil {
 		s.enf.close()
 	}

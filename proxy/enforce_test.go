@@ -253,7 +253,7 @@ func TestEnforceQuarantine(t *testing.T) {
     admin_webhook: %s/hook
 `, csv, wh.srv.URL))
 	p := startProxy(t, mustParse(t, yaml))
-	p.s.enf.setRecheck(100 * time.Millisecond)
+	p.s.registry.SetRecheck(100 * time.Millisecond)
 
 	// The compliant iPhone syncs its whole Inbox.
 	iphone := newPhone(p, user, iphoneID, profile("ios", eas.V141))
@@ -320,7 +320,7 @@ func TestEnforceQuarantine(t *testing.T) {
 		st, f, err := android.Ping(300)
 		pinged <- pingResult{st, f, err}
 	}()
-	waitFor(t, "the Ping to be held by easgate", func() bool { return p.s.enf.held.len() == 1 })
+	waitFor(t, "the Ping to be held by easgate", func() bool { return p.s.registry.Watched() == 1 })
 	writeCSV(t, csv, user+","+iphoneID+",compliant", user+","+androidID+",compliant")
 	var res pingResult
 	select {
@@ -473,7 +473,7 @@ func TestEnforceBlock(t *testing.T) {
       match: {device_model: ["Bad Phone 1"]}
       access: block
 `)))
-	p.s.enf.setRecheck(time.Hour) // only the decision change may wake the held Ping
+	p.s.registry.SetRecheck(time.Hour) // only the decision change may wake the held Ping
 
 	for _, tt := range []struct {
 		device string
@@ -531,7 +531,7 @@ func TestEnforceBlock(t *testing.T) {
 	}
 	// The CAS's own Ping ends in the background; nothing leaks.
 	_ = cas.f.Close()
-	waitFor(t, "the background CAS call to end", func() bool { return p.s.enf.held.len() == 0 })
+	waitFor(t, "the background CAS call to end", func() bool { return p.s.registry.Watched() == 0 })
 }
 
 // TestEnforceReportMode: in report mode everything is forwarded and the

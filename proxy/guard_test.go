@@ -60,7 +60,7 @@ func TestHeldBackReloadKeepsHeldPings(t *testing.T) {
 	if err := os.WriteFile(csv, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.s.enf.setRecheck(50 * time.Millisecond)
+	p.s.registry.SetRecheck(50 * time.Millisecond)
 	time.Sleep(3 * time.Second) // the file watch (every 2s) has run; sixty sweeps
 	select {
 	case r := <-done:

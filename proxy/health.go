@@ -1,68 +1,38 @@
 package proxy
 
-import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
-	"net"
-	"slices"
-	"syscall"
-	"time"
+import "github.com/easgate/easgate/proxy/upstream"
 
-	"github.com/valyala/fasthttp"
-)
-
-// expectedStatus reports whether a probe's status is one of
-// health_check.expect_status, and if not, why in words for the log.
-func expectedStatus(code int, expect []int, path string) (bool, string) {
-	if slices.Contains(expect, code) {
-		return true, ""
+// healthChanged logs and exports a CAS's health change seen by st's health
+// checks (upstream.Pool.CheckHealth).
+func (s *Server) healthChanged(st *state, b *upstream.Backend, healthy bool, why string) {
+	v := 0.0
+	if healthy {
+		v = 1
 	}
-	why := fmt.Sprintf("status %d from %s, expected %v", code, path, expect)
-	if code == fasthttp.StatusUnauthorized || code == fasthttp.StatusForbidden {
-		why += " (the probe needs authentication: add it to upstreams.health_check.expect_status)"
+	if s.cur.Load() == st {
+		s.metrics.healthy.WithLabelValues(b.Name).Set(v)
 	}
-	return false, why
-}
-
-// probeFailure says in a few words why a probe got no answer: timeout,
-// refused, TLS error, or the error itself.
-func probeFailure(err error, timeout time.Duration) string {
-	var (
-		certErr  *tls.CertificateVerificationError
-		unknown  x509.UnknownAuthorityError
-		hostErr  x509.HostnameError
-		invalid  x509.CertificateInvalidError
-		recErr   tls.RecordHeaderError
-		alertErr tls.AlertError
-		netErr   net.Error
-	)
-	switch {
-	case errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) ||
-		(errors.As(err, &netErr) && netErr.Timeout()):
-		return fmt.Sprintf("timeout: no answer within %s (upstreams.health_check.timeout)", timeout)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "refused: nothing listens on the CAS address"
-	case errors.As(err, &certErr), errors.As(err, &unknown), errors.As(err, &hostErr), errors.As(err, &invalid),
-		errors.As(err, &recErr), errors.As(err, &alertErr):
-		return "TLS error: " + err.Error()
+	ev := s.log.Warn().Str("upstream", b.Name).Bool("healthy", healthy)
+	if healthy {
+		ev.Msg("upstream health changed: back in rotation")
+	} else {
+		ev.Str("reason", why).Int("failed_probes", st.hc.UnhealthyAfter).Msg("upstream health changed: marked down: " + why)
 	}
-	return "error: " + err.Error()
+	s.notePanic(st)
 }
 
 // notePanic logs when every CAS of st has just been marked down (panic
-// mode: requests go to all of them anyway, see pool.pick) and when one is
+// mode: requests go to all of them anyway, see upstream.Pool.Pick) and when one is
 // back. Called after any health change.
 func (s *Server) notePanic(st *state) {
-	switch st.pool.notePanic() {
+	switch st.pool.NotePanic() {
 	case 1:
 		s.metrics.panicMode.Set(1)
-		s.log.Error().Int("upstreams", len(st.pool.backends)).Bool("panic_mode", true).
+		s.log.Error().Int("upstreams", len(st.pool.Backends)).Bool("panic_mode", true).
 			Msg("every CAS is marked down: panic mode, requests go to all of them anyway (a wrong health probe must not stop mail); check upstreams.health_check")
 	case -1:
 		s.metrics.panicMode.Set(0)
-		s.log.Warn().Int("healthy", st.pool.healthyCount()).Bool("panic_mode", false).
+		s.log.Warn().Int("healthy", st.pool.HealthyCount()).Bool("panic_mode", false).
 			Msg("a CAS is healthy again: panic mode ended, only healthy CAS servers get requests")
 	}
 }
@@ -73,9 +43,7 @@ func (s *Server) noteState(st *state) {
 	s.metrics.heldLimit.Set(float64(st.maxHeld))
 	// A new state starts in the panic mode its health says (health is
 	// carried over a reload), so the next change is logged once.
-	down := len(st.pool.backends) > 0 && st.pool.healthyCount() == 0
-	st.pool.panicking.Store(down)
-	if down {
+	if st.pool.ResetPanic() {
 		s.metrics.panicMode.Set(1)
 	} else {
 		s.metrics.panicMode.Set(0)

@@ -3,11 +3,8 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -116,88 +113,5 @@ func TestHealthPanicMode(t *testing.T) {
 	waitFor(t, "the end of panic mode logged", func() bool { return strings.Contains(logs.String(), "panic mode ended") })
 	if got := metricValue(t, p.s, "easgate_upstream_panic_mode", nil); got != 0 {
 		t.Errorf("easgate_upstream_panic_mode %v after panic mode, want 0", got)
-	}
-}
-
-// TestPickPanicMode: pick ignores health only when no CAS is available,
-// and never returns a CAS already tried.
-func TestPickPanicMode(t *testing.T) {
-	a := testBackend(t, "http://127.0.0.1:1", backendOptions{})
-	b := testBackend(t, "http://127.0.0.1:2", backendOptions{})
-	p := &pool{backends: []*backend{a, b}}
-	a.healthy.Store(false)
-	for range 4 {
-		if i := p.pick(0); i != 1 {
-			t.Fatalf("one CAS healthy: picked %d, want the healthy one (1)", i)
-		}
-	}
-	if i := p.pick(1 << 1); i != -1 {
-		t.Fatalf("the healthy CAS tried, the other down: picked %d, want none (-1)", i)
-	}
-	b.healthy.Store(false)
-	if got := p.notePanic(); got != 1 {
-		t.Fatalf("notePanic = %d entering panic mode", got)
-	}
-	if i := p.pick(1 << 1); i != 0 {
-		t.Fatalf("panic mode, 1 tried: picked %d, want 0", i)
-	}
-	if i := p.pick(1<<0 | 1<<1); i != -1 {
-		t.Fatalf("panic mode, all tried: picked %d, want -1", i)
-	}
-	a.healthy.Store(true)
-	if got := p.notePanic(); got != -1 {
-		t.Fatalf("notePanic = %d leaving panic mode", got)
-	}
-}
-
-// TestProbeFailureReasons: the "marked down" reason names the failure.
-func TestProbeFailureReasons(t *testing.T) {
-	st := &state{hcPath: "/hc", hcTimeout: 300 * time.Millisecond, hcExpect: []int{200}}
-	s := &Server{}
-
-	// Refused: a port nobody listens on.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close()
-	if ok, why := s.probe(st, testBackend(t, "http://"+closed, backendOptions{})); ok || !strings.HasPrefix(why, "refused") {
-		t.Errorf("closed port: ok=%v why=%q, want refused", ok, why)
-	}
-
-	// Timeout: a listener that accepts and never answers.
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	if ok, why := s.probe(st, testBackend(t, "http://"+silent.Addr().String(), backendOptions{})); ok || !strings.HasPrefix(why, "timeout") {
-		t.Errorf("silent server: ok=%v why=%q, want timeout", ok, why)
-	}
-
-	// TLS error: a certificate easgate does not trust.
-	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer ts.Close()
-	b := testBackend(t, ts.URL, backendOptions{tls: &tls.Config{}, connect: time.Second})
-	if ok, why := s.probe(st, b); ok || !strings.HasPrefix(why, "TLS error") {
-		t.Errorf("untrusted certificate: ok=%v why=%q, want TLS error", ok, why)
-	}
-
-	// Status: listed or not.
-	if ok, _ := expectedStatus(401, []int{200, 401}, "/hc"); !ok {
-		t.Error("401 with expect_status [200, 401] counted as down")
-	}
-	if ok, why := expectedStatus(302, []int{200}, "/hc"); ok || !strings.Contains(why, "status 302") {
-		t.Errorf("302 with [200]: ok=%v why=%q", ok, why)
 	}
 }

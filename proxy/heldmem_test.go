@@ -100,15 +100,15 @@ func TestHeldPingMemoryChild(t *testing.T) {
 			// The held-request figures TestVanishedPhones watches.
 			fds, _ := os.ReadDir("/proc/self/fd")
 			fmt.Printf("held gauge=%d held=%d hijacked=%d set=%d fds=%d goroutines=%d\n",
-				int64(metricValue(t, s, "easgate_held_long_polls", nil)), s.HeldLongPolls(), s.hijacked.Load(),
-				s.phones.len(), len(fds), runtime.NumGoroutine())
+				int64(metricValue(t, s, "easgate_held_long_polls", nil)), s.HeldLongPolls(), s.conns.Hijacked(),
+				s.registry.Len(), len(fds), runtime.NumGoroutine())
 		case len(f) == 1 && f[0] == "stats":
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			fds, _ := os.ReadDir("/proc/self/fd")
 			var up int64
-			for _, b := range s.cur.Load().pool.backends {
-				up += b.conns.n.Load()
+			for _, b := range s.cur.Load().pool.Backends {
+				up += b.OpenConns()
 			}
 			// heap_free: freed heap pages the runtime has not returned to
 			// the OS yet (they count in RSS).

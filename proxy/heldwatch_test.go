@@ -3,17 +3,14 @@ package proxy
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/easgate/easgate/bench"
 	"github.com/easgate/easgate/eas"
-	"github.com/easgate/easgate/policy"
 )
 
 // gatewayGoroutines counts the goroutines running the gateway's code: not
@@ -90,7 +87,7 @@ func TestWatchedLongPolls(t *testing.T) {
 		}()
 	}
 	waitFor(t, "the Pings to be held at the CAS", func() bool { return cas.f.Stats().HeldPings == n })
-	if w := p.s.enf.held.len(); w != n {
+	if w := p.s.registry.Watched(); w != n {
 		t.Fatalf("%d watched requests, want %d", w, n)
 	}
 	// One goroutine per held Ping (the hijacked connection's); the old
@@ -102,7 +99,7 @@ func TestWatchedLongPolls(t *testing.T) {
 	// Device 0 turns non-compliant; the sweep (every 50 ms now) re-decides.
 	rows[0] = user + "," + ids[0] + ",noncompliant"
 	writeCSV(t, csv, rows...)
-	p.s.enf.setRecheck(50 * time.Millisecond)
+	p.s.registry.SetRecheck(50 * time.Millisecond)
 	select {
 	case r := <-done:
 		if r.i != 0 || r.err != nil || r.status != int(eas.PingStatusHierarchyChange) {
@@ -120,7 +117,7 @@ func TestWatchedLongPolls(t *testing.T) {
 	if h := p.s.held.Load(); h != n-1 {
 		t.Errorf("%d long polls held by the gateway, want %d", h, n-1)
 	}
-	if w := p.s.enf.held.len(); w != n-1 {
+	if w := p.s.registry.Watched(); w != n-1 {
 		t.Errorf("%d watched requests, want %d", w, n-1)
 	}
 	// Its next Sync meets the quarantine: the CAS does not see it.
@@ -139,151 +136,5 @@ func TestWatchedLongPolls(t *testing.T) {
 	}
 	if !sawCut {
 		t.Errorf("no access-log line for the cut Ping with decision quarantine")
-	}
-}
-
-// TestWatchCutRaces cuts watches at every stage of a round trip: before
-// the request has a connection (nothing is sent), while it waits (the
-// connection is closed), and after the answer arrived (too late: the answer
-// stands).
-func TestWatchCutRaces(t *testing.T) {
-	w := &heldWatch{}
-	w.cut = true
-	if w.attach(nil) {
-		t.Error("a watch cut before the round trip attached a connection")
-	}
-
-	a, b := net.Pipe()
-	w = &heldWatch{}
-	if !w.attach(a) {
-		t.Fatal("attach refused")
-	}
-	w.mu.Lock()
-	w.cut = true
-	_ = w.conn.Close()
-	w.mu.Unlock()
-	if _, err := a.Read(make([]byte, 1)); err == nil {
-		t.Error("the cut connection still reads")
-	}
-	if !w.detach() {
-		t.Error("detach after a cut reports no cut")
-	}
-	_ = b.Close()
-
-	w = &heldWatch{}
-	c, d := net.Pipe()
-	defer c.Close()
-	defer d.Close()
-	w.attach(c)
-	if w.detach() {
-		t.Error("detach without a cut reports one")
-	}
-	w.check() // detached: too late, and x is never read
-	if w.cut {
-		t.Error("a detached watch was cut")
-	}
-
-	var nilWatch *heldWatch
-	if !nilWatch.attach(c) || nilWatch.detach() {
-		t.Error("a nil watch must attach everything and never be cut")
-	}
-}
-
-// TestHeldRegistryConcurrent inserts and removes waiters of a few devices
-// from many goroutines while wakes, wakeAll and checkers() run (under
-// -race): every list stays consistent and the registry ends empty.
-func TestHeldRegistryConcurrent(t *testing.T) {
-	var h heldRegistry
-	var wg sync.WaitGroup
-	devices := []string{"a", "b", "c"}
-	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 300 {
-				w := &waiter{key: string(policy.AppendDeviceKey(nil, []byte("User"), []byte(devices[(g+i)%len(devices)])))}
-				w.c = &heldWatch{done: true} // check() returns at once
-				h.insert(w)
-				if i%3 == 0 {
-					h.wake([]byte("user"), []byte(devices[i%len(devices)]))
-				}
-				if i%50 == 0 {
-					h.wakeAll()
-					_ = h.checkers(-1)
-					_ = h.checkers(i % sweepSlices)
-				}
-				h.remove(w)
-				h.remove(w) // twice: no effect
-			}
-		}()
-	}
-	wg.Wait()
-	if n := h.len(); n != 0 || len(h.m) != 0 {
-		t.Fatalf("registry not empty: len %d, %d keys", n, len(h.m))
-	}
-
-	// Removal from the middle, the head and the tail of a device's list
-	// keeps the rest.
-	ws := make([]*waiter, 5)
-	for i := range ws {
-		dev := "x"
-		if i == 4 {
-			dev = "y"
-		}
-		ws[i] = &waiter{key: string(policy.AppendDeviceKey(nil, []byte("u"), []byte(dev)))}
-		h.insert(ws[i])
-	}
-	listed := func() int {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		n := 0
-		var prev *waiter
-		for w := h.m[ws[0].key]; w != nil; w = w.next {
-			if w.prev != prev {
-				t.Fatalf("broken back link")
-			}
-			prev = w
-			n++
-		}
-		return n
-	}
-	for _, tc := range []struct {
-		remove     *waiter
-		wantListed int
-	}{{ws[2], 3}, {ws[3], 2}, {ws[0], 1}, {ws[1], 0}} {
-		h.remove(tc.remove)
-		if n := listed(); n != tc.wantListed {
-			t.Fatalf("device x lists %d waiters, want %d", n, tc.wantListed)
-		}
-	}
-	if h.len() != 1 || len(h.m) != 1 {
-		t.Fatalf("len %d, %d keys; want device y's one waiter", h.len(), len(h.m))
-	}
-
-	// The sweep slices hold every waiter exactly once, in parts of nearly
-	// equal size.
-	for i := range 40 {
-		w := &waiter{key: fmt.Sprint("k", i%7)}
-		w.c = &heldWatch{}
-		h.insert(w)
-	}
-	seen := map[checker]int{}
-	for slot := range sweepSlices {
-		part := h.checkers(slot)
-		if len(part) < 41/sweepSlices || len(part) > 41/sweepSlices+1 {
-			t.Errorf("slice %d holds %d of 41", slot, len(part))
-		}
-		for _, c := range part {
-			seen[c]++
-		}
-	}
-	all := h.checkers(-1)
-	if len(all) != 41 || len(seen) != 41 {
-		t.Fatalf("%d checkers, %d seen in the slices; want 41", len(all), len(seen))
-	}
-	for c, n := range seen {
-		if n != 1 {
-			t.Errorf("checker %p in %d slices", c, n)
-		}
 	}
 }

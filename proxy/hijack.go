@@ -3,17 +3,15 @@ package proxy
 import (
 	"bufio"
 	"crypto/tls"
-	"errors"
-	"io"
 	"net"
 	"net/netip"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/proxy/held"
 )
 
 // Held long polls on hijacked connections.
@@ -31,8 +29,10 @@ import (
 // status, headers and framing the ordinary path sends) and hands the
 // keep-alive connection back to fasthttp with Server.ServeConn, so the
 // phone's next request is served as usual. While the CAS holds it, the
-// vanish sweep watches the phone's socket and shutdown may cut it
-// (vanish.go).
+// held registry (proxy/held) watches the phone's socket and shutdown may
+// cut it (vanish.go). held.Conns keeps the books of the hijacked and the
+// resumed connections, which fasthttp's Shutdown does not know of, and
+// held.TakeBuffered takes the bytes fasthttp had read past the request.
 
 // canHijack reports whether a held request can be answered on a hijacked
 // connection: HTTP/1.1 (HTTP/1.0 framing is left to fasthttp), not HEAD, and
@@ -41,8 +41,15 @@ func canHijack(ctx *fasthttp.RequestCtx) bool {
 	return ctx.Request.Header.IsHTTP11() && !ctx.IsHead() && !ctx.Request.IsBodyStream()
 }
 
-// heldPoll is a long poll between the handler and its hijacked connection.
+// heldPoll is a long poll between the handler and its hijacked connection
+// (or its handler, holdInHandler).
 type heldPoll struct {
+	// Poll is its place in the held registry while the CAS holds it, and,
+	// with Sent, the upstream.Hooks of its round trip: the registry cuts
+	// it (the phone left, shutdown, a decision change) by closing the CAS
+	// connection it waits on.
+	held.Poll
+
 	s          *Server
 	x          *exchange
 	req        *fasthttp.Request // a copy: the RequestCtx goes back to fasthttp
@@ -60,11 +67,9 @@ type heldPoll struct {
 	pending   []byte     // bytes fasthttp had read past the request
 	resumable bool       // the connection may be served on after the answer
 
-	// While the CAS holds the request: its entry in the held set, which
-	// the vanish sweep and shutdown visit, and the CAS connection they may
-	// cut (vanish.go). A quarantine hold has its own entry.
-	pw phoneWatch
-	up heldUp
+	// ua is the request's User-Agent while the poll is watched (the
+	// request itself is released once sent): Redecide reads it.
+	ua []byte
 }
 
 // hijackLongPoll hands the request to a hijacked connection. The exchange is
@@ -79,16 +84,11 @@ func (s *Server) hijackLongPoll(ctx *fasthttp.RequestCtx, x *exchange, deadline 
 // hijack hands ctx's connection to h once the handler returns (take). The
 // exchange is completed there, so it returns false.
 func (s *Server) hijack(ctx *fasthttp.RequestCtx, h *heldPoll) bool {
-	s.hijacked.Add(1)
+	s.conns.Hijack()
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(h.take)
 	return false
 }
-
-// maxPipelined bounds the bytes of following requests that are carried over
-// from fasthttp's read buffer; a connection with more is closed after the
-// answer instead of being served on.
-const maxPipelined = 64 << 10
 
 // take runs on fasthttp's hijack goroutine. It takes the bytes fasthttp had
 // already read past the request (pipelined requests; normally none) out of
@@ -102,7 +102,7 @@ func (h *heldPoll) take(c net.Conn) {
 		raw = u.UnsafeConn()
 	}
 	h.c, h.pc = raw, asPhoneConn(raw)
-	h.pending, h.resumable = takeBuffered(c, raw)
+	h.pending, h.resumable = held.TakeBuffered(c, raw)
 	if q := h.quar; q != nil {
 		q.conn = raw
 		if h.pc == nil { // see below: answer before this returns
@@ -116,9 +116,9 @@ func (h *heldPoll) take(c net.Conn) {
 		q.arm() // no goroutine while it waits
 		return
 	}
-	if !h.s.addHeld(&h.pw, h) { // vanish.go: swept until answered
-		h.stop() // shutting down: the round trip sends nothing
-	}
+	// Swept until answered; at shutdown it is cut at once and the round
+	// trip sends nothing.
+	h.s.registry.AddPoll(&h.Poll, tcpOf(raw))
 	if h.pc == nil {
 		// Not accepted by Serve (ServeConn on a foreign connection): the
 		// hijacked connection dies with this handler, so hold here.
@@ -129,44 +129,16 @@ func (h *heldPoll) take(c net.Conn) {
 	go h.run()
 }
 
-// takeBuffered reads, without waiting for the network, what r has buffered
-// for raw: a read deadline in the past makes the first read that would reach
-// the socket fail at once. ok is false when the connection cannot be served
-// on (closed, or more than maxPipelined bytes buffered).
-func takeBuffered(r io.Reader, raw net.Conn) (pending []byte, ok bool) {
-	if err := raw.SetReadDeadline(time.Unix(1, 0)); err != nil {
-		return nil, false
-	}
-	var buf [512]byte
-	for {
-		n, err := r.Read(buf[:])
-		if len(pending)+n > maxPipelined {
-			return nil, false
-		}
-		pending = append(pending, buf[:n]...)
-		if err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				return pending, false
-			}
-			break
-		}
-	}
-	if err := raw.SetReadDeadline(time.Time{}); err != nil {
-		return pending, false
-	}
-	return pending, true
-}
-
 // run is the goroutine of a hijacked long poll. The upstream wait runs
-// under few, small frames (run, roundTrip, heldDo, heldRoundTrip and
-// liveConn.SetReadDeadline), so that the garbage collector shrinks the
+// under few, small frames (run, roundTrip, doUpstream, Backend.DoHeld,
+// heldRoundTrip and liveConn.SetReadDeadline), so that the garbage collector shrinks the
 // goroutine's stack to 4 KiB while the CAS holds the request.
 func (h *heldPoll) run() {
 	h.answer(h.s.roundTrip(h.x, h.req, h.deadline, false))
 }
 
 func (h *heldPoll) answer(resp *fasthttp.Response, err error) {
-	h.s.removeHeld(&h.pw)
+	h.s.registry.RemovePoll(&h.Poll)
 	if h.req != nil { // not written: the round trip failed before
 		fasthttp.ReleaseRequest(h.req)
 		h.req = nil
@@ -174,83 +146,18 @@ func (h *heldPoll) answer(resp *fasthttp.Response, err error) {
 	h.s.answerHeld(h, resp, err)
 }
 
-// sent takes back the held request once the round trip has written it to
+// Sent takes back the held request once the round trip has written it to
 // the CAS: nothing reads it again, because a request goes to another CAS
-// only when none of it was written (nothingSent). The copy then costs
-// nothing while the CAS holds the poll. A nil h, or a request that is not
-// h's, is left alone.
-func (h *heldPoll) sent(req *fasthttp.Request) {
-	if h == nil || h.req != req {
+// only when none of it was written (upstream.NothingSent). The copy then
+// costs nothing while the CAS holds the poll. A request that is not h's is
+// left alone.
+func (h *heldPoll) Sent(req *fasthttp.Request) {
+	if h.req != req {
 		return
 	}
 	h.req = nil
 	fasthttp.ReleaseRequest(req)
 }
-
-// heldDo is HostClient.DoDeadline for a held long poll without three of its
-// frames (Do, do, doNonNilReqResp), which together take more stack than
-// the rest of the wait: it does their part of the work for the one attempt
-// easgate makes per CAS (MaxIdemponentCallAttempts is 1) and does the round
-// trip itself (heldRoundTrip). h, when not nil, is the hijacked poll whose
-// request copy req is: it is released as soon as it is written. w, when
-// not nil, is the poll's watch (heldwatch.go), which may cut it. The answer
-// (its body streaming) is nil when err is not.
-func heldDo(hc *fasthttp.HostClient, req *fasthttp.Request, deadline time.Time, h *heldPoll, w *heldWatch) (*fasthttp.Response, error) {
-	if time.Until(deadline) <= 0 {
-		return nil, fasthttp.ErrTimeout
-	}
-	prepareHeld(hc, req)
-	resp, err := heldRoundTrip(hc, req, deadline, h, w)
-	if err != nil {
-		return nil, heldError(err)
-	}
-	return resp, nil
-}
-
-// prepareHeld does what HostClient.doNonNilReqResp does to the request
-// before the round trip, for the long-poll clients' settings.
-//
-//go:noinline
-func prepareHeld(hc *fasthttp.HostClient, req *fasthttp.Request) {
-	req.URI().DisablePathNormalizing = hc.DisablePathNormalizing
-	if len(req.Header.UserAgent()) == 0 {
-		req.Header.SetUserAgent(hc.Name)
-	}
-}
-
-// heldError maps transport errors as HostClient.Do does, and cuts the
-// response bytes fasthttp quotes in a header parse error (HostClient's
-// SecureErrorLogMessage, which only Do applies): they may carry cookies.
-// fasthttp quotes them with %q ("invalid response status code %q: response
-// %q", "buffer size=%d, contents: %q"), so the message ends before its first
-// quote or buffer report.
-//
-//go:noinline
-func heldError(err error) error {
-	if errors.Is(err, io.EOF) {
-		return fasthttp.ErrConnectionClosed
-	}
-	msg := err.Error()
-	cut := len(msg)
-	for _, mark := range [...]string{`"`, ". Buffer size=", ": buffer size="} {
-		if i := strings.Index(msg, mark); i >= 0 && i < cut {
-			cut = i
-		}
-	}
-	if cut < len(msg) {
-		return &quotedError{msg: strings.TrimRight(msg[:cut], " ,:"), err: err}
-	}
-	return err
-}
-
-// quotedError is an upstream error whose message had response bytes cut.
-type quotedError struct {
-	msg string
-	err error
-}
-
-func (e *quotedError) Error() string { return e.msg }
-func (e *quotedError) Unwrap() error { return e.err }
 
 // writerPool holds the bufio.Writers the hijacked answers are written with.
 var writerPool sync.Pool
@@ -258,6 +165,9 @@ var writerPool sync.Pool
 // answerHeld writes the answer to the phone and serves the connection on,
 // or closes it. A phone that left gets nothing (answerGone).
 func (s *Server) answerHeld(h *heldPoll, resp *fasthttp.Response, upErr error) {
+	if q := h.quar; q != nil {
+		q.settle() // quarhold.go: the hold's outcome becomes the answer
+	}
 	if resp == nil && h.phoneLeft() {
 		s.answerGone(h)
 		return
@@ -304,62 +214,41 @@ func (s *Server) answerHeld(h *heldPoll, resp *fasthttp.Response, upErr error) {
 		err = c.SetWriteDeadline(time.Time{})
 	}
 	if pc == nil || !keep || err != nil || !s.resume(c) {
-		s.hijacked.Add(-1)
+		s.conns.Answered()
 		if pc != nil {
 			_ = pc.Close()
 		}
 		return
 	}
-	s.hijacked.Add(-1)
+	s.conns.Answered()
 	pc.pending, h.pending = h.pending, nil
 	_ = s.srv.ServeConn(c) // closes the connection when done
-	s.resumedMu.Lock()
-	delete(s.resumed, c)
-	s.resumedMu.Unlock()
+	s.conns.Done(c)
 }
 
-// resume registers c as served on by fasthttp again, unless the server is
-// shutting down.
+// resume hands c back to fasthttp's bookkeeping, unless the server is
+// shutting down: it waits for the phone's next request.
 func (s *Server) resume(c net.Conn) bool {
-	s.resumedMu.Lock()
-	defer s.resumedMu.Unlock()
 	if s.closing.Load() {
 		return false
 	}
-	if s.resumed == nil {
-		s.resumed = make(map[net.Conn]struct{})
-	}
-	s.resumed[c] = struct{}{}
 	if pc := asPhoneConn(c); pc != nil {
+		// Not served by anyone until ServeConn: nothing else sets these.
 		pc.idle.Store(true) // waiting for the phone's next request
 		if pc.s != nil {
 			pc.waitNext()
 		}
 	}
-	return true
+	return s.conns.Resume(c)
 }
 
-// closeIdleResumed closes the resumed connections that are waiting for a
-// request, during Shutdown (fasthttp only closes idle connections it
-// accepted itself, and would wait for these until its context ends).
-func (s *Server) closeIdleResumed() {
-	s.resumedMu.Lock()
-	defer s.resumedMu.Unlock()
-	for c := range s.resumed {
-		if pc := asPhoneConn(c); pc != nil && pc.idle.CompareAndSwap(true, false) {
-			_ = c.Close()
-		}
-	}
-}
-
-// closeResumed closes the connections handed back to fasthttp that its
-// Shutdown may have missed (resumed while it was finishing).
-func (s *Server) closeResumed() {
-	s.resumedMu.Lock()
-	defer s.resumedMu.Unlock()
-	for c := range s.resumed {
-		_ = c.Close()
-	}
+// idleResumed reports whether a resumed connection waits for a request,
+// and marks it taken (held.Conns.CloseIdle closes it then): during
+// Shutdown fasthttp only closes idle connections it accepted itself, and
+// would wait for these until its context ends.
+func idleResumed(c net.Conn) bool {
+	pc := asPhoneConn(c)
+	return pc != nil && pc.idle.CompareAndSwap(true, false)
 }
 
 // phoneListener gives every accepted connection a phoneConn wrapper, and

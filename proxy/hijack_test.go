@@ -5,9 +5,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
-	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -57,12 +54,6 @@ func heldGoroutines() int {
 	return n
 }
 
-func (s *Server) resumedCount() int {
-	s.resumedMu.Lock()
-	defer s.resumedMu.Unlock()
-	return len(s.resumed)
-}
-
 // TestHeldPingsHijackedAndServedOn holds Pings on hijacked connections, checks
 // the answers and the access log, serves the phones' next requests on the
 // same connections (including a second held Ping), and checks that nothing
@@ -88,7 +79,7 @@ func TestHeldPingsHijackedAndServedOn(t *testing.T) {
 		}
 	}
 	waitFor(t, "pings held", func() bool { return cas.gated.Load() == n })
-	if got := p.s.hijacked.Load(); got != n {
+	if got := p.s.conns.Hijacked(); got != n {
 		t.Errorf("hijacked %d, want %d", got, n)
 	}
 	if got := p.s.HeldLongPolls(); got != n {
@@ -128,18 +119,13 @@ func TestHeldPingsHijackedAndServedOn(t *testing.T) {
 		_ = c.Close()
 	}
 	waitFor(t, "hijacked long polls finished", func() bool {
-		return p.s.hijacked.Load() == 0 && p.s.resumedCount() == 0 && heldGoroutines() == 0
+		return p.s.conns.Hijacked() == 0 && p.s.conns.Resumed() == 0 && heldGoroutines() == 0
 	})
 	waitFor(t, "no upstream request waiting", func() bool {
-		for _, b := range p.s.cur.Load().pool.backends {
-			b.conns.mu.Lock()
-			for c := range b.conns.conns {
-				if c.awaiting.Load() {
-					b.conns.mu.Unlock()
-					return false
-				}
+		for _, b := range p.s.cur.Load().pool.Backends {
+			if b.Waiting() > 0 {
+				return false
 			}
-			b.conns.mu.Unlock()
 		}
 		return true
 	})
@@ -208,7 +194,7 @@ func TestHeldPingConnectionClose(t *testing.T) {
 	if _, err := br.ReadByte(); err == nil {
 		t.Fatal("connection still open after Connection: close")
 	}
-	waitFor(t, "hijacked long poll finished", func() bool { return p.s.hijacked.Load() == 0 && heldGoroutines() == 0 })
+	waitFor(t, "hijacked long poll finished", func() bool { return p.s.conns.Hijacked() == 0 && heldGoroutines() == 0 })
 }
 
 // TestHeldPingTLS holds a Ping on a hijacked TLS connection and serves the
@@ -287,11 +273,11 @@ func TestShutdownLeavesNoHijackedPoll(t *testing.T) {
 	if _, err := c.Write([]byte(rawPing(t, "sd", "X-Test-Gate: 1\r\n"))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "ping held", func() bool { return cas.gated.Load() == 1 && s.hijacked.Load() == 1 })
+	waitFor(t, "ping held", func() bool { return cas.gated.Load() == 1 && s.conns.Hijacked() == 1 })
 	if err := s.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if n := s.hijacked.Load(); n != 0 {
+	if n := s.conns.Hijacked(); n != 0 {
 		t.Fatalf("Shutdown returned with %d hijacked long polls", n)
 	}
 	resp := readResp(t, bufio.NewReader(c))
@@ -299,88 +285,6 @@ func TestShutdownLeavesNoHijackedPoll(t *testing.T) {
 		t.Fatalf("cut ping: status %d body % x header %q", resp.StatusCode(), resp.Body(), resp.Header.String())
 	}
 	waitFor(t, "no hijack goroutine", func() bool { return heldGoroutines() == 0 })
-}
-
-// TestTakeBuffered: bytes buffered past the request are taken without
-// waiting for the network, and the connection's deadline is cleared.
-func TestTakeBuffered(t *testing.T) {
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	cases := []struct {
-		name     string
-		buffered string
-		ok       bool
-	}{
-		{"none", "", true},
-		{"pipelined", "GET / HTTP/1.1\r\n\r\n", true},
-		{"too much", strings.Repeat("x", maxPipelined+1), false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			pending, ok := takeBuffered(&pipeTail{r: strings.NewReader(tc.buffered), c: a}, a)
-			if ok != tc.ok {
-				t.Fatalf("ok %v, want %v", ok, tc.ok)
-			}
-			if ok && string(pending) != tc.buffered {
-				t.Fatalf("pending %q, want %q", pending, tc.buffered)
-			}
-			// The deadline is cleared: a read waits again (until a write).
-			go func() { _, _ = b.Write([]byte("z")) }()
-			one := make([]byte, 1)
-			if n, err := a.Read(one); ok && (n != 1 || err != nil) {
-				t.Fatalf("read after takeBuffered: %d %v", n, err)
-			}
-		})
-	}
-}
-
-// pipeTail reads what br holds, then the connection c (as fasthttp's reader
-// does for a hijacked connection).
-type pipeTail struct {
-	r *strings.Reader
-	c net.Conn
-}
-
-func (p *pipeTail) Read(b []byte) (int, error) {
-	if p.r.Len() > 0 {
-		return p.r.Read(b)
-	}
-	return p.c.Read(b)
-}
-
-// TestHeldError: transport errors of the held path read as HostClient.Do's
-// would, without the response bytes fasthttp quotes in parse errors.
-func TestHeldError(t *testing.T) {
-	quoted := fmt.Errorf("error when reading response headers: %w. Buffer size=13, contents: \"Set-Cookie: s=secret\"", fasthttp.ErrTimeout)
-	cases := []struct {
-		name   string
-		in     error
-		want   string
-		status int
-	}{
-		{"eof", io.EOF, fasthttp.ErrConnectionClosed.Error(), fasthttp.StatusBadGateway},
-		{"timeout", fasthttp.ErrTimeout, fasthttp.ErrTimeout.Error(), fasthttp.StatusGatewayTimeout},
-		{"quoted", quoted, "error when reading response headers: fasthttp: timeout", fasthttp.StatusGatewayTimeout},
-		// fasthttp 1.78's formats (headerErrorMsg, parseFirstLine).
-		{"buffer", fmt.Errorf("error when reading response headers: %w: buffer size=20, contents: \"Set-Cookie: s=secret\"", fasthttp.ErrTimeout),
-			"error when reading response headers: fasthttp: timeout", fasthttp.StatusGatewayTimeout},
-		{"status line", errors.New("error when reading response headers: invalid response status code \"2x0\": response \"HTTP/1.1 2x0 OK\\r\\nSet-Cookie: s=secret\": buffer size=41, contents: \"Set-Cookie: s=secret\""),
-			"error when reading response headers: invalid response status code", fasthttp.StatusBadGateway},
-		{"plain", errors.New("read tcp 127.0.0.1:1->127.0.0.1:2: connection reset by peer"),
-			"read tcp 127.0.0.1:1->127.0.0.1:2: connection reset by peer", fasthttp.StatusBadGateway},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := heldError(tc.in)
-			if err.Error() != tc.want || strings.Contains(err.Error(), "secret") {
-				t.Fatalf("message %q, want %q", err.Error(), tc.want)
-			}
-			if got := statusFor(err); got != tc.status {
-				t.Fatalf("status %d, want %d", got, tc.status)
-			}
-		})
-	}
 }
 
 // openFDs counts this process's open file descriptors.
@@ -410,7 +314,7 @@ func TestHijackedConnectionsAreClosed(t *testing.T) {
 	c0.Write([]byte(rawPing(t, "warm", "X-Test-Hold-Ms: 10\r\n")))
 	readResp(t, bufio.NewReader(c0))
 	c0.Close()
-	waitFor(t, "warm-up connection closed", func() bool { return p.s.resumedCount() == 0 })
+	waitFor(t, "warm-up connection closed", func() bool { return p.s.conns.Resumed() == 0 })
 	before := openFDs(t)
 	for round := 0; round < 2; round++ {
 		for i := 0; i < n; i++ {
@@ -428,6 +332,6 @@ func TestHijackedConnectionsAreClosed(t *testing.T) {
 		}
 	}
 	waitFor(t, "server side of the phones' connections closed", func() bool {
-		return p.s.resumedCount() == 0 && openFDs(t) <= before+4
+		return p.s.conns.Resumed() == 0 && openFDs(t) <= before+4
 	})
 }

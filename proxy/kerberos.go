@@ -15,6 +15,7 @@ import (
 	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/proxy/auth/kerberos"
 	"github.com/easgate/easgate/proxy/config"
+	"github.com/easgate/easgate/proxy/upstream"
 )
 
 // Kerberos constrained delegation in the pipeline (issue 17).
@@ -28,13 +29,13 @@ import (
 //   - admit (authn.go) calls kerberosAdmit: the canonical identity is
 //     mapped to a principal (the user part with the realm). A name that
 //     cannot be one is refused with 403 before any KDC is asked.
-//   - forward (handler.go) calls kerberosPrepare first: the ticket to the
+//   - forward (pipeline.go) calls kerberosPrepare first: the ticket to the
 //     primary SPN is fetched (or found in the cache) before anything is
 //     sent or a long poll is held. A KDC that cannot be reached gives 503
 //     with Retry-After; a refusal (delegation, unknown user, clock skew)
 //     gives 401, as Exchange answers an authentication failure, and one
 //     log line names the cause and the principal.
-//   - nextAttempt (handler.go) calls kerberosHeader for the CAS it picked:
+//   - nextAttempt (pipeline.go) calls kerberosHeader for the CAS it picked:
 //     a fresh SPNEGO token for that CAS's SPN.
 //   - doUpstream (enforce.go) calls kerberosRetry on a 401 with a
 //     Negotiate challenge: the cached ticket is dropped, a new one fetched
@@ -199,11 +200,11 @@ func (s *Server) kerberosFailed(ctx *fasthttp.RequestCtx, x *exchange, spn strin
 // can be sent in the user's name.
 //
 //go:noinline
-func (s *Server) kerberosHeader(x *exchange, req *fasthttp.Request, b *backend) {
+func (s *Server) kerberosHeader(x *exchange, req *fasthttp.Request, b *upstream.Backend) {
 	k := x.st.authn.krb
 	c, cancel := context.WithTimeout(context.Background(), k.timeout)
 	defer cancel()
-	h, err := k.d.Authorization(c, x.auth.krbUser, b.spn)
+	h, err := k.d.Authorization(c, x.auth.krbUser, b.SPN)
 	if err != nil {
 		var e *kerberos.Error
 		cause := kerberos.CauseKDCError
@@ -211,7 +212,7 @@ func (s *Server) kerberosHeader(x *exchange, req *fasthttp.Request, b *backend) 
 			cause = e.Cause
 		}
 		s.authrt.krbFailure(cause)
-		s.log.Warn().Str("cause", string(cause)).Str("spn", b.spn).Str("upstream", b.name).Err(err).
+		s.log.Warn().Str("cause", string(cause)).Str("spn", b.SPN).Str("upstream", b.Name).Err(err).
 			Msg("kerberos: no ticket for this CAS; the request goes without credentials")
 		req.Header.Del(fasthttp.HeaderAuthorization)
 		return
@@ -223,28 +224,28 @@ func (s *Server) kerberosHeader(x *exchange, req *fasthttp.Request, b *backend) 
 // may still stream). When the CAS asks for Negotiate and the request can be
 // replayed, the cached ticket is dropped, a new one fetched and the request
 // sent once more to the same CAS; otherwise resp is returned as it is.
-func (s *Server) kerberosRetry(x *exchange, b *backend, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (*fasthttp.Response, error) {
+func (s *Server) kerberosRetry(x *exchange, b *upstream.Backend, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (*fasthttp.Response, error) {
 	if x.auth.krbRetried || !replayable(x, req) || !negotiateChallenge(resp) {
 		return resp, nil
 	}
 	x.auth.krbRetried = true
 	k := x.st.authn.krb
-	k.d.Invalidate(x.auth.krbUser, b.spn)
-	c, cancel := context.WithDeadline(context.Background(), earlier(deadline, k.timeout))
+	k.d.Invalidate(x.auth.krbUser, b.SPN)
+	c, cancel := context.WithDeadline(context.Background(), upstream.Earlier(deadline, k.timeout))
 	defer cancel()
-	h, err := k.d.Authorization(c, x.auth.krbUser, b.spn)
+	h, err := k.d.Authorization(c, x.auth.krbUser, b.SPN)
 	if err != nil {
-		s.log.Warn().Str("spn", b.spn).Str("upstream", b.name).Err(err).
+		s.log.Warn().Str("spn", b.SPN).Str("upstream", b.Name).Err(err).
 			Msg("kerberos: the CAS refused the ticket and no new one could be had")
 		return resp, nil
 	}
-	s.log.Info().Str("spn", b.spn).Str("upstream", b.name).Str("principal", x.auth.krbUser+"@"+k.cfg.Realm).
+	s.log.Info().Str("spn", b.SPN).Str("upstream", b.Name).Str("principal", x.auth.krbUser+"@"+k.cfg.Realm).
 		Msg("kerberos: the CAS refused the ticket (401 Negotiate); retrying once with a new one")
 	_ = resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
 	req.Header.Set(fasthttp.HeaderAuthorization, h)
 	out := fasthttp.AcquireResponse()
-	err = b.hc.DoDeadline(req, out, deadline)
+	err = b.Do(req, out, deadline)
 	return out, err
 }
 

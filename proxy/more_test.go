@@ -136,7 +136,7 @@ func TestReloadUnderLoadAndInvalidConfig(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(withDomains(testYAML([]string{cas2.url()}, nil))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "one-server config", func() bool { return len(p.s.cur.Load().pool.backends) == 1 })
+	waitFor(t, "one-server config", func() bool { return len(p.s.cur.Load().pool.Backends) == 1 })
 	// Invalid change: the running config stays.
 	running := p.s.cur.Load()
 	if err := os.WriteFile(cfgPath, []byte("upstreams:\n  servers: []\n  bogus_key: 1\n"), 0o600); err != nil {
@@ -223,56 +223,6 @@ func TestAdminHandler(t *testing.T) {
 	waitFor(t, "not ready", func() bool { c, _ := get("/readyz"); return c == 503 })
 }
 
-func TestStaleConnDetected(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	var set connSet
-	d := &dialer{timeout: time.Second, set: &set}
-	c, err := d.dial(ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	srv := <-accepted
-	lc := c.(*liveConn)
-	if lc.peerClosed() {
-		t.Fatal("open connection reported closed")
-	}
-	_ = srv.Close()
-	waitFor(t, "FIN seen", func() bool { return lc.peerClosed() })
-	var b [1]byte
-	lc.readSeen.Store(true)                        // as after a response
-	lc.lastStart = monoNow() - 10*time.Millisecond // used just now: not asked
-	if _, err := lc.Write(b[:]); err != nil {
-		t.Fatalf("write on a connection used 10 ms ago: %v; want no check, the write to pass", err)
-	}
-	lc.readSeen.Store(true)
-	lc.lastStart = monoNow() - staleCheckAfter // idle long enough to be asked
-	if _, err := lc.Write(b[:]); !nothingSent(err) {
-		t.Fatalf("write on a closed keep-alive connection: %v, want errStaleConn", err)
-	}
-	if set.n.Load() != 1 {
-		t.Fatalf("tracked %d conns", set.n.Load())
-	}
-	_ = lc.Close()
-	if set.n.Load() != 0 {
-		t.Fatal("closed conn still tracked")
-	}
-	// A refused connect is a dial error: safe to retry elsewhere.
-	_, err = (&dialer{timeout: time.Second, set: &set}).dial("127.0.0.1:1")
-	if !nothingSent(err) {
-		t.Fatalf("refused connect: %v", err)
-	}
-}
-
 func TestCheckFraming(t *testing.T) {
 	tests := []struct {
 		raw    string
@@ -349,40 +299,6 @@ func TestRouteOf(t *testing.T) {
 	for path, want := range tests {
 		if got := routeOf([]byte(path)); got != want {
 			t.Errorf("%s: %d, want %d", path, got, want)
-		}
-	}
-}
-
-func TestHoldFor(t *testing.T) {
-	hm := newHoldMemory(2)
-	ping := pingBody(t, 480)
-	if got := hm.holdFor(eas.CmdPing, ping, []byte("jdoe"), []byte("d1")); got != 480 {
-		t.Fatalf("ping 480: %d", got)
-	}
-	if got := hm.holdFor(eas.CmdPing, nil, []byte("JDOE"), []byte("d1")); got != 480 {
-		t.Fatalf("empty ping after 480: %d", got)
-	}
-	if got := hm.holdFor(eas.CmdPing, nil, []byte("jdoe"), []byte("other")); got != -1 {
-		t.Fatalf("empty ping, nothing remembered: %d", got)
-	}
-	if got := hm.holdFor(eas.CmdSync, syncWaitBody(t, 10), []byte("jdoe"), []byte("d1")); got != 600 {
-		t.Fatalf("sync wait 10: %d", got)
-	}
-	if got := hm.holdFor(eas.CmdSync, syncWaitBody(t, 0), []byte("jdoe"), []byte("d1")); got != 0 {
-		t.Fatalf("sync without wait: %d", got)
-	}
-	hm.holdFor(eas.CmdPing, pingBody(t, 900), []byte("u2"), []byte("d2"))
-	hm.holdFor(eas.CmdPing, pingBody(t, 900), []byte("u3"), []byte("d3"))
-	if hm.len() != 2 {
-		t.Fatalf("memory not bounded: %d entries", hm.len())
-	}
-	const req, margin, lpmax = 120 * time.Second, 60 * time.Second, 3660 * time.Second
-	for _, tt := range []struct {
-		hold int
-		want time.Duration
-	}{{0, req}, {-1, lpmax}, {480, 540 * time.Second}, {3540, 3600 * time.Second}, {3600, lpmax}, {10, req}} {
-		if got := upstreamTimeout(tt.hold, req, margin, lpmax); got != tt.want {
-			t.Errorf("hold %d: %v, want %v", tt.hold, got, tt.want)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/easgate/easgate/bench"
 	"github.com/easgate/easgate/eas"
-	"github.com/easgate/easgate/policy"
 )
 
 // TestQuarantineHolds: quarantined devices' Pings, which easgate holds
@@ -55,7 +54,7 @@ func TestQuarantineHolds(t *testing.T) {
 	for i := range phones {
 		go ping(i)
 	}
-	waitFor(t, "the Pings to be held by easgate", func() bool { return p.s.enf.held.len() == n })
+	waitFor(t, "the Pings to be held by easgate", func() bool { return p.s.registry.Watched() == n })
 	if got := gatewayGoroutines() - base; got > 2 {
 		t.Errorf("%d quarantine holds run %d more gateway goroutines, want none", n, got)
 	}
@@ -79,20 +78,16 @@ func TestQuarantineHolds(t *testing.T) {
 		return result{}
 	}
 
-	// The interval of phone 0 ends (its timer is brought forward).
-	key := policy.AppendDeviceKey(nil, []byte(user), []byte(ids[0]))
-	p.s.enf.held.mu.Lock()
-	q := p.s.enf.held.m[string(key)].c.(*quarHold)
-	p.s.enf.held.mu.Unlock()
-	q.mu.Lock()
-	q.timer.Reset(time.Millisecond)
-	q.mu.Unlock()
+	// The interval of phone 0 ends (brought forward).
+	if got := p.s.registry.ExpireHolds([]byte(user), []byte(ids[0])); got != 1 {
+		t.Fatalf("phone 0 has %d holds, want 1", got)
+	}
 	r := next("interval end")
 	if r.i != 0 {
 		t.Fatalf("phone %d answered, want phone 0 whose interval ended", r.i)
 	}
 	wantNoChanges("interval end", r)
-	waitFor(t, "the hold to leave the registry", func() bool { return p.s.enf.held.len() == n-1 })
+	waitFor(t, "the hold to leave the registry", func() bool { return p.s.registry.Watched() == n-1 })
 
 	// A new configuration answers the others at once; asked again, they are
 	// held under it.
@@ -104,7 +99,7 @@ func TestQuarantineHolds(t *testing.T) {
 		wantNoChanges("reload", r)
 		go ping(r.i)
 	}
-	waitFor(t, "the Pings held again", func() bool { return p.s.enf.held.len() == n-1 })
+	waitFor(t, "the Pings held again", func() bool { return p.s.registry.Watched() == n-1 })
 	if h := p.s.held.Load(); h != n-1 {
 		t.Errorf("held count %d, want %d", h, n-1)
 	}

@@ -22,7 +22,7 @@ func TestReloadNoticeForHeldRequest(t *testing.T) {
 		{desc: "held at the CAS", access: "allow",
 			held: func(p *testProxy, cas *countingCAS) bool { return cas.f.Stats().HeldPings == 1 }},
 		{desc: "held by easgate in quarantine", access: "quarantine", before: []string{"quarantine"},
-			held: func(p *testProxy, cas *countingCAS) bool { return p.s.enf.held.len() == 1 }},
+			held: func(p *testProxy, cas *countingCAS) bool { return p.s.registry.Watched() == 1 }},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			cas := startCountingCAS(t, bench.FakeCASConfig{Messages: 1, MessageSize: 256, AttachmentSize: -1})

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/proxy/config"
+	"github.com/easgate/easgate/proxy/held"
+	"github.com/easgate/easgate/proxy/upstream"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
@@ -30,7 +32,7 @@ type Server struct {
 	srv     *fasthttp.Server
 	admin   *fasthttp.Server
 	metrics *metrics
-	holds   *holdMemory
+	holds   *held.Memory // the intervals of the last long polls (empty Pings reuse them)
 	held    atomic.Int64
 	enf     *enforcer    // access policy, quarantine emulation, held registry (enforce.go)
 	authrt  *authRuntime // lockout shield flushing and auth metrics (authn.go)
@@ -42,16 +44,15 @@ type Server struct {
 	closing  atomic.Bool
 	retiring sync.WaitGroup // old states still draining
 
-	// hijacked counts the long polls held on hijacked connections (fasthttp
-	// no longer counts those connections); resumed are the hijacked
+	// conns counts the long polls held on hijacked connections (fasthttp
+	// no longer counts those connections) and tracks the hijacked
 	// connections handed back to fasthttp (hijack.go).
-	hijacked  atomic.Int64
-	resumedMu sync.Mutex
-	resumed   map[net.Conn]struct{}
+	conns held.Conns
 
-	// phones are the held requests, swept for phones that left and
-	// answered at once at shutdown (vanish.go).
-	phones phoneSet
+	// registry lists the held requests: it re-decides the watched ones,
+	// frees those whose phone left and answers them all at shutdown
+	// (proxy/held; heldwatch.go, quarhold.go, vanish.go).
+	registry *held.Registry
 
 	// Slow clients (slowclient.go): unauthenticated connections per
 	// address, and the log lines of timeouts and refusals.
@@ -88,14 +89,15 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 		log = log.Level(lvl)
 	}
 	s := &Server{
-		log:     log,
-		stdout:  stdout,
-		metrics: newMetrics(),
-		holds:   newHoldMemory(holdMemorySize),
-		plain:   cfg.Listen.PlainHTTP,
-		address: cfg.Listen.Address,
-		unauth:  &addrCounter{},
-		slowLog: &slowLogs{},
+		log:      log,
+		stdout:   stdout,
+		metrics:  newMetrics(),
+		holds:    held.NewMemory(holdMemorySize),
+		plain:    cfg.Listen.PlainHTTP,
+		address:  cfg.Listen.Address,
+		unauth:   &addrCounter{},
+		registry: held.NewRegistry(),
+		slowLog:  &slowLogs{},
 	}
 	if cfg.Listen.PlainHTTP && cfg.Listen.MaxUnauthenticatedPerAddress > 0 {
 		log.Info().Msg("listen.max_unauthenticated_per_address is not applied with listen.plain_http: " +
@@ -105,19 +107,15 @@ func newServer(cfg *config.Config, log zerolog.Logger, stdout io.Writer) (*Serve
 	if err != nil {
 		return nil, err
 	}
-	if err := s.initEnforcement(st); err != nil { // enforce.go
-		st.access.close()
-		return nil, err
-	}
-	if err := s.initAuthn(st); err != nil { // authn.go
-		s.closeEnforcement(st)
+	if err := s.buildParts(st, nil); err != nil { // parts.go: authentication, enforcement
+		s.closeParts(st)
 		st.access.close()
 		return nil, err
 	}
 	s.start(st)
 	s.cur.Store(st)
 	s.initShared(st) // shared.go: state.url
-	s.startSweep()   // vanish.go
+	s.registry.Start()
 
 	maxHeader := int(cfg.Limits.MaxHeaderBytes)
 	if maxHeader < 4096 {
@@ -241,11 +239,13 @@ func (s *Server) leave(st *state) { st.refs.Add(-1) }
 // reloads.
 func (s *Server) start(st *state) {
 	s.noteState(st) // health.go: limit and panic-mode gauges
-	for _, b := range st.pool.backends {
-		s.metrics.healthy.WithLabelValues(b.name).Set(1)
-		if st.activeChecks {
-			go s.healthLoop(st, b)
-		}
+	for _, b := range st.pool.Backends {
+		s.metrics.healthy.WithLabelValues(b.Name).Set(1)
+	}
+	if st.activeChecks {
+		st.pool.CheckHealth(st.hc, st.stop, func(b *upstream.Backend, healthy bool, why string) {
+			s.healthChanged(st, b, healthy, why) // health.go
+		})
 	}
 	if st.store != nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -259,58 +259,6 @@ func (s *Server) start(st *state) {
 			})
 		}
 	}
-}
-
-// healthLoop probes one CAS every interval until the state stops.
-func (s *Server) healthLoop(st *state, b *backend) {
-	t := time.NewTicker(st.hcInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-st.stop:
-			return
-		case <-t.C:
-		}
-		ok, why := s.probe(st, b)
-		if b.recordProbe(ok, st.healthyAfter, st.unhealthyAfter) {
-			v := 0.0
-			if b.healthy.Load() {
-				v = 1
-			}
-			if s.cur.Load() == st {
-				s.metrics.healthy.WithLabelValues(b.name).Set(v)
-			}
-			ev := s.log.Warn().Str("upstream", b.name).Bool("healthy", v == 1)
-			if v == 1 {
-				ev.Msg("upstream health changed: back in rotation")
-			} else {
-				ev.Str("reason", why).Int("failed_probes", st.unhealthyAfter).Msg("upstream health changed: marked down: " + why)
-			}
-			s.notePanic(st) // health.go
-		}
-	}
-}
-
-// probe sends one GET health_check.path; an answer whose status is in
-// health_check.expect_status counts as healthy. When it does not, why says
-// what went wrong (status, timeout, refused, TLS error).
-func (s *Server) probe(st *state, b *backend) (ok bool, why string) {
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(string(b.uriPrefix) + st.hcPath)
-	req.Header.SetMethod(fasthttp.MethodGet)
-	req.Header.SetHostBytes(b.hostHeader)
-	err := b.hc.DoTimeout(req, resp, st.hcTimeout)
-	if err != nil {
-		return false, probeFailure(err, st.hcTimeout)
-	}
-	if bs := resp.BodyStream(); bs != nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(bs, 64<<10))
-	}
-	_ = resp.CloseBodyStream()
-	return expectedStatus(resp.StatusCode(), st.hcExpect, st.hcPath)
 }
 
 // tlsConfig returns the listener's TLS configuration: it consults the
@@ -407,34 +355,30 @@ func (s *Server) reload(cfg *config.Config) error {
 	}
 	old := s.cur.Load()
 	// Keep upstream health across a reload for servers that stay.
-	for _, nb := range st.pool.backends {
-		for _, ob := range old.pool.backends {
-			if ob.addr == nb.addr && ob.https == nb.https {
-				nb.healthy.Store(ob.healthy.Load())
+	for _, nb := range st.pool.Backends {
+		for _, ob := range old.pool.Backends {
+			if ob.Addr == nb.Addr && ob.HTTPS == nb.HTTPS {
+				nb.SetHealthy(ob.Healthy())
 			}
 		}
 	}
-	if err := s.attachAuthn(st, old); err != nil { // authn.go
-		st.access.close()
-		return err
-	}
-	if err := s.attachEnforcement(st, old); err != nil { // enforce.go
+	if err := s.buildParts(st, old); err != nil { // parts.go: authentication, enforcement
 		st.access.close()
 		return err
 	}
 	s.start(st)
-	for _, b := range old.pool.backends {
-		s.metrics.healthy.DeleteLabelValues(b.name)
+	for _, b := range old.pool.Backends {
+		s.metrics.healthy.DeleteLabelValues(b.Name)
 	}
-	for _, b := range st.pool.backends {
+	for _, b := range st.pool.Backends {
 		v := 0.0
-		if b.healthy.Load() {
+		if b.Healthy() {
 			v = 1
 		}
-		s.metrics.healthy.WithLabelValues(b.name).Set(v)
+		s.metrics.healthy.WithLabelValues(b.Name).Set(v)
 	}
 	s.cur.Store(st)
-	s.enforcementSwapped() // enforce.go: held requests re-decide under the new config
+	s.partsSwapped(st) // held requests re-decide under the new config
 	s.retiring.Add(1)
 	go func() {
 		defer s.retiring.Done()
@@ -456,15 +400,15 @@ func (s *Server) retire(st *state, drain time.Duration) {
 	}
 	if st.refs.Load() > 0 {
 		st.draining.Store(true)
-		st.pool.cut()
+		st.pool.Cut()
 		for st.refs.Load() > 0 {
 			time.Sleep(20 * time.Millisecond)
-			st.pool.cut() // connections opened by late retries
+			st.pool.Cut() // connections opened by late retries
 		}
 	}
-	st.pool.closeIdle()
+	st.pool.CloseIdle()
 	st.access.close()
-	st.enf.close() // enforce.go: the new state took over the device table
+	retireParts(st) // what the new state did not take over
 }
 
 // Shutdown stops accepting connections and answers every held long poll
@@ -479,15 +423,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.reloadMu.Lock()
 	s.closing.Store(true)
 	s.reloadMu.Unlock()
+	s.conns.Closing() // hijacked connections are closed after their answer
 	st := s.cur.Load()
 	start := time.Now()
 	inFlight := max(st.refs.Load()-s.held.Load(), 0)
 	// Held requests: those registered from now on are stopped as they
-	// register (addHeld sees closing).
-	held := s.stopHeld() // vanish.go
-	if s.enf != nil {
-		s.enf.held.endHolds() // quarhold.go: any hold not in the held set
-	}
+	// register.
+	held := s.registry.Stop()
 	s.log.Info().Int("held", held).Int64("in_flight", inFlight).Stringer("drain", st.drain).
 		Msg("shutting down: held long polls answered as if their heartbeat ended; requests in flight drain")
 	done := make(chan error, 1)
@@ -501,7 +443,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				case <-sweep:
 					return
 				case <-t.C:
-					s.closeIdleResumed()
+					s.conns.CloseIdle(idleResumed) // hijack.go
 				}
 			}
 		}()
@@ -509,10 +451,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(sweep)
 		// Held long polls on hijacked connections are not fasthttp's any
 		// more: wait for their answers as well.
-		for s.hijacked.Load() > 0 && ctx.Err() == nil {
+		for s.conns.Hijacked() > 0 && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
-		s.closeResumed()
+		s.conns.CloseAll()
 		done <- err
 	}()
 	_ = s.admin.Shutdown()
@@ -530,7 +472,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !finished {
 		left := st.refs.Load()
 		st.draining.Store(true)
-		st.pool.cut()
+		st.pool.Cut()
 		s.log.Warn().Int64("in_flight", left).Stringer("after", time.Since(start).Round(time.Millisecond)).
 			Msg("drain time is up: requests still waiting for a CAS are cut")
 		select {
@@ -540,13 +482,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.retiring.Wait()
-	s.stopSweep() // vanish.go
-	st.pool.closeIdle()
+	s.registry.Close()
+	st.pool.CloseIdle()
 	s.log.Info().Stringer("took", time.Since(start).Round(time.Millisecond)).Bool("drained", finished).Msg("drain ended")
 	st.access.close()
-	s.closeShared()        // shared.go
-	s.closeAuthn()         // authn.go: flush the lockout counters
-	s.closeEnforcement(st) // enforce.go: flush devices, verdicts and quarantine records
+	s.closeShared()  // shared.go
+	s.closeParts(st) // flush the lockout counters, devices, verdicts and quarantine records
 	return err
 }
 
@@ -554,7 +495,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // and at least one CAS is in rotation.
 func (s *Server) Ready() bool {
 	st := s.cur.Load()
-	return st != nil && st.pool.healthyCount() > 0 && !s.closing.Load()
+	return st != nil && st.pool.HealthyCount() > 0 && !s.closing.Load()
 }
 
 // HeldLongPolls is the number of Ping/Sync requests currently held at a CAS.

@@ -22,7 +22,7 @@ const sharedFlush = 150 * time.Millisecond
 // tables (state.url): overrides, quarantine records, lockout counters,
 // devices and the audit sequence. A changed override or quarantine record
 // wakes the device's held requests, which re-decide exactly as they do
-// after an admin action on this node (heldwatch.go).
+// after an admin action on this node (proxy/held).
 type sharedRuntime struct {
 	store policy.SharedStore
 	stop  chan struct{}
@@ -47,12 +47,12 @@ func (s *Server) initShared(st *state) {
 	ss.Subscribe(policy.BucketAudit, acc.Audit.ApplyRemote)
 	ss.Subscribe(policy.BucketOverrides, func(k string, v []byte) {
 		if u, d, ok := acc.Overrides.ApplyRemote(k, v); ok {
-			s.enf.held.wake([]byte(u), []byte(d))
+			s.registry.Wake([]byte(u), []byte(d))
 		}
 	})
 	ss.Subscribe(quarantine.Bucket, func(k string, v []byte) {
 		if u, d, ok := s.enf.quar.ApplyRemote(k, v); ok {
-			s.enf.held.wake([]byte(u), []byte(d))
+			s.registry.Wake([]byte(u), []byte(d))
 		}
 	})
 	ss.Subscribe(auth.BucketLockout, func(k string, v []byte) { s.curShield().ApplyRemote(k, v) })

@@ -31,7 +31,7 @@ func (s *Server) sharedRegisterComplianceFeed(st *state, ss policy.SharedStore) 
 			s.log.Warn().Err(err).Str("source", k).Msg("compliance: the table another node published does not decode")
 			return
 		}
-		s.enf.held.wakeAll()
+		s.registry.WakeAll()
 	}
 	ss.Subscribe(policy.BucketCompliance, func(k string, v []byte) {
 		if v != nil {

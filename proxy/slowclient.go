@@ -35,7 +35,7 @@ import (
 // the request's ReadTimeout, and fasthttp calls SetReadDeadline(now +
 // headerDoneMark), which phoneConn recognises (no deadline that far away is
 // set for any other reason). Any other SetReadDeadline, such as the hijack's
-// (takeBuffered), hands the deadline to its caller until the connection
+// (held.TakeBuffered), hands the deadline to its caller until the connection
 // waits for its next request again (connState, resume).
 //
 // A held long poll is never cut by these timeouts: its request has been read

@@ -12,6 +12,7 @@ import (
 	"github.com/easgate/easgate/certs"
 	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/proxy/config"
+	"github.com/easgate/easgate/proxy/upstream"
 )
 
 // state is everything a request needs from one configuration: limits,
@@ -21,7 +22,7 @@ import (
 // changes the rules under a running request.
 type state struct {
 	cfg  *config.Config
-	pool *pool
+	pool *upstream.Pool
 
 	requestTimeout  time.Duration
 	longPollMax     time.Duration
@@ -33,12 +34,7 @@ type state struct {
 	maxHeld         int64
 	client          clientLimits // listen.timeouts, listen.max_unauthenticated_per_address (slowclient.go)
 	activeChecks    bool
-	hcPath          string
-	hcInterval      time.Duration
-	hcTimeout       time.Duration
-	hcExpect        []int // health_check.expect_status
-	healthyAfter    int
-	unhealthyAfter  int
+	hc              upstream.HealthCheck // upstreams.health_check
 
 	// trusted: listen.trusted_proxies, whose X-Forwarded-* and Forwarded
 	// headers are kept.
@@ -72,13 +68,15 @@ func buildState(cfg *config.Config, stdout io.Writer) (*state, error) {
 		streamThreshold: int64(cfg.Limits.StreamThreshold),
 		maxHeld:         int64(cfg.Limits.MaxHeldLongPolls),
 		client:          newClientLimits(cfg),
-		hcPath:          cfg.Upstreams.HealthCheck.Path,
-		hcInterval:      cfg.Upstreams.HealthCheck.Interval.D(),
-		hcTimeout:       cfg.Upstreams.HealthCheck.Timeout.D(),
-		hcExpect:        cfg.Upstreams.HealthCheck.ExpectStatus,
-		healthyAfter:    max(cfg.Upstreams.HealthCheck.HealthyAfter, 1),
-		unhealthyAfter:  max(cfg.Upstreams.HealthCheck.UnhealthyAfter, 1),
-		stop:            make(chan struct{}),
+		hc: upstream.HealthCheck{
+			Path:           cfg.Upstreams.HealthCheck.Path,
+			Interval:       cfg.Upstreams.HealthCheck.Interval.D(),
+			Timeout:        cfg.Upstreams.HealthCheck.Timeout.D(),
+			Expect:         cfg.Upstreams.HealthCheck.ExpectStatus,
+			HealthyAfter:   max(cfg.Upstreams.HealthCheck.HealthyAfter, 1),
+			UnhealthyAfter: max(cfg.Upstreams.HealthCheck.UnhealthyAfter, 1),
+		},
+		stop: make(chan struct{}),
 	}
 	for _, tp := range cfg.Listen.TrustedProxies {
 		p, err := config.ParseTrustedProxy(tp)
@@ -92,12 +90,12 @@ func buildState(cfg *config.Config, stdout io.Writer) (*state, error) {
 		return nil, fmt.Errorf("proxy: %w", ierrs.Err())
 	}
 	st.ident = ident
-	st.activeChecks = st.hcPath != "" && st.hcInterval > 0
-	if st.hcTimeout <= 0 {
-		st.hcTimeout = 5 * time.Second
+	st.activeChecks = st.hc.Path != "" && st.hc.Interval > 0
+	if st.hc.Timeout <= 0 {
+		st.hc.Timeout = 5 * time.Second
 	}
-	if len(st.hcExpect) == 0 {
-		st.hcExpect = []int{200}
+	if len(st.hc.Expect) == 0 {
+		st.hc.Expect = []int{200}
 	}
 	if st.requestTimeout <= 0 {
 		st.requestTimeout = 120 * time.Second
@@ -119,30 +117,30 @@ func buildState(cfg *config.Config, stdout io.Writer) (*state, error) {
 	}
 
 	ut := cfg.Upstreams.TLS
-	opts := backendOptions{
-		serverName: ut.ServerName,
-		connect:    cfg.Upstreams.Timeouts.Connect.D(),
+	opts := upstream.Options{
+		ServerName: ut.ServerName,
+		Connect:    cfg.Upstreams.Timeouts.Connect.D(),
 	}
-	if opts.connect <= 0 {
-		opts.connect = 5 * time.Second
+	if opts.Connect <= 0 {
+		opts.Connect = 5 * time.Second
 	}
 	for _, s := range cfg.Upstreams.Servers {
-		if len(s.URL) >= 8 && s.URL[:8] == "https://" && opts.tls == nil {
+		if len(s.URL) >= 8 && s.URL[:8] == "https://" && opts.TLS == nil {
 			tc, err := certs.UpstreamTLS(ut.TrustedCAs, ut.ServerName, ut.ClientCertificate, ut.ClientKey, ut.InsecureSkipVerify)
 			if err != nil {
 				return nil, fmt.Errorf("proxy: upstream TLS: %w", err)
 			}
-			opts.tls = tc
+			opts.TLS = tc
 		}
 	}
-	st.pool = &pool{mode: balanceLeastInflight}
+	st.pool = &upstream.Pool{Mode: upstream.LeastInflight}
 	for _, s := range cfg.Upstreams.Servers {
-		b, err := newBackend(s.URL, s.Name, opts)
+		b, err := upstream.NewBackend(s.URL, s.Name, opts)
 		if err != nil {
 			return nil, fmt.Errorf("proxy: %w", err)
 		}
-		b.spn = cfg.Upstreams.Kerberos.SPNOf(s) // kerberos.go
-		st.pool.backends = append(st.pool.backends, b)
+		b.SPN = cfg.Upstreams.Kerberos.SPNOf(s) // kerberos.go
+		st.pool.Backends = append(st.pool.Backends, b)
 	}
 
 	if !cfg.Listen.PlainHTTP {

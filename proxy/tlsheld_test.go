@@ -57,7 +57,7 @@ func TestTLSHeldPingWaitsWithoutBuffer(t *testing.T) {
 	buf = buf[:runtime.Stack(buf, true)]
 	var waiting, reading bool
 	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		if !bytes.Contains(g, []byte("proxy.heldRoundTrip")) {
+		if !bytes.Contains(g, []byte("upstream.heldRoundTrip")) {
 			continue
 		}
 		t.Logf("%s", g)

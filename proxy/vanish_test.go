@@ -20,6 +20,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/proxy/held"
+	"github.com/easgate/easgate/proxy/upstream"
 )
 
 // holdingCAS is a raw HTTP/1.1 CAS that holds every Ping until easgate
@@ -406,7 +408,7 @@ func TestVanishedPhonesUnwatched(t *testing.T) {
 		return err
 	})[0]
 	waitFor(t, "the Pings held at the CAS", func() bool { return cas.held.Load() == n+2 })
-	if got := p.s.phones.len(); got != n+2 {
+	if got := p.s.registry.Len(); got != n+2 {
 		t.Fatalf("%d requests in the held set, want %d", got, n+2)
 	}
 	// The pipelining phone sends its next request before the Ping's answer.
@@ -417,11 +419,11 @@ func TestVanishedPhonesUnwatched(t *testing.T) {
 		_ = c.Close()
 	}
 	waitForLong(t, "the vanished phones' Pings freed", 30*time.Second, func() bool {
-		return cas.held.Load() == 1 && p.s.held.Load() == 1 && p.s.phones.len() == 1 && p.s.hijacked.Load() == 1 &&
+		return cas.held.Load() == 1 && p.s.held.Load() == 1 && p.s.registry.Len() == 1 && p.s.conns.Hijacked() == 1 &&
 			closeWaitOn(t, portOf(t, p.addr)) == 0
 	})
 	// Two more sweeps: the pipelining phone is still held.
-	time.Sleep(2 * vanishEvery)
+	time.Sleep(2 * held.VanishEvery)
 	if cas.held.Load() != 1 || p.s.held.Load() != 1 {
 		t.Fatalf("the phone with a pipelined request was cut: %d held at the CAS, %d by the gateway", cas.held.Load(), p.s.held.Load())
 	}
@@ -508,7 +510,7 @@ func TestVanishedTLSPhone(t *testing.T) {
 	waitForLong(t, "the TLS phone's Ping freed", 30*time.Second, func() bool {
 		return cas.held.Load() == 1 && p.s.held.Load() == 1 && closeWaitOn(t, portOf(t, p.addr)) == 0
 	})
-	time.Sleep(vanishEvery + time.Second)
+	time.Sleep(held.VanishEvery + time.Second)
 	if cas.held.Load() != 1 || p.s.held.Load() != 1 {
 		t.Fatalf("the TLS phone that stays was cut: %d held at the CAS, %d by the gateway", cas.held.Load(), p.s.held.Load())
 	}
@@ -549,13 +551,13 @@ func TestVanishedQuarantinedHTTP10Phone(t *testing.T) {
 	if _, err := c.Write(phoneRequest("Ping", "vquar10", "QuarPhone", pingBody(t, 480), true)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the Ping held by easgate", func() bool { return p.s.held.Load() == 1 && p.s.phones.len() == 1 })
-	if p.s.hijacked.Load() != 0 {
+	waitFor(t, "the Ping held by easgate", func() bool { return p.s.held.Load() == 1 && p.s.registry.Len() == 1 })
+	if p.s.conns.Hijacked() != 0 {
 		t.Fatal("an HTTP/1.0 Ping was hijacked")
 	}
 	_ = c.Close()
 	waitForLong(t, "the hold dropped", 30*time.Second, func() bool {
-		return p.s.held.Load() == 0 && p.s.phones.len() == 0 && p.s.enf.held.len() == 0 && closeWaitOn(t, portOf(t, p.addr)) == 0
+		return p.s.held.Load() == 0 && p.s.registry.Len() == 0 && p.s.registry.Watched() == 0 && closeWaitOn(t, portOf(t, p.addr)) == 0
 	})
 	waitForLong(t, "the access-log line", 10*time.Second, func() bool { return clientGoneLines(t, accessLog)["QuarPhone"] == 1 })
 	if cas.pings.Load() != 0 {
@@ -586,17 +588,16 @@ func BenchmarkVanishProbe(b *testing.B) {
 	server := <-accepted
 	defer server.Close()
 	pc := &phoneConn{Conn: server}
-	var p peerProbe
-	p.fn = p.probe
+	var p upstream.PeerProbe
 	b.ReportAllocs()
 	for b.Loop() {
-		if p.closed(pc) {
+		if p.Closed(tcpOf(pc)) {
 			b.Fatal("an open connection reads as closed")
 		}
 	}
 	_ = c.Close()
 	deadline := time.Now().Add(5 * time.Second)
-	for !p.closed(pc) {
+	for !p.Closed(tcpOf(pc)) {
 		if time.Now().After(deadline) {
 			b.Fatal("a closed connection never reads as closed")
 		}

@@ -1,4 +1,4 @@
-package proxy
+package held
 
 import (
 	"sync"
@@ -7,25 +7,26 @@ import (
 	"github.com/easgate/easgate/eas"
 )
 
-// holdMemory remembers the last long-poll interval each user+device asked
+// Memory remembers the last long-poll interval each user+device asked
 // for, per command. A Ping with an empty body (or a Sync with an empty body)
 // tells the CAS to reuse the previous request, so easgate must reuse the
 // previous interval to know how long the CAS will hold it (MS-ASCMD
 // §2.2.1.13). It is bounded: a fixed ring of keys evicts the oldest entry
 // when full. Keys are 64-bit FNV-1a hashes of command, user and device id, so
 // neither a lookup nor an update allocates once the map has grown.
-type holdMemory struct {
+type Memory struct {
 	mu   sync.Mutex
 	m    map[uint64]uint32 // key -> seconds
 	ring []uint64          // insertion order, for eviction
 	next int
 }
 
-func newHoldMemory(capacity int) *holdMemory {
+// NewMemory returns a Memory of at most capacity devices and commands.
+func NewMemory(capacity int) *Memory {
 	if capacity < 1 {
 		capacity = 1
 	}
-	return &holdMemory{m: make(map[uint64]uint32, capacity), ring: make([]uint64, 0, capacity)}
+	return &Memory{m: make(map[uint64]uint32, capacity), ring: make([]uint64, 0, capacity)}
 }
 
 func holdKey(cmd eas.Command, user, device []byte) uint64 {
@@ -55,14 +56,14 @@ func holdKey(cmd eas.Command, user, device []byte) uint64 {
 	return h
 }
 
-func (hm *holdMemory) get(key uint64) (int, bool) {
+func (hm *Memory) get(key uint64) (int, bool) {
 	hm.mu.Lock()
 	v, ok := hm.m[key]
 	hm.mu.Unlock()
 	return int(v), ok
 }
 
-func (hm *holdMemory) put(key uint64, seconds int) {
+func (hm *Memory) put(key uint64, seconds int) {
 	hm.mu.Lock()
 	defer hm.mu.Unlock()
 	if _, ok := hm.m[key]; ok {
@@ -79,18 +80,19 @@ func (hm *holdMemory) put(key uint64, seconds int) {
 	hm.m[key] = uint32(seconds)
 }
 
-func (hm *holdMemory) len() int {
+func (hm *Memory) len() int {
 	hm.mu.Lock()
 	defer hm.mu.Unlock()
 	return len(hm.m)
 }
 
-// holdFor returns how long the CAS may legitimately hold the request, in
+// HoldFor returns how long the CAS may legitimately hold the request, in
 // seconds, from its body (Ping HeartbeatInterval; Sync Wait×60 or
 // HeartbeatInterval), or from the last value this user+device sent when the
 // body is empty. 0 means "not a long poll". A body the reader cannot parse is
-// not refused here: the CAS answers it with its own status.
-func (hm *holdMemory) holdFor(cmd eas.Command, body, user, device []byte) int {
+// not refused here: the CAS answers it with its own status. It is safe for
+// concurrent use and allocates nothing once the memory has grown.
+func (hm *Memory) HoldFor(cmd eas.Command, body, user, device []byte) int {
 	var (
 		secs int
 		ok   bool
@@ -121,10 +123,11 @@ func (hm *holdMemory) holdFor(cmd eas.Command, body, user, device []byte) int {
 	return 0
 }
 
-// upstreamTimeout turns a hold into the upstream deadline: the hold plus the
-// margin, capped at the long-poll maximum; hold -1 means "unknown, may be
-// the maximum"; 0 means an ordinary request.
-func upstreamTimeout(hold int, request, margin, max time.Duration) time.Duration {
+// Timeout turns a hold (HoldFor) into the upstream timeout: the hold plus
+// the margin, capped at the long-poll maximum and never below the ordinary
+// request timeout; hold -1 means "unknown, may be the maximum"; 0 means an
+// ordinary request.
+func Timeout(hold int, request, margin, max time.Duration) time.Duration {
 	switch {
 	case hold == 0:
 		return request

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"context"
@@ -11,28 +11,28 @@ import (
 	"time"
 )
 
-// dialError says that a connection to a CAS could not be set up (TCP connect
+// DialError says that a connection to a CAS could not be set up (TCP connect
 // or TLS handshake failed). Nothing of the request was sent, so the request
 // may be retried on another server.
-type dialError struct {
+type DialError struct {
 	addr string
 	err  error
 }
 
-func (e *dialError) Error() string { return "dial " + e.addr + ": " + e.err.Error() }
-func (e *dialError) Unwrap() error { return e.err }
+func (e *DialError) Error() string { return "dial " + e.addr + ": " + e.err.Error() }
+func (e *DialError) Unwrap() error { return e.err }
 
-// errStaleConn is returned by the first write of a request on a pooled
+// ErrStaleConn is returned by the first write of a request on a pooled
 // connection that the CAS has already closed (a keep-alive race). The check
 // runs before any byte of the request is written, so the request may be
 // retried.
-var errStaleConn = errors.New("proxy: pooled upstream connection was closed by the server")
+var ErrStaleConn = errors.New("proxy: pooled upstream connection was closed by the server")
 
-// nothingSent reports whether err proves that no byte of the request reached
+// NothingSent reports whether err proves that no byte of the request reached
 // the CAS, which is the only case in which a request may be sent again.
-func nothingSent(err error) bool {
-	var de *dialError
-	return errors.As(err, &de) || errors.Is(err, errStaleConn)
+func NothingSent(err error) bool {
+	var de *DialError
+	return errors.As(err, &de) || errors.Is(err, ErrStaleConn)
 }
 
 // connSet tracks the open upstream connections of one backend so that a
@@ -81,10 +81,24 @@ func (s *connSet) closeWaiting() {
 	}
 }
 
+// waiting counts the tracked connections on which a request was sent and no
+// byte of the answer has come back yet.
+func (s *connSet) waiting() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if c.awaiting.Load() {
+			n++
+		}
+	}
+	return n
+}
+
 // liveConn wraps a TCP connection to a CAS. Before the first write that
 // follows a read (the start of a request on a reused keep-alive connection)
 // it asks the kernel whether the peer has already closed the connection and,
-// if so, fails that write with errStaleConn without writing anything.
+// if so, fails that write with ErrStaleConn without writing anything.
 //
 // The question is a system call, as costly as a tenth of easgate's own work
 // on a small request, so it is skipped when the previous request on the
@@ -136,7 +150,7 @@ func (c *liveConn) Write(p []byte) (int, error) {
 	if c.readSeen.Swap(false) {
 		now := monoNow()
 		if now-c.lastStart >= staleCheckAfter && c.peerClosed() {
-			return 0, errStaleConn
+			return 0, ErrStaleConn
 		}
 		c.lastStart = now
 	}
@@ -185,7 +199,7 @@ func (c *liveConn) Close() error {
 
 // dialer opens connections to one CAS address: TCP with the connect timeout,
 // then (for https) a TLS handshake under the same timeout. Any failure is a
-// *dialError.
+// *DialError.
 type dialer struct {
 	timeout time.Duration
 	tls     *tls.Config // nil for http
@@ -200,7 +214,7 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 	var nd net.Dialer
 	c, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, &dialError{addr: addr, err: err}
+		return nil, &DialError{addr: addr, err: err}
 	}
 	lc := &liveConn{Conn: c, set: d.set, waitFirst: d.waitFirst, lastStart: monoNow()}
 	if tc, ok := c.(*net.TCPConn); ok {
@@ -219,10 +233,42 @@ func (d *dialer) dial(addr string) (net.Conn, error) {
 	tc := tls.Client(lc, d.tls)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = lc.Close()
-		return nil, &dialError{addr: addr, err: err}
+		return nil, &DialError{addr: addr, err: err}
 	}
 	// The handshake's last write followed a read; clear the flag so the
 	// first request is not checked against a connection that just opened.
 	lc.readSeen.Store(false)
 	return tc, nil
+}
+
+// PeerProbe asks the kernel whether the peer of a TCP connection has shut
+// its side down (FIN, reset, or a keepalive that gave up), without reading
+// and without blocking: bytes waiting to be read do not count. The vanish
+// sweep uses it on phone sockets. Its zero value is ready; it is not safe
+// for concurrent use, and a check allocates nothing.
+type PeerProbe struct {
+	fn   func(fd uintptr) // p.probe, built once
+	gone bool
+}
+
+func (p *PeerProbe) probe(fd uintptr) { p.gone = fdPeerClosed(fd) }
+
+// Closed reports whether tc's peer has shut its side down. A connection
+// closed here is not "closed by the peer".
+func (p *PeerProbe) Closed(tc *net.TCPConn) bool {
+	if tc == nil {
+		return false
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	if p.fn == nil {
+		p.fn = p.probe
+	}
+	p.gone = false
+	if raw.Control(p.fn) != nil {
+		return false
+	}
+	return p.gone
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package proxy
+package upstream
 
 // fdPeerClosed cannot ask the kernel on this platform without extra
 // dependencies; stale keep-alive connections then surface as upstream

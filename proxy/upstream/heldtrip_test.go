@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -99,8 +99,21 @@ func (p *releaseProbe) Close() error {
 	return nil
 }
 
-// heldCopy is a held poll's request copy as hijackLongPoll makes it, with a
-// probe that tells when it is released.
+// heldPoll is a held request's Hooks as proxy's hijacked polls have them,
+// without a cut: Sent releases the request copy.
+type heldPoll struct{ req *fasthttp.Request }
+
+func (h *heldPoll) Attach(net.Conn) bool { return true }
+func (h *heldPoll) Detach() error        { return nil }
+func (h *heldPoll) Sent(req *fasthttp.Request) {
+	if h.req == req {
+		h.req = nil
+		fasthttp.ReleaseRequest(req)
+	}
+}
+
+// heldCopy is a held poll's request copy as proxy's hijackLongPoll makes
+// it, with a probe that tells when it is released.
 func heldCopy(addr string) (*heldPoll, *releaseProbe) {
 	req := fasthttp.AcquireRequest()
 	req.SetRequestURI("http://" + addr + "/Microsoft-Server-ActiveSync?Cmd=Ping&User=jdoe&DeviceId=DEV&DeviceType=iPhone")
@@ -123,12 +136,12 @@ func waitReleased(p *releaseProbe) bool {
 	}
 }
 
-func testBackend(t *testing.T, url string, o backendOptions) *backend {
+func testBackend(t *testing.T, url string, o Options) *Backend {
 	t.Helper()
-	if o.connect == 0 {
-		o.connect = 5 * time.Second
+	if o.Connect == 0 {
+		o.Connect = 5 * time.Second
 	}
-	b, err := newBackend(url, "", o)
+	b, err := NewBackend(url, "", o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,11 +192,11 @@ func TestHeldRoundTrip(t *testing.T) {
 				}
 				return tc.answer, tc.closeAfter
 			})
-			b := testBackend(t, "http://"+cas.addr, backendOptions{})
+			b := testBackend(t, "http://"+cas.addr, Options{})
 			for round := range 2 {
 				h, p := heldCopy(cas.addr)
 				probe = p
-				resp, err := heldDo(b.hcHold, h.req, time.Now().Add(10*time.Second), h, nil)
+				resp, err := b.DoHeld(h.req, time.Now().Add(10*time.Second), h)
 				if err != nil {
 					t.Fatalf("round %d: %v", round, err)
 				}
@@ -228,6 +241,16 @@ func TestHeldRoundTrip(t *testing.T) {
 	}
 }
 
+// statusOf is the status proxy's statusFor gives the errors of a held
+// round trip that sent something: timeouts are 504, the rest 502.
+func statusOf(err error) int {
+	var ne net.Error
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.As(err, &ne) && ne.Timeout() {
+		return fasthttp.StatusGatewayTimeout
+	}
+	return fasthttp.StatusBadGateway
+}
+
 // TestHeldRoundTripErrors: failures map to the statuses HostClient.Do's
 // errors get, close the connection, and release the request copy only once
 // it was written (a request nothing of which was written may go to another
@@ -259,9 +282,9 @@ func TestHeldRoundTripErrors(t *testing.T) {
 				}
 				return tc.answer, true
 			})
-			b := testBackend(t, "http://"+cas.addr, backendOptions{})
+			b := testBackend(t, "http://"+cas.addr, Options{})
 			h, p := heldCopy(cas.addr)
-			resp, err := heldDo(b.hcHold, h.req, time.Now().Add(tc.deadline), h, nil)
+			resp, err := b.DoHeld(h.req, time.Now().Add(tc.deadline), h)
 			if resp != nil {
 				defer fasthttp.ReleaseResponse(resp)
 			}
@@ -273,7 +296,7 @@ func TestHeldRoundTripErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if got := statusFor(err); got != tc.status {
+			if got := statusOf(err); got != tc.status {
 				t.Fatalf("%v: status %d, want %d", err, got, tc.status)
 			}
 			if strings.Contains(err.Error(), "secret") {
@@ -299,14 +322,14 @@ func TestHeldRoundTripErrors(t *testing.T) {
 
 // TestHeldRoundTripStaleConn: a pooled connection the CAS has closed fails
 // before any byte is written, so the request keeps its copy and may be
-// sent again (nothingSent).
+// sent again (NothingSent).
 func TestHeldRoundTripStaleConn(t *testing.T) {
 	cas := newRawCAS(t, nil, func(*fasthttp.Request) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
-	b := testBackend(t, "http://"+cas.addr, backendOptions{})
+	b := testBackend(t, "http://"+cas.addr, Options{})
 	h, _ := heldCopy(cas.addr)
-	resp, err := heldDo(b.hcHold, h.req, time.Now().Add(10*time.Second), h, nil)
+	resp, err := b.DoHeld(h.req, time.Now().Add(10*time.Second), h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +355,7 @@ func TestHeldRoundTripStaleConn(t *testing.T) {
 	lc.lastStart = monoNow() - staleCheckAfter // idle long enough to be checked
 
 	h, p := heldCopy(cas.addr)
-	if _, err := heldDo(b.hcHold, h.req, time.Now().Add(10*time.Second), h, nil); !errors.Is(err, errStaleConn) || !nothingSent(err) {
+	if _, err := b.DoHeld(h.req, time.Now().Add(10*time.Second), h); !errors.Is(err, ErrStaleConn) || !NothingSent(err) {
 		t.Fatalf("err %v, want the stale-connection error", err)
 	}
 	if h.req == nil {
@@ -380,11 +403,11 @@ func TestHeldRoundTripTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	roots.AppendCertsFromPEM(pem)
-	b := testBackend(t, "https://"+cas.addr, backendOptions{tls: &tls.Config{RootCAs: roots, ServerName: "cas.corp.example.com"}})
+	b := testBackend(t, "https://"+cas.addr, Options{TLS: &tls.Config{RootCAs: roots, ServerName: "cas.corp.example.com"}})
 	for range 2 {
 		h, p := heldCopy(cas.addr)
 		probe = p
-		resp, err := heldDo(b.hcHold, h.req, time.Now().Add(10*time.Second), h, nil)
+		resp, err := b.DoHeld(h.req, time.Now().Add(10*time.Second), h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -485,13 +508,13 @@ func TestHeldRoundTripAnswers(t *testing.T) {
 // heldTrip runs one held round trip through hc and reads the answer whole.
 func heldTrip(hc *fasthttp.HostClient, timeout time.Duration) (status int, body []byte, err error) {
 	h, p := heldCopy("cas.test")
-	resp, err := heldDo(hc, h.req, time.Now().Add(timeout), h, nil)
+	resp, err := (&Backend{hcHold: hc}).DoHeld(h.req, time.Now().Add(timeout), h)
 	if resp != nil {
 		defer fasthttp.ReleaseResponse(resp)
 	}
 	if h.req != nil {
 		// Only a request nothing of which was written keeps its copy.
-		if err == nil || !nothingSent(err) && !errors.Is(err, fasthttp.ErrTimeout) {
+		if err == nil || !NothingSent(err) && !errors.Is(err, fasthttp.ErrTimeout) {
 			return 0, nil, errors.New("the request copy was not released after it was written")
 		}
 		fasthttp.ReleaseRequest(h.req)
@@ -582,7 +605,7 @@ func BenchmarkHeldRoundTrip(b *testing.B) {
 		for b.Loop() {
 			h := &heldPoll{req: fasthttp.AcquireRequest()}
 			src.req.CopyTo(h.req)
-			resp, err := heldDo(be.hcHold, h.req, time.Now().Add(10*time.Second), h, nil)
+			resp, err := be.DoHeld(h.req, time.Now().Add(10*time.Second), h)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -612,8 +635,8 @@ func BenchmarkHeldRoundTrip(b *testing.B) {
 
 // benchBackend is a backend for addr whose idle connections close when b
 // ends.
-func benchBackend(b *testing.B, addr string) *backend {
-	be, err := newBackend("http://"+addr, "", backendOptions{connect: time.Second})
+func benchBackend(b *testing.B, addr string) *Backend {
+	be, err := NewBackend("http://"+addr, "", Options{Connect: time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}
