@@ -352,7 +352,18 @@ func TestHeldPingsWhileSyncsFlow(t *testing.T) {
 	}
 	// Getting 2,000 Pings to the CAS is set-up, not what is measured: under
 	// -race on a loaded 2-core machine it has taken more than 20 s.
-	waitForLong(t, "all pings held", 90*time.Second, func() bool { return p.s.HeldLongPolls() == pings && cas.gated.Load() == pings })
+	// A Ping that failed is never held: say so at once, with the error,
+	// instead of waiting out the deadline.
+	for deadline := time.Now().Add(90 * time.Second); p.s.HeldLongPolls() != pings || cas.gated.Load() != pings; time.Sleep(50 * time.Millisecond) {
+		select {
+		case err := <-errs:
+			t.Fatalf("a Ping failed before all were held (%d held, %d at the CAS): %v", p.s.HeldLongPolls(), cas.gated.Load(), err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 90 s, %d of %d Pings held by easgate, %d at the CAS", p.s.HeldLongPolls(), pings, cas.gated.Load())
+		}
+	}
 	var swg sync.WaitGroup
 	for i := 0; i < syncs; i++ {
 		swg.Add(1)
