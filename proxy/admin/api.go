@@ -57,6 +57,8 @@ type API struct {
 	// act serialises admin actions: one action's before/override/audit
 	// sequence is never interleaved with another's.
 	act sync.Mutex
+	// guesses counts wrong tokens per client address (guesses.go).
+	guesses guesses
 }
 
 // New returns the API of gw. log receives one line per action and per
@@ -75,12 +77,26 @@ func (a *API) Gate(ctx *fasthttp.RequestCtx) bool {
 	if path == "/healthz" || path == "/readyz" {
 		return false
 	}
-	p, why := authorize(ctx, a.gw.Tokens())
+	tokens := a.gw.Tokens()
+	if len(tokens) > 0 {
+		if wait := a.GuessWait(ctx.RemoteIP()); wait > 0 {
+			a.log.Warn().Str("path", path).Stringer("client", ctx.RemoteAddr()).
+				Msg("admin request refused: too many wrong tokens from this address")
+			ctx.Response.Header.Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
+			writeError(ctx, fasthttp.StatusTooManyRequests, "too_many_wrong_tokens",
+				"too many wrong tokens from this address; try again after Retry-After seconds")
+			return true
+		}
+	}
+	p, why := authorize(ctx, tokens)
+	if why == whyUnknownToken {
+		a.GuessFailed(ctx.RemoteIP())
+	}
 	if why != "" {
 		a.log.Warn().Str("path", path).Str("method", string(ctx.Method())).Stringer("client", ctx.RemoteAddr()).
 			Str("reason", why).Msg("admin request refused")
 		status := fasthttp.StatusUnauthorized
-		if len(a.gw.Tokens()) == 0 {
+		if len(tokens) == 0 {
 			status = fasthttp.StatusForbidden
 		} else {
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="easgate admin"`)

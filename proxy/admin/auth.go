@@ -120,10 +120,14 @@ func authorize(ctx *fasthttp.RequestCtx, tokens []Token) (Principal, string) {
 	}
 	p, ok := match(tokens, bytes.TrimSpace(h[len(prefix):]))
 	if !ok {
-		return Principal{}, "unknown bearer token"
+		return Principal{}, whyUnknownToken
 	}
 	return p, ""
 }
+
+// whyUnknownToken is authorize's reason for a bearer token that matches
+// none: a guess (guesses.go).
+const whyUnknownToken = "unknown bearer token"
 
 // match compares got with every token's secret in constant time, whatever
 // matched, so timing says nothing about which.

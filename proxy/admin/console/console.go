@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -458,8 +459,18 @@ func (c *Console) signinPost(ctx *fasthttp.RequestCtx) {
 	ok := false
 	switch s.how {
 	case "token":
+		if wait := c.api.GuessWait(ctx.RemoteIP()); wait > 0 {
+			c.log.Warn().Stringer("client", ctx.RemoteAddr()).Msg("console sign-in refused: too many wrong tokens from this address")
+			ctx.Response.Header.Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
+			c.signinPage(ctx, fasthttp.StatusTooManyRequests, next, "",
+				"Too many wrong tokens were sent from this address. Try again in "+wait.Round(time.Minute).String()+".")
+			return
+		}
 		s.secret = []byte(strings.TrimSpace(formValue(ctx, "token")))
 		p, ok = admin.Authenticate(c.gw.Tokens(), s.secret)
+		if !ok && len(s.secret) > 0 {
+			c.api.GuessFailed(ctx.RemoteIP())
+		}
 	case "certificate":
 		p, ok = c.gw.ClientPrincipal(ctx.TLSConnectionState())
 	case "loopback":

@@ -602,3 +602,48 @@ func TestDevicesPaging(t *testing.T) {
 		t.Fatalf("a forged page token: %d", r.status)
 	}
 }
+
+// TestSignInGuessesLimited: wrong tokens typed into the sign-in form count
+// like wrong bearer tokens of the API (admin.GuessLimit per address);
+// then even the right token is refused with 429 and a message, and the
+// API refuses that address too.
+func TestSignInGuessesLimited(t *testing.T) {
+	e := newEnv(t)
+	post := func(token string) resp {
+		page := e.do("GET", "/signin", "", nil)
+		m := csrfField.FindStringSubmatch(page.body)
+		if m == nil {
+			t.Fatalf("no CSRF field on the sign-in page")
+		}
+		var req fasthttp.Request
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("/signin")
+		var ck fasthttp.Cookie
+		_ = ck.Parse(page.cookies[signinCookie])
+		req.Header.SetCookie(signinCookie, string(ck.Value()))
+		req.Header.SetContentType("application/x-www-form-urlencoded")
+		req.SetBodyString(url.Values{"csrf": {m[1]}, "method": {"token"}, "token": {token}}.Encode())
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}, nil)
+		e.c.Serve(&ctx)
+		return resp{status: ctx.Response.StatusCode(), body: string(ctx.Response.Body()), header: &ctx.Response.Header}
+	}
+	for i := 0; i < admin.GuessLimit; i++ {
+		if r := post("not-the-token"); r.status != fasthttp.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %d, want 401", i+1, r.status)
+		}
+	}
+	r := post(opToken)
+	if r.status != fasthttp.StatusTooManyRequests || !strings.Contains(r.body, "Too many wrong tokens") || len(r.header.Peek("Retry-After")) == 0 {
+		t.Fatalf("right token after %d wrong ones: %d %q; want 429 with a message and Retry-After", admin.GuessLimit, r.status, r.header.Peek("Retry-After"))
+	}
+	var req fasthttp.Request
+	req.SetRequestURI("/api/v1/devices")
+	req.Header.Set("Authorization", "Bearer "+opToken)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5556}, nil)
+	e.api.Gate(&ctx)
+	if ctx.Response.StatusCode() != fasthttp.StatusTooManyRequests {
+		t.Errorf("the API after the console's wrong tokens: %d, want 429", ctx.Response.StatusCode())
+	}
+}
