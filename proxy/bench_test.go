@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"github.com/easgate/easgate/internal/testkit"
 	"net"
 	"os"
 	"runtime"
@@ -100,7 +101,7 @@ func TestHeldPingMemory(t *testing.T) {
 	cas.gate = make(chan struct{})
 	extra := map[string]string{"health_interval": "10s", "max_header_bytes": os.Getenv("EASGATE_MEMTEST_HEADER")}
 	p := startProxy(t, mustParse(t, testYAML([]string{cas.url()}, extra)))
-	ping := pingBody(t, 480)
+	ping := testkit.PingBody(t, 480)
 
 	hold := func(addr string, k int, counter func() int64) (rss int64, release func()) {
 		var wg sync.WaitGroup

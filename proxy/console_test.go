@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/easgate/easgate/internal/testkit"
 	"io"
 	"math/big"
 	"net"
@@ -99,7 +100,7 @@ var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 func TestAdminTLSAndCertificateSignIn(t *testing.T) {
 	dir := t.TempDir()
-	certPath, keyPath, srvCert := testCert(t, dir, "admin.corp.example.com")
+	certPath, keyPath, srvCert := testkit.SelfSignedCert(t, dir, "admin.corp.example.com")
 	pki := newAdminPKI(t, dir, "alice@corp.example.com")
 	other := newAdminPKI(t, t.TempDir(), "alice@corp.example.com") // same name, a CA the gateway does not trust
 	tokenFile := tempFile(t, "op.token", "op-token-c0ffee")
@@ -182,7 +183,7 @@ func TestAdminTLSAndCertificateSignIn(t *testing.T) {
 
 func TestAdminTLSWithTheGatewayCertificate(t *testing.T) {
 	dir := t.TempDir()
-	certPath, keyPath, gwCert := testCert(t, dir, "mail.corp.example.com")
+	certPath, keyPath, gwCert := testkit.SelfSignedCert(t, dir, "mail.corp.example.com")
 	yaml := strings.Replace(testYAML([]string{"http://127.0.0.1:1"}, nil), "  plain_http: true\n",
 		"  tls:\n    certificate: "+certPath+"\n    key: "+keyPath+"\n", 1)
 	yaml = strings.Replace(yaml, "admin:\n  address: \"\"\n", "admin:\n  address: \"127.0.0.1:0\"\n  tls:\n    use_gateway_certificate: true\n", 1)

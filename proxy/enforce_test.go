@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/easgate/easgate/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -892,7 +893,7 @@ func TestEnforceInspectAllocs(t *testing.T) {
 	for _, tc := range []struct {
 		name, cmd string
 		body      []byte
-	}{{"Ping", "Ping", pingBody(t, 480)}, {"Sync", "Sync", syncWaitBody(t, 5)}, {"FolderSync", "FolderSync", nil}} {
+	}{{"Ping", "Ping", testkit.PingBody(t, 480)}, {"Sync", "Sync", testkit.SyncWaitBody(t, 5)}, {"FolderSync", "FolderSync", nil}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := newTestCtx(tc.cmd, tc.body)
 			r := new(eas.Request)
@@ -916,7 +917,7 @@ func TestEnforceInspectAllocs(t *testing.T) {
 
 func BenchmarkEnforceInspect(b *testing.B) {
 	s, st := enforcedServer(b)
-	ctx := newTestCtx("Ping", pingBody(b, 480))
+	ctx := newTestCtx("Ping", testkit.PingBody(b, 480))
 	r := new(eas.Request)
 	x := new(exchange)
 	*x = exchange{s: s, st: st}

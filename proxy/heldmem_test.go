@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/easgate/easgate/bench"
+	"github.com/easgate/easgate/internal/testkit"
 	"io"
 	"net"
 	"os"
@@ -228,7 +229,7 @@ func syncLatencies(t testing.TB, addr string, n int) (p50, p99 time.Duration) {
 	req.Header.Set("MS-ASProtocolVersion", "14.1")
 	req.Header.Set("Authorization", testBasicAuth)
 	req.Header.SetContentType("application/vnd.ms-sync.wbxml")
-	req.SetBody(syncWaitBody(t, 0))
+	req.SetBody(testkit.SyncWaitBody(t, 0))
 	d := make([]time.Duration, 0, n)
 	for i := 0; i < n+n/10; i++ {
 		start := time.Now()
@@ -341,7 +342,7 @@ func TestHeldPingMemorySubprocess(t *testing.T) {
 	cas := newFakeCAS(t)
 	cas.record = false
 	cas.gate = make(chan struct{})
-	ping := pingBody(t, 480)
+	ping := testkit.PingBody(t, 480)
 	const syncs = 5000
 
 	measure := func(name string, pid int, addr string, gc, stats func() string, profile func()) {

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/easgate/easgate/eas/wbxml"
 	"github.com/easgate/easgate/proxy/config"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -202,46 +201,6 @@ func (g *genReader) Read(p []byte) (int, error) {
 
 // pingNoChanges is vector G: Ping Status 1.
 var pingNoChanges = []byte{0x03, 0x01, 0x6A, 0x00, 0x00, 0x0D, 0x45, 0x47, 0x03, 0x31, 0x00, 0x01, 0x01}
-
-// pingBody builds a Ping request with the given HeartbeatInterval.
-func pingBody(t testing.TB, seconds int) []byte {
-	e := wbxml.NewEncoder(nil)
-	e.Header()
-	e.Start(wbxml.PingPing)
-	e.Element(wbxml.PingHeartbeatInterval, strconv.Itoa(seconds))
-	e.Start(wbxml.PingFolders)
-	e.Start(wbxml.PingFolder)
-	e.Element(wbxml.PingId, "5")
-	e.Element(wbxml.PingClass, "Email")
-	e.End()
-	e.End()
-	e.End()
-	if err := e.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return append([]byte(nil), e.Bytes()...)
-}
-
-// syncWaitBody builds a Sync request with Wait (minutes).
-func syncWaitBody(t testing.TB, wait int) []byte {
-	e := wbxml.NewEncoder(nil)
-	e.Header()
-	e.Start(wbxml.AirSyncSync)
-	e.Start(wbxml.AirSyncCollections)
-	e.Start(wbxml.AirSyncCollection)
-	e.Element(wbxml.AirSyncSyncKey, "1")
-	e.Element(wbxml.AirSyncCollectionId, "5")
-	e.End()
-	e.End()
-	if wait > 0 {
-		e.Element(wbxml.AirSyncWait, strconv.Itoa(wait))
-	}
-	e.End()
-	if err := e.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return append([]byte(nil), e.Bytes()...)
-}
 
 // testYAML is a plain-HTTP config in front of the given CAS URLs.
 func testYAML(urls []string, extra map[string]string) string {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"github.com/easgate/easgate/internal/testkit"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,7 +21,7 @@ import (
 
 // rawPing is a held Ping as a phone sends it; extra is more header lines.
 func rawPing(t testing.TB, device, extra string) string {
-	body := pingBody(t, 480)
+	body := testkit.PingBody(t, 480)
 	return "POST " + easURI("Ping", "jdoe", device) + " HTTP/1.1\r\nHost: mail.example.com\r\nMS-ASProtocolVersion: 14.1\r\nAuthorization: " + testBasicAuth + "\r\n" +
 		"User-Agent: Apple-iPhone9C1/1402.100\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n" + extra +
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + string(body)
@@ -202,7 +203,7 @@ func TestHeldPingConnectionClose(t *testing.T) {
 // TLS connection after the hijack).
 func TestHeldPingTLS(t *testing.T) {
 	dir := t.TempDir()
-	gwCert, gwKey, _ := testCert(t, dir, "mail.example.com")
+	gwCert, gwKey, _ := testkit.SelfSignedCert(t, dir, "mail.example.com")
 	cas := newFakeCAS(t)
 	y := testYAML([]string{cas.url()}, nil)
 	y = strings.Replace(y, "  plain_http: true\n", "  tls:\n    certificate: "+gwCert+"\n    key: "+gwKey+"\n", 1)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/easgate/easgate/internal/testkit"
 	"net"
 	"os"
 	"strconv"
@@ -66,7 +67,7 @@ func TestAccessLogHasNoSecrets(t *testing.T) {
 	p := startProxy(t, mustParse(t, testYAML([]string{cas.url()}, map[string]string{"access_log": logPath})))
 	const password = "Winter2026!secret"
 	cred := base64.StdEncoding.EncodeToString([]byte(`CORP\jdoe:` + password))
-	resp, err := p.do(t, "Ping", "ApplDMPL69PZF18P", pingBody(t, 480), map[string]string{"Authorization": "Basic " + cred})
+	resp, err := p.do(t, "Ping", "ApplDMPL69PZF18P", testkit.PingBody(t, 480), map[string]string{"Authorization": "Basic " + cred})
 	if err != nil || resp.StatusCode() != 200 {
 		t.Fatalf("%v", err)
 	}
@@ -112,7 +113,7 @@ func TestReloadUnderLoadAndInvalidConfig(t *testing.T) {
 			for i := 0; !stop.Load(); i++ {
 				cmd, body, hdr := "FolderSync", []byte(nil), map[string]string{}
 				if i%3 == 0 {
-					cmd, body, hdr = "Ping", pingBody(t, 480), map[string]string{"X-Test-Hold-Ms": "150"}
+					cmd, body, hdr = "Ping", testkit.PingBody(t, 480), map[string]string{"X-Test-Hold-Ms": "150"}
 				}
 				resp, err := p.do(t, cmd, "dev"+strconv.Itoa(w), body, hdr)
 				if err != nil || resp.StatusCode() != 200 {
@@ -173,7 +174,7 @@ func TestReloadCutsHeldPingsAfterDrain(t *testing.T) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		resp, err := p.do(t, "Ping", "held1", pingBody(t, 480), map[string]string{"X-Test-Gate": "1"})
+		resp, err := p.do(t, "Ping", "held1", testkit.PingBody(t, 480), map[string]string{"X-Test-Gate": "1"})
 		if err != nil {
 			res <- result{err: err}
 			return
@@ -315,7 +316,7 @@ func TestInspectAllocs(t *testing.T) {
 	for _, tc := range []struct {
 		name, cmd string
 		body      []byte
-	}{{"Ping", "Ping", pingBody(t, 480)}, {"Sync", "Sync", syncWaitBody(t, 5)}, {"FolderSync", "FolderSync", nil}} {
+	}{{"Ping", "Ping", testkit.PingBody(t, 480)}, {"Sync", "Sync", testkit.SyncWaitBody(t, 5)}, {"FolderSync", "FolderSync", nil}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := newTestCtx(tc.cmd, tc.body)
 			r := new(eas.Request)
@@ -357,7 +358,7 @@ func BenchmarkInspect(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.cur.Load().close()
-	ctx := newTestCtx("Ping", pingBody(b, 480))
+	ctx := newTestCtx("Ping", testkit.PingBody(b, 480))
 	r := new(eas.Request)
 	x := new(exchange)
 	st := s.cur.Load()
@@ -421,7 +422,7 @@ func TestShutdownAnswersHeldPings(t *testing.T) {
 	res := make(chan int, 1)
 	var body []byte
 	go func() {
-		resp, err := p.do(t, "Ping", "held1", pingBody(t, 480), map[string]string{"X-Test-Gate": "1"})
+		resp, err := p.do(t, "Ping", "held1", testkit.PingBody(t, 480), map[string]string{"X-Test-Gate": "1"})
 		if err != nil {
 			res <- 0
 			return

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/easgate/easgate/internal/testkit"
 	"io"
 	"net"
 	"os"
@@ -329,7 +330,7 @@ func TestHeldPingsWhileSyncsFlow(t *testing.T) {
 	// not take the only CAS out of rotation mid-test.
 	p := startProxy(t, mustParse(t, testYAML([]string{cas.url()}, map[string]string{"health_interval": "1h"})))
 	const pings, syncs = 2000, 200
-	ping := pingBody(t, 480)
+	ping := testkit.PingBody(t, 480)
 	var wg sync.WaitGroup
 	var pingOK, syncOK atomic.Int64
 	errs := make(chan error, pings+syncs)
@@ -369,7 +370,7 @@ func TestHeldPingsWhileSyncsFlow(t *testing.T) {
 		swg.Add(1)
 		go func(i int) {
 			defer swg.Done()
-			body := syncWaitBody(t, 0)
+			body := testkit.SyncWaitBody(t, 0)
 			body = append(body, byte(i)) // distinct bodies
 			resp, err := p.do(t, "Sync", "sync"+strconv.Itoa(i), body, nil)
 			if err != nil {
@@ -409,7 +410,7 @@ func TestHeldPingsWhileSyncsFlow(t *testing.T) {
 func TestMaxHeldLongPolls(t *testing.T) {
 	cas := newFakeCAS(t)
 	p := startProxy(t, mustParse(t, testYAML([]string{cas.url()}, map[string]string{"max_held": "2"})))
-	ping := pingBody(t, 480)
+	ping := testkit.PingBody(t, 480)
 	var wg sync.WaitGroup
 	for i := 0; i < 2; i++ {
 		wg.Add(1)

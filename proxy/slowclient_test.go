@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/easgate/easgate/internal/testkit"
 	"io"
 	"net"
 	"net/netip"
@@ -220,7 +221,7 @@ func TestSlowHeldPollOutlivesTimeouts(t *testing.T) {
 	cas := newFakeCAS(t)
 	cfg := mustParse(t, slowYAML(cas.url(), "  timeouts:\n    header: 1s\n    body: 1s\n    idle: 2s\n"))
 	p := startProxy(t, cfg)
-	resp, err := p.do(t, "Ping", "held1", pingBody(t, 480), map[string]string{"X-Test-Hold-Ms": "3500"})
+	resp, err := p.do(t, "Ping", "held1", testkit.PingBody(t, 480), map[string]string{"X-Test-Hold-Ms": "3500"})
 	if err != nil {
 		t.Fatalf("held Ping: %v", err)
 	}

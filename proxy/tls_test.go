@@ -1,74 +1,23 @@
 package proxy
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
+	"github.com/easgate/easgate/internal/testkit"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/valyala/fasthttp"
 )
-
-// testCert makes a self-signed certificate for the given names and writes
-// cert.pem and key.pem into dir.
-func testCert(t *testing.T, dir string, names ...string) (certPath, keyPath string, cert tls.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: names[0]},
-		DNSNames:              names,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-	certPath, keyPath = filepath.Join(dir, names[0]+".pem"), filepath.Join(dir, names[0]+".key")
-	if err := os.WriteFile(certPath, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err = tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return certPath, keyPath, cert
-}
 
 // TestTLSBothSides runs the phone side over TLS (certs.Store) and the CAS
 // side over https with a private CA and a configured server name.
 func TestTLSBothSides(t *testing.T) {
 	dir := t.TempDir()
-	gwCert, gwKey, _ := testCert(t, dir, "mail.example.com")
-	casCertPath, _, casCert := testCert(t, dir, "cas.corp.example.com")
+	gwCert, gwKey, _ := testkit.SelfSignedCert(t, dir, "mail.example.com")
+	casCertPath, _, casCert := testkit.SelfSignedCert(t, dir, "cas.corp.example.com")
 
 	cas := &fakeCAS{t: t, record: true}
 	cas.health.Store(200)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"crypto/tls"
+	"github.com/easgate/easgate/internal/testkit"
 	"net"
 	"runtime"
 	"strings"
@@ -25,7 +26,7 @@ import (
 // fails.
 func TestTLSHeldPingWaitsWithoutBuffer(t *testing.T) {
 	dir := t.TempDir()
-	casCertPath, _, casCert := testCert(t, dir, "cas.corp.example.com")
+	casCertPath, _, casCert := testkit.SelfSignedCert(t, dir, "cas.corp.example.com")
 	cas := &fakeCAS{t: t}
 	cas.health.Store(200)
 	cas.gate = make(chan struct{})
@@ -45,7 +46,7 @@ func TestTLSHeldPingWaitsWithoutBuffer(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() {
-		resp, err := p.do(t, "Ping", "tlsping", pingBody(t, 480), map[string]string{"X-Test-Gate": "1"})
+		resp, err := p.do(t, "Ping", "tlsping", testkit.PingBody(t, 480), map[string]string{"X-Test-Gate": "1"})
 		if err == nil {
 			fasthttp.ReleaseResponse(resp)
 		}

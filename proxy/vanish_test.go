@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/easgate/easgate/internal/testkit"
 	"net"
 	"os"
 	"path/filepath"
@@ -307,7 +308,7 @@ func TestVanishedPhones(t *testing.T) {
 	g := startGatewayProc(t, yaml)
 	port := portOf(t, g.addr)
 	before := childStats(t, g)
-	ping := pingBody(t, 480)
+	ping := testkit.PingBody(t, 480)
 
 	start := time.Now()
 	phones := dialPhones(t, g.addr, nCAS, casPhone(ping))
@@ -396,7 +397,7 @@ func TestVanishedPhonesUnwatched(t *testing.T) {
 	accessLog := filepath.Join(dir, "access.log")
 	yaml := testYAML([]string{"http://" + cas.addr}, map[string]string{"health_interval": "60s", "access_log": accessLog, "drain": "60s"})
 	p := startProxy(t, mustParse(t, yaml))
-	ping := pingBody(t, 480)
+	ping := testkit.PingBody(t, 480)
 	const n = 8
 	phones := dialPhones(t, p.addr, n, casPhone(ping))
 	old := dialPhones(t, p.addr, 1, func(_ int, c net.Conn, _ *bufio.Reader) error {
@@ -481,7 +482,7 @@ func TestVanishedPhonesUnwatched(t *testing.T) {
 func TestVanishedTLSPhone(t *testing.T) {
 	cas := startHoldingCAS(t)
 	dir := t.TempDir()
-	gwCert, gwKey, _ := testCert(t, dir, "mail.example.com")
+	gwCert, gwKey, _ := testkit.SelfSignedCert(t, dir, "mail.example.com")
 	accessLog := filepath.Join(dir, "access.log")
 	y := testYAML([]string{"http://" + cas.addr}, map[string]string{"health_interval": "60s", "access_log": accessLog})
 	y = strings.Replace(y, "  plain_http: true\n", "  tls:\n    certificate: "+gwCert+"\n    key: "+gwKey+"\n", 1)
@@ -492,7 +493,7 @@ func TestVanishedTLSPhone(t *testing.T) {
 		t.Fatal(err)
 	}
 	roots.AppendCertsFromPEM(pem)
-	ping := pingBody(t, 480)
+	ping := testkit.PingBody(t, 480)
 	dial := func(device string) *tls.Conn {
 		c, err := tls.Dial("tcp", p.addr, &tls.Config{RootCAs: roots, ServerName: "mail.example.com"})
 		if err != nil {
@@ -548,7 +549,7 @@ func TestVanishedQuarantinedHTTP10Phone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Write(phoneRequest("Ping", "vquar10", "QuarPhone", pingBody(t, 480), true)); err != nil {
+	if _, err := c.Write(phoneRequest("Ping", "vquar10", "QuarPhone", testkit.PingBody(t, 480), true)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the Ping held by easgate", func() bool { return p.s.held.Load() == 1 && p.s.registry.Len() == 1 })

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/easgate/easgate/internal/testkit"
 	"io"
 	"net"
 	"os"
@@ -388,7 +389,7 @@ func closeRawPeer(t *testing.T, lc *liveConn) {
 // is under the TLS connection).
 func TestHeldRoundTripTLS(t *testing.T) {
 	dir := t.TempDir()
-	casCertPath, _, casCert := testCert(t, dir, "cas.corp.example.com")
+	casCertPath, _, casCert := testkit.SelfSignedCert(t, dir, "cas.corp.example.com")
 	var probe *releaseProbe
 	cas := newRawCAS(t, &tls.Config{Certificates: []tls.Certificate{casCert}, MinVersion: tls.VersionTLS12},
 		func(*fasthttp.Request) (string, bool) {

@@ -1,0 +1,45 @@
+package testkit
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/easgate/easgate/eas"
+)
+
+// TestNotShipped: no package that goes into the easgate or easbench binary
+// depends on testkit (it is for tests only; see the package comment).
+func TestNotShipped(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("go tool not found in PATH")
+		}
+		t.Skip("go tool not found in PATH; skipping the dependency check")
+	}
+	out, err := exec.Command(gobin, "list", "-deps", "github.com/easgate/easgate/cmd/easgate", "github.com/easgate/easgate/cmd/easbench").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p == "github.com/easgate/easgate/internal/testkit" {
+			t.Fatal("a shipped binary depends on internal/testkit")
+		}
+	}
+}
+
+// TestBodiesParse: the bodies are what a phone sends, as easgate's own
+// request reader sees them.
+func TestBodiesParse(t *testing.T) {
+	if hb, ok, err := eas.ReadPingInterval(PingBody(t, 480)); err != nil || !ok || hb != 480 {
+		t.Fatalf("Ping heartbeat: %d %v %v; want 480", hb, ok, err)
+	}
+	if s, ok, err := eas.ReadSyncHold(SyncWaitBody(t, 5)); err != nil || !ok || s != 300 {
+		t.Fatalf("Sync Wait 5: %d s %v %v; want 300 s", s, ok, err)
+	}
+	if _, ok, err := eas.ReadSyncHold(SyncWaitBody(t, 0)); err != nil || ok {
+		t.Fatalf("Sync without Wait: held %v, %v; want not held", ok, err)
+	}
+}
