@@ -1,7 +1,6 @@
 package quarantine
 
 import (
-	"encoding/json"
 	"strings"
 )
 
@@ -24,17 +23,9 @@ func (e *Emulator) ApplyRemote(key string, value []byte) (user, device string, o
 		defer en.mu.Unlock()
 		return en.rec.User, en.rec.DeviceID, true
 	}
-	var r Record
-	if err := json.Unmarshal(value, &r); err != nil || r.DeviceID == "" || r.KeyPrefix == "" {
+	r, ok := decodeRecord(value)
+	if !ok {
 		return "", "", false
-	}
-	if r.Collections == nil {
-		r.Collections = map[string]*CollectionState{}
-	}
-	for id, c := range r.Collections {
-		if c == nil {
-			delete(r.Collections, id)
-		}
 	}
 	k := string(keyBuf(nil, []byte(r.User), []byte(r.DeviceID)))
 	e.mu.Lock()

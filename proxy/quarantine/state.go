@@ -342,18 +342,10 @@ func (e *Emulator) Load() error {
 	}
 	var bad []error
 	err := st.ForEach(Bucket, func(key, value []byte) error {
-		var r Record
-		if err := json.Unmarshal(value, &r); err != nil || r.DeviceID == "" || r.KeyPrefix == "" {
+		r, ok := decodeRecord(value)
+		if !ok {
 			bad = append(bad, errors.New("quarantine record "+strconv.Quote(string(key))+" does not decode"))
 			return nil
-		}
-		if r.Collections == nil {
-			r.Collections = map[string]*CollectionState{}
-		}
-		for id, c := range r.Collections {
-			if c == nil {
-				delete(r.Collections, id)
-			}
 		}
 		k := string(keyBuf(nil, []byte(r.User), []byte(r.DeviceID)))
 		e.mu.Lock()
@@ -365,4 +357,23 @@ func (e *Emulator) Load() error {
 		return err
 	}
 	return errors.Join(bad...)
+}
+
+// decodeRecord reads a stored quarantine record (this node's store or
+// another node's change): it needs a device id and a key prefix, and its
+// collection map is made whole.
+func decodeRecord(value []byte) (Record, bool) {
+	var r Record
+	if err := json.Unmarshal(value, &r); err != nil || r.DeviceID == "" || r.KeyPrefix == "" {
+		return Record{}, false
+	}
+	if r.Collections == nil {
+		r.Collections = map[string]*CollectionState{}
+	}
+	for id, c := range r.Collections {
+		if c == nil {
+			delete(r.Collections, id)
+		}
+	}
+	return r, true
 }
