@@ -130,12 +130,15 @@ func (e *enforcement) close() {
 	_ = e.acc.Close()
 }
 
-func newEnforcer(log zerolog.Logger, reg *prometheus.Registry, st policy.Store) (*enforcer, error) {
+// newEnforcer builds the process-wide enforcer. Its quarantine records
+// live in st; canon (auth.domains, which a reload cannot change) moves
+// records stored under an older user spelling to the canonical one.
+func newEnforcer(log zerolog.Logger, reg *prometheus.Registry, st policy.Store, canon func(string) (string, error)) (*enforcer, error) {
 	q, err := quarantine.New(quarantine.Options{Store: st})
 	if err != nil {
 		return nil, err
 	}
-	if err := q.Load(); err != nil {
+	if err := q.LoadCanonical(canon); err != nil {
 		log.Warn().Err(err).Msg("state store: some quarantine records were skipped")
 	}
 	en := &enforcer{log: log, quar: q, stop: make(chan struct{})}
@@ -584,7 +587,11 @@ func (enforcementPart) build(s *Server, st, prev *state) error {
 func (enforcementPart) attach(s *Server, st, _ *state) error {
 	e := st.enf
 	if s.enf == nil {
-		en, err := newEnforcer(s.log, s.metrics.reg, e.acc.Store)
+		doms, err := access.Domains(&st.cfg.Auth)
+		if err != nil {
+			return err
+		}
+		en, err := newEnforcer(s.log, s.metrics.reg, e.acc.Store, doms.Canonical)
 		if err != nil {
 			return err
 		}

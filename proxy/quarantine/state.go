@@ -334,27 +334,58 @@ func (e *Emulator) Flush() error {
 }
 
 // Load reads every record from the store (at start-up). Records that do
-// not decode are skipped and reported together.
-func (e *Emulator) Load() error {
+// not decode are skipped and reported together. It is LoadCanonical
+// without a user-name rule.
+func (e *Emulator) Load() error { return e.LoadCanonical(nil) }
+
+// LoadCanonical is Load that also moves records kept under an older
+// spelling to their canonical key, as policy.Devices.LoadCanonical does for
+// the device table: a user stored as the phone wrote it ("CORP\jdoe") that
+// canon (eas.Domains.Canonical of auth.domains) now spells
+// "jdoe@corp.example.com", or a device id stored in its phone's case.
+// Without this an upgrade would look the device up under the new key, find
+// no record, and start a new quarantine episode: new sync keys and a second
+// notice. When two stored records meet at one key, the episode entered
+// last is kept. Moved records are written under their new key, and their
+// old keys deleted, at the next Flush.
+func (e *Emulator) LoadCanonical(canon func(string) (string, error)) error {
 	st := e.opts.Store
 	if st == nil {
 		return nil
 	}
 	var bad []error
+	var moved []string
 	err := st.ForEach(Bucket, func(key, value []byte) error {
 		r, ok := decodeRecord(value)
 		if !ok {
 			bad = append(bad, errors.New("quarantine record "+strconv.Quote(string(key))+" does not decode"))
 			return nil
 		}
+		if canon != nil {
+			if u, err := canon(r.User); err == nil {
+				r.User = u
+			}
+		}
 		k := string(keyBuf(nil, []byte(r.User), []byte(r.DeviceID)))
 		e.mu.Lock()
-		e.m[k] = &entry{rec: r}
+		if prev, ok := e.m[k]; !ok || r.EnteredAt.After(prev.rec.EnteredAt) {
+			e.m[k] = &entry{rec: r}
+		}
 		e.mu.Unlock()
+		if string(key) != k {
+			moved = append(moved, string(key), k)
+		}
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if len(moved) > 0 {
+		e.dirtyMu.Lock()
+		for _, k := range moved {
+			e.dirty[k] = struct{}{} // the old key has no entry: Flush deletes it
+		}
+		e.dirtyMu.Unlock()
 	}
 	return errors.Join(bad...)
 }
