@@ -34,7 +34,7 @@ func TestLoadCanonicalMovesRecords(t *testing.T) {
 		return k
 	}
 	oldA := put(`CORP\jdoe`, "ApplF17XK2Q8N0PA", "qA", t0.Add(time.Hour), true) // the current episode
-	oldB := put("jdoe", "applf17xk2q8n0pa", "qB", t0, false)                     // an earlier one, same device
+	oldB := put("jdoe", "applf17xk2q8n0pa", "qB", t0, false)                    // an earlier one, same device
 	oldC := put("Alice@Corp.Example.com", "SEC1234", "qC", t0, false)
 
 	e, err := New(Options{Store: st})
