@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"github.com/easgate/easgate/internal/testkit"
 	"net"
 	"os"
 	"runtime"
@@ -18,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/easgate/easgate/bench"
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 // BenchmarkProxySmallRequest sends a small FolderSync through easgate, in

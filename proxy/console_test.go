@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"github.com/easgate/easgate/internal/testkit"
 	"io"
 	"math/big"
 	"net"
@@ -21,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 // The admin listener over TLS (admin.tls) and the console's sign-in with

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"github.com/easgate/easgate/internal/testkit"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 // rawPing is a held Ping as a phone sends it; extra is more header lines.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"github.com/easgate/easgate/internal/testkit"
 	"net"
 	"os"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/internal/testkit"
 	"github.com/valyala/fasthttp"
 )
 

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/easgate/easgate/internal/testkit"
 	"io"
 	"net"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 func TestForwardUnchanged(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/easgate/easgate/internal/testkit"
 	"io"
 	"net"
 	"net/netip"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 // slowYAML is testYAML's plain-HTTP gateway with the given lines under

@@ -3,13 +3,14 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"github.com/easgate/easgate/internal/testkit"
 	"net"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 // TestTLSBothSides runs the phone side over TLS (certs.Store) and the CAS

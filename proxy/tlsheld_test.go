@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"crypto/tls"
-	"github.com/easgate/easgate/internal/testkit"
 	"net"
 	"runtime"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 // TestTLSHeldPingWaitsWithoutBuffer: a Ping held at an https CAS (TLS 1.3)

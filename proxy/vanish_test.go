@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"github.com/easgate/easgate/internal/testkit"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/internal/testkit"
 	"github.com/easgate/easgate/proxy/held"
 	"github.com/easgate/easgate/proxy/upstream"
 )

@@ -1,11 +1,11 @@
 package held
 
 import (
-	"github.com/easgate/easgate/internal/testkit"
 	"testing"
 	"time"
 
 	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 // TestHoldFor: the interval a Ping or Sync asks for, remembered for the
