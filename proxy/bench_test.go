@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -61,6 +62,77 @@ func BenchmarkProxySmallRequest(b *testing.B) {
 			b.ReportMetric(float64(proxied)/float64(bare), "x-bare")
 		}
 	})
+}
+
+// BenchmarkProxySmallRequestParallel is BenchmarkProxySmallRequest with
+// 50 phones at once (each its own device id, as easbench's small scenario
+// sends), through the bare proxy and through easgate in one run. It reports
+// the process's CPU time per request (client, fake CAS and gateway in this
+// one process: the difference between the legs is the gateway's) and
+// easgate's as a ratio of the bare leg's: the in-process view of what
+// concurrency adds (issue 14, item 4).
+func BenchmarkProxySmallRequestParallel(b *testing.B) {
+	cas := newFakeCAS(b)
+	cas.record = false
+	p := startProxy(b, mustParse(b, testYAML([]string{cas.url()}, map[string]string{"health_interval": "10s"})))
+	logged := startProxy(b, mustParse(b, testYAML([]string{cas.url()}, map[string]string{"health_interval": "10s",
+		"access_log": filepath.Join(b.TempDir(), "access.log")})))
+	bareAddr := startBareProxy(b, cas.addr)
+	body := []byte{0x03, 0x01, 0x6A, 0x00, 0x00, 0x07, 0x56, 0x52, 0x03, 0x30, 0x00, 0x01, 0x01}
+	const phones = 50
+	run := func(b *testing.B, addr string) float64 {
+		hc := &fasthttp.HostClient{Addr: addr, MaxConns: phones}
+		var next atomic.Int64
+		b.SetParallelism((phones + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		before := cpuTime()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			req := fasthttp.AcquireRequest()
+			resp := fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			dev := fmt.Sprintf("ApplPAR%09d", next.Add(1))
+			req.SetRequestURI("http://" + addr + easURI("FolderSync", "jdoe", dev))
+			req.Header.SetMethod("POST")
+			req.Header.Set("MS-ASProtocolVersion", "14.1")
+			req.Header.Set("Authorization", testBasicAuth)
+			req.Header.Set("User-Agent", "Apple-iPhone9C1/1402.100")
+			req.SetBody(body)
+			for pb.Next() {
+				if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+					b.Errorf("%v %d", err, resp.StatusCode())
+					return
+				}
+			}
+		})
+		b.StopTimer()
+		us := float64(cpuTime()-before) / float64(time.Microsecond) / float64(max(b.N, 1))
+		b.ReportMetric(us, "cpu-µs/op")
+		return us
+	}
+	var bare float64
+	b.Run("bare", func(b *testing.B) { bare = run(b, bareAddr) })
+	b.Run("easgate", func(b *testing.B) {
+		if us := run(b, p.addr); bare > 0 {
+			b.ReportMetric(us/bare, "cpu-x-bare")
+		}
+	})
+	// The same with the access log written to a file, as in production
+	// and in easbench compare (the legs above have it off).
+	b.Run("easgate-access-log", func(b *testing.B) {
+		if us := run(b, logged.addr); bare > 0 {
+			b.ReportMetric(us/bare, "cpu-x-bare")
+		}
+	})
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // startBareProxy runs the smallest fasthttp reverse proxy in front of
