@@ -17,8 +17,10 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,4 +114,27 @@ func SelfSignedCert(t testing.TB, dir string, names ...string) (certPath, keyPat
 		t.Fatal(err)
 	}
 	return certPath, keyPath, cert
+}
+
+// Deps lists the packages outside the standard library that the packages
+// named by patterns depend on, themselves included (`go list -deps`), for
+// the imports tests that keep each package's dependency rule. Without the go
+// tool in PATH it skips t, and fails it when CI=true.
+func Deps(t testing.TB, patterns ...string) []string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("go tool not found in PATH")
+		}
+		t.Skip("go tool not found in PATH; skipping the dependency check")
+	}
+	var stderr strings.Builder
+	cmd := exec.Command(gobin, append([]string{"list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}"}, patterns...)...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v\n%s", strings.Join(patterns, " "), err, stderr.String())
+	}
+	return strings.Fields(string(out))
 }

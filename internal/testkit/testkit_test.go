@@ -1,9 +1,6 @@
 package testkit
 
 import (
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/easgate/easgate/eas"
@@ -12,18 +9,7 @@ import (
 // TestNotShipped: no package that goes into the easgate or easbench binary
 // depends on testkit (it is for tests only; see the package comment).
 func TestNotShipped(t *testing.T) {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("go tool not found in PATH")
-		}
-		t.Skip("go tool not found in PATH; skipping the dependency check")
-	}
-	out, err := exec.Command(gobin, "list", "-deps", "github.com/easgate/easgate/cmd/easgate", "github.com/easgate/easgate/cmd/easbench").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
-	for _, p := range strings.Fields(string(out)) {
+	for _, p := range Deps(t, "github.com/easgate/easgate/cmd/easgate", "github.com/easgate/easgate/cmd/easbench") {
 		if p == "github.com/easgate/easgate/internal/testkit" {
 			t.Fatal("a shipped binary depends on internal/testkit")
 		}

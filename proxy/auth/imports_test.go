@@ -1,29 +1,23 @@
 package auth
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 // TestImports enforces doc.go: auth never depends on proxy (its parent),
 // fasthttp, bench or cmd, and outside the standard library only on the
 // easgate packages it is allowed to use and their own dependencies.
 func TestImports(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("go tool not in PATH: %v", err)
-	}
-	out, err := exec.Command(goBin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
+	deps := testkit.Deps(t, ".")
 	const mod = "github.com/easgate/easgate/"
 	allowed := map[string]bool{
 		mod + "proxy/auth": true, mod + "eas": true, mod + "eas/wbxml": true, mod + "certs": true,
 		mod + "policy": true, mod + "proxy/config": true,
 	}
-	for _, dep := range strings.Fields(string(out)) {
+	for _, dep := range deps {
 		switch {
 		case allowed[dep]:
 		case strings.Contains(dep, "fasthttp"):

@@ -2,25 +2,16 @@ package config
 
 import (
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 // TestForbiddenImports keeps the dependency direction of ARCHITECTURE.md:
 // config is imported by proxy and never imports it, policy, certs or fasthttp.
 func TestForbiddenImports(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("go tool not found")
-		}
-		t.Skip("go tool not found; skipping the dependency check")
-	}
-	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
+	deps := testkit.Deps(t, ".")
 	forbidden := []string{
 		"github.com/easgate/easgate/proxy",
 		"github.com/easgate/easgate/policy",
@@ -28,7 +19,7 @@ func TestForbiddenImports(t *testing.T) {
 		"github.com/valyala/fasthttp",
 		"github.com/rs/zerolog",
 	}
-	for _, dep := range strings.Fields(string(out)) {
+	for _, dep := range deps {
 		for _, bad := range forbidden {
 			if dep == bad || strings.HasPrefix(dep, bad+"/") && !strings.HasPrefix(dep, "github.com/easgate/easgate/proxy/config") {
 				t.Errorf("proxy/config depends on %s", dep)

@@ -2,27 +2,18 @@ package upstream
 
 import (
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 // TestImports enforces doc.go's layering rule with the go tool: upstream
 // depends on no easgate package (fasthttp and its own dependencies are
 // fine).
 func TestImports(t *testing.T) {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("go tool not found in PATH")
-		}
-		t.Skip("go tool not found in PATH; skipping the dependency check")
-	}
-	out, err := exec.Command(gobin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
-	for _, p := range strings.Fields(string(out)) {
+	deps := testkit.Deps(t, ".")
+	for _, p := range deps {
 		switch {
 		case p == "github.com/easgate/easgate/proxy/upstream":
 		case strings.HasPrefix(p, "github.com/easgate/"):

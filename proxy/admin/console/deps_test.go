@@ -1,10 +1,10 @@
 package console
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 // TestForbiddenImports keeps the dependency direction of ARCHITECTURE.md:
@@ -12,18 +12,8 @@ import (
 // client certificates already mapped (no certs) and never sees the load
 // harness.
 func TestForbiddenImports(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("go tool not found")
-		}
-		t.Skip("go tool not found; skipping the dependency check")
-	}
-	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
+	deps := testkit.Deps(t, ".")
+	for _, dep := range deps {
 		for _, bad := range []string{
 			"github.com/easgate/easgate/proxy",
 			"github.com/easgate/easgate/certs",
