@@ -2,6 +2,8 @@ package eas
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -59,7 +61,10 @@ func NewDomains(dns []string, netbios map[string]string) (*Domains, error) {
 		d.dns = append(d.dns, name)
 		d.netbios = append(d.netbios, "")
 	}
-	for nb, dnsName := range netbios {
+	// In name order, so that a config with several bad entries always gets
+	// the same error (map order is random).
+	for _, nb := range slices.Sorted(maps.Keys(netbios)) {
+		dnsName := netbios[nb]
 		nb = strings.ToUpper(strings.TrimSpace(nb))
 		dnsName = strings.ToLower(strings.TrimSpace(dnsName))
 		if nb == "" || len(nb) > 15 || strings.ContainsAny(nb, `\/:*?"<>|.@ `) {
