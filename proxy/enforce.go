@@ -497,10 +497,20 @@ func (s *Server) learnFolderSync(x *exchange, resp *fasthttp.Response, r io.Read
 	if err != nil || int64(len(buf)) > limit {
 		return rest
 	}
+	s.learnFolderSyncBody(x, resp, buf)
+	return rest
+}
+
+// learnFolderSyncBody is learnFolderSync for an answer read whole.
+func (s *Server) learnFolderSyncBody(x *exchange, resp *fasthttp.Response, buf []byte) {
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return
+	}
 	body := buf
+	var err error
 	if bytes.EqualFold(resp.Header.ContentEncoding(), []byte("gzip")) {
 		if body, err = fasthttp.AppendGunzipBytes(nil, buf); err != nil {
-			return rest
+			return
 		}
 	}
 	known, err := s.enf.quar.LearnFolderSync(x.field(x.user), x.field(x.device), body)
@@ -509,7 +519,6 @@ func (s *Server) learnFolderSync(x *exchange, resp *fasthttp.Response, r io.Read
 	} else if !known {
 		s.log.Debug().Bytes("device_id", x.field(x.device)).Msg("quarantine: no Inbox in the FolderSync answer")
 	}
-	return rest
 }
 
 // decisionLabel is the metrics label of what easgate did with the request:

@@ -428,6 +428,12 @@ func (s *Server) respond(x *exchange, out *fasthttp.Response, resp *fasthttp.Res
 	}
 	x.status = resp.StatusCode()
 	s.authnRecord(x, x.status) // authn.go: the lockout shield counts the CAS's 401s
+	if !resp.IsBodyStream() {
+		// Backend.Do read a small answer whole (most EAS answers are a few
+		// hundred bytes): its buffer becomes the phone's response body, so
+		// header and body leave in one write.
+		return s.takeWholeBody(x, out, resp)
+	}
 	cl := resp.Header.ContentLength()
 	if cl < 0 {
 		cl = -1
@@ -437,9 +443,9 @@ func (s *Server) respond(x *exchange, out *fasthttp.Response, resp *fasthttp.Res
 		x.body.r = s.learnFolderSync(x, resp, x.body.r)
 	}
 	if cl >= 0 && cl <= smallResponse {
-		// Most EAS answers are a few hundred bytes: copy them into the
-		// phone's response so header and body leave in one write, and give
-		// the CAS connection back at once.
+		// A held request's small answer (DoHeld streams every body): copy it
+		// into the phone's response so header and body leave in one write,
+		// and give the CAS connection back at once.
 		return x.copySmallBody(out, cl)
 	}
 	out.SetBodyStream(&x.body, cl)

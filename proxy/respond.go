@@ -71,6 +71,21 @@ const retryAfter = "30"
 // smallResponse is the largest CAS answer copied whole instead of streamed.
 const smallResponse = 16 << 10
 
+// takeWholeBody answers the phone with a CAS answer whose body Backend.Do
+// read whole: the answer's body buffer is swapped into the phone's
+// response, not copied. The exchange is complete.
+func (s *Server) takeWholeBody(x *exchange, out, resp *fasthttp.Response) bool {
+	if x.en.learnInbox && int64(len(resp.Body())) <= x.st.maxPolicyBody {
+		s.learnFolderSyncBody(x, resp, resp.Body()) // enforce.go: a quarantined device's FolderSync teaches the Inbox
+	}
+	body := out.SwapBody(resp.SwapBody(nil))
+	resp.SwapBody(body)
+	x.bytesOut = int64(len(out.Body()))
+	fasthttp.ReleaseResponse(resp)
+	x.backend.End()
+	return true
+}
+
 // copySmallBody reads a CAS answer of known, small length into the phone's
 // response. A CAS that sends fewer bytes than it announced is answered 502.
 func (x *exchange) copySmallBody(out *fasthttp.Response, cl int) bool {

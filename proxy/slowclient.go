@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/proxy/config"
+	"github.com/easgate/easgate/proxy/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
@@ -212,7 +213,9 @@ func (p *phoneConn) arm() error {
 	default:
 		return nil
 	}
-	if d.Equal(p.deadline) {
+	if d.Equal(p.deadline) || (p.phase == phaseIdle && upstream.KeepDeadline(p.deadline, d, p.start)) {
+		// (an idle wait may end a 64th of listen.timeouts.idle early: the
+		// deadline is not re-armed on every request of a busy connection)
 		return nil
 	}
 	p.deadline = d

@@ -126,6 +126,24 @@ type liveConn struct {
 	// lastStart is when the last request on the connection started to be
 	// written (monoNow); only the writing goroutine touches it.
 	lastStart time.Duration
+	// rdl and wdl are the read and write deadlines in force (see
+	// KeepDeadline); only the goroutine using the connection touches them.
+	rdl, wdl time.Time
+}
+
+// KeepDeadline reports whether a deadline cur already in force may stand
+// for a new one, next: it ends no later than next, and not earlier than a
+// 64th of its remaining time before it. Setting a deadline re-arms a
+// runtime timer; a connection reused every few milliseconds would re-arm it
+// on every request to move it by as much. A kept deadline ends an operation
+// at most a 64th of its time early (under a second for a one-minute
+// timeout). The long-poll connections never keep one: their deadline is
+// the heartbeat plus a margin, which must hold to the second.
+func KeepDeadline(cur, next, now time.Time) bool {
+	if cur.IsZero() || next.IsZero() || cur.After(next) || !cur.After(now) {
+		return false
+	}
+	return next.Sub(cur) <= cur.Sub(now)/64
 }
 
 // staleCheckAfter is how long a pooled connection must have been unused
@@ -180,12 +198,37 @@ func (c *liveConn) peerClosed() bool {
 // CAS holds it. Errors are left for the read that follows, which sees them
 // at once.
 func (c *liveConn) SetReadDeadline(t time.Time) error {
-	if err := c.Conn.SetReadDeadline(t); err != nil {
-		return err
+	if c.waitFirst || !KeepDeadline(c.rdl, t, time.Now()) {
+		if err := c.Conn.SetReadDeadline(t); err != nil {
+			return err
+		}
+		c.rdl = t
 	}
 	if c.waitFirst && c.raw != nil && c.awaiting.Load() {
 		_ = c.raw.Read(c.readable)
 	}
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline unless the one in force may
+// stand for it (KeepDeadline).
+func (c *liveConn) SetWriteDeadline(t time.Time) error {
+	if !c.waitFirst && KeepDeadline(c.wdl, t, time.Now()) {
+		return nil
+	}
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	c.wdl = t
+	return nil
+}
+
+// SetDeadline sets both deadlines.
+func (c *liveConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetDeadline(t); err != nil {
+		return err
+	}
+	c.rdl, c.wdl = t, t
 	return nil
 }
 

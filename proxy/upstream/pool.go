@@ -126,14 +126,6 @@ func (b *Backend) SetHealthy(v bool) { b.healthy.Store(v) }
 func (b *Backend) Begin() { b.inflight.Add(1) }
 func (b *Backend) End()   { b.inflight.Add(-1) }
 
-// Do sends an ordinary request and reads its answer, whose body streams,
-// into resp, under deadline. fasthttp's errors are returned as they are;
-// dial failures are *DialError, a pooled connection the CAS had closed is
-// ErrStaleConn (NothingSent tells both apart from a failure after sending).
-func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
-	return b.hc.DoDeadline(req, resp, deadline)
-}
-
 // OpenConns is the number of connections open to the CAS, and Waiting the
 // number of those on which a request waits for the first byte of its
 // answer (a held long poll, mostly).
