@@ -197,3 +197,30 @@ func FuzzDo(f *testing.F) {
 		}
 	})
 }
+
+// TestKeepDeadline: a deadline in force stands for a new one only when it
+// ends no later than the new one and at most a 64th of its remaining time
+// before it.
+func TestKeepDeadline(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	cur := now.Add(time.Minute)
+	for _, c := range []struct {
+		name      string
+		cur, next time.Time
+		keep      bool
+	}{
+		{"same", cur, cur, true},
+		{"moved by a millisecond", cur, cur.Add(time.Millisecond), true},
+		{"moved by the slack", cur, cur.Add(time.Minute / 64), true},
+		{"moved by more", cur, cur.Add(time.Minute/64 + time.Millisecond), false},
+		{"new one earlier", cur, cur.Add(-time.Millisecond), false},
+		{"none in force", time.Time{}, cur, false},
+		{"clearing", cur, time.Time{}, false},
+		{"in force has passed", now.Add(-time.Millisecond), now.Add(time.Millisecond), false},
+		{"short timeout", now.Add(100 * time.Millisecond), now.Add(110 * time.Millisecond), false},
+	} {
+		if got := KeepDeadline(c.cur, c.next, now); got != c.keep {
+			t.Errorf("%s: KeepDeadline = %v, want %v", c.name, got, c.keep)
+		}
+	}
+}
