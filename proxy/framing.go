@@ -36,12 +36,15 @@ func onceBit(name []byte) (bit uint8, underscore bool) {
 	default:
 		return 0, false
 	}
+	// onceHeaders hold no '_': a name with one can only match read with
+	// '_' as '-'.
+	underscore = bytes.IndexByte(name, '_') >= 0
 	for i, h := range onceHeaders {
-		if asciiEqualFold(name, h) {
-			return 1 << i, false
+		if len(h) != len(name) {
+			continue
 		}
-		if bytes.IndexByte(name, '_') >= 0 && equalFoldDash(name, h) {
-			return 1 << i, true
+		if underscore && equalFoldDash(name, h) || !underscore && asciiEqualFold(name, h) {
+			return 1 << i, underscore
 		}
 	}
 	return 0, false

@@ -21,8 +21,20 @@ const (
 	hopExpect     = 1 << (len(hopHeaders) - 1)
 )
 
+// hopLens has bit n set when a hop-by-hop header name is n bytes long:
+// most header names are of another length and need no comparison.
+var hopLens = func() (m uint32) {
+	for _, name := range hopHeaders {
+		m |= 1 << len(name)
+	}
+	return m
+}()
+
 // hopBit is the bit of the hop-by-hop header named k, or 0.
 func hopBit(k []byte) uint16 {
+	if len(k) >= 32 || hopLens&(1<<len(k)) == 0 {
+		return 0
+	}
 	for i, name := range hopHeaders {
 		if len(k) == len(name) && asciiEqualFold(k, name) {
 			return 1 << i
