@@ -1,6 +1,7 @@
 // Package upstream is easgate's side of the Exchange Client Access Servers
 // (CAS): the pool of backends a request may go to, their health, the
-// connections to them, and the round trip of a held long poll.
+// connections to them, and the round trips of ordinary requests and held
+// long polls.
 //
 // The contract, for the proxy package that drives it:
 //
@@ -8,11 +9,17 @@
 //     request (least in flight, health first; every CAS when all are marked
 //     down, "panic mode"), never one already tried, without allocating.
 //     Begin and End count a request on a backend.
-//   - Backend.Do is an ordinary request; Backend.DoHeld the request of a held
-//     long poll, whose Hooks let the caller release the request once it is
-//     written and cut the wait by closing the CAS connection. While the CAS
-//     holds such a request it costs no read buffer, no response and few,
-//     small stack frames (the held-Ping memory budget depends on it).
+//   - Backend.Do is an ordinary request: an answer body of known length up
+//     to SmallBody is read whole into the caller's response (the connection
+//     is pooled again before Do returns), any other body streams.
+//     Backend.DoHeld is the request of a held long poll, whose Hooks let the
+//     caller release the request once it is written and cut the wait by
+//     closing the CAS connection. While the CAS holds such a request it
+//     costs no read buffer, no response and few, small stack frames (the
+//     held-Ping memory budget depends on it). Both do the round trip
+//     themselves on the backend's fasthttp connection pools, and a deadline
+//     set on an ordinary connection may stand for the next request's
+//     (KeepDeadline).
 //   - A request may go to another CAS only when NothingSent(err): the
 //     connection could not be opened (*DialError) or a pooled one turned out
 //     closed before the first byte (ErrStaleConn). Bytes the CAS sent never
