@@ -68,8 +68,10 @@ func (x *exchange) answerTo(out *fasthttp.Response, code int, reason string) boo
 // retryAfter is the Retry-After easgate sends with its own 503s, in seconds.
 const retryAfter = "30"
 
-// smallResponse is the largest CAS answer copied whole instead of streamed.
-const smallResponse = 16 << 10
+// smallResponse is the largest CAS answer given to the phone whole instead
+// of streamed: Backend.Do reads such answers whole, and a held request's
+// answer of this size is copied.
+const smallResponse = upstream.SmallBody
 
 // takeWholeBody answers the phone with a CAS answer whose body Backend.Do
 // read whole: the answer's body buffer is swapped into the phone's
