@@ -128,8 +128,8 @@ func BenchmarkRequestMetrics(b *testing.B) {
 	s, x := finishBench(b, "")
 	m := s.metrics
 	loopCPU(b, func() {
-		m.upstreamDuration(x.cmd.String(), x.upDur.Seconds())
-		cmd, decision := commandLabel(x), x.decisionLabel()
+		m.upstreamDuration(x.cmd, x.upDur.Seconds())
+		cmd, decision := commandIndex(x), x.decisionLabel()
 		m.request(cmd, decision, x.status)
 		m.requestDuration(cmd, 0.005)
 	})
