@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/proxy/config"
 	"github.com/rs/zerolog"
 )
@@ -181,8 +182,9 @@ func (s *Server) ReopenLogs() {
 // request: encoding it with zerolog cost about as much as the rest of the
 // pipeline. It never logs the Authorization header, the password or the
 // query string (which may carry them in the base64 form); the user is the
-// EAS user or the Basic user name only.
-func (st *state) writeAccess(x *exchange, cmd, decision string, now time.Time, total time.Duration) {
+// EAS user or the Basic user name only. cmd is the command label's index
+// (commandIndex).
+func (st *state) writeAccess(x *exchange, cmd int, decision string, now time.Time, total time.Duration) {
 	al := st.access
 	if al == nil || al.off {
 		return
@@ -196,19 +198,23 @@ func (st *state) writeAccess(x *exchange, cmd, decision string, now time.Time, t
 	b = appendStr(b, "user", x.field(x.user))
 	b = appendStr(b, "device_id", x.field(x.device))
 	b = appendStr(b, "device_type", x.field(x.devTyp))
-	b = appendStr(b, "client_family", x.client.Family.String())
-	b = appendStr(b, "os", x.client.OS.String())
+	b = append(b, familyMembers[x.client.Family]...)
+	b = append(b, osMembers[x.client.OS]...)
 	if x.client.OSVersion.Known {
 		b = appendKey(b, "os_version")
 		b = append(b, '"')
 		b = x.client.OSVersion.AppendTo(b)
 		b = append(b, '"')
 	}
-	b = appendStr(b, "command", cmd)
+	b = append(b, commandMembers[cmd]...)
 	if x.version != 0 {
-		b = appendStr(b, "protocol", x.version.String())
+		b = append(b, protocolMembers[x.version]...)
 	}
-	b = appendStr(b, "decision", decision)
+	if d := decisionIndex(decision); d >= 0 {
+		b = append(b, decisionMembers[d]...)
+	} else {
+		b = appendStr(b, "decision", decision)
+	}
 	b = x.logPolicy(b) // enforce.go
 	b = x.logAuth(b)   // authn.go
 	if x.reason != "" {
@@ -236,6 +242,25 @@ func (st *state) writeAccess(x *exchange, cmd, decision string, now time.Time, t
 	_, _ = al.out.Write(b)
 	*bp = b
 	linePool.Put(bp)
+}
+
+// The members of the fields whose values come from small sets, encoded
+// once for each value as appendStr encodes them (Version.String would look
+// the protocol up in a map on every request).
+var (
+	familyMembers   = members("client_family", 256, func(i int) string { return eas.Family(i).String() })
+	osMembers       = members("os", 256, func(i int) string { return eas.OSFamily(i).String() })
+	commandMembers  = members("command", cmdLabels, func(i int) string { return cmdLabelNames[i] })
+	protocolMembers = members("protocol", 256, func(i int) string { return eas.Version(i).String() })
+	decisionMembers = members("decision", len(decisionLabels), func(i int) string { return decisionLabels[i] })
+)
+
+func members(key string, n int, name func(int) string) []string {
+	t := make([]string, n)
+	for i := range t {
+		t[i] = string(appendStr(nil, key, name(i)))
+	}
+	return t
 }
 
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}

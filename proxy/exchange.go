@@ -122,18 +122,16 @@ func (x *exchange) finish() {
 	if x.hold == 0 {
 		s.metrics.requestDuration(ci, total.Seconds())
 	}
-	x.st.writeAccess(x, cmdLabelNames[ci], decision, now, total)
+	x.st.writeAccess(x, ci, decision, now, total)
 	st := x.st
 	*x = exchange{}
 	exchangePool.Put(x)
 	s.leave(st)
 }
 
-// commandLabel is the command of the access log and the metrics: the EAS
-// command's name, or Autodiscover, none (no route) or invalid.
-func commandLabel(x *exchange) string { return cmdLabelNames[commandIndex(x)] }
-
-// commandIndex is commandLabel as an index into cmdLabelNames (metrics.go).
+// commandIndex is the command of the access log and the metrics, as an
+// index into cmdLabelNames (metrics.go): the EAS command's name, or
+// Autodiscover, none (no route) or invalid.
 func commandIndex(x *exchange) int {
 	switch x.route {
 	case routeAutodiscover:

@@ -105,13 +105,13 @@ func BenchmarkAccessLogLine(b *testing.B) {
 	for _, format := range []string{"json", "console", "discard"} {
 		b.Run(format, func(b *testing.B) {
 			_, x := finishBench(b, format)
-			cmd, decision := commandLabel(x), x.decisionLabel()
+			cmd, decision := commandIndex(x), x.decisionLabel()
 			loopCPU(b, func() { x.st.writeAccess(x, cmd, decision, time.Now(), 5*time.Millisecond) })
 		})
 	}
 	b.Run("json-parallel", func(b *testing.B) {
 		_, x := finishBench(b, "json")
-		cmd, decision := commandLabel(x), x.decisionLabel()
+		cmd, decision := commandIndex(x), x.decisionLabel()
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
