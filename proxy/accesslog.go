@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -31,16 +30,30 @@ const accessFlushEvery = 200 * time.Millisecond
 // access_log buffer= does: one write system call per request costs more than
 // the rest of the pipeline under load. Lines are flushed when 64 KiB have
 // accumulated, every accessFlushEvery, and on close; a line is never split.
+//
+// It has two buffers: requests append to cur under mu, and the one that
+// fills it swaps in the spare and writes the full one to the file holding
+// only wmu, so the other requests go on appending while the file is
+// written. wmu orders the writes and guards w and spare.
 type lineBuffer struct {
-	mu   sync.Mutex
-	w    *bufio.Writer
+	mu  sync.Mutex
+	cur []byte
+
+	wmu   sync.Mutex
+	w     io.Writer
+	spare []byte
+	err   error // the last write's
+
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
 }
 
+const lineBufferSize = 64 << 10
+
 func newLineBuffer(w io.Writer) *lineBuffer {
-	b := &lineBuffer{w: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	b := &lineBuffer{w: w, cur: make([]byte, 0, lineBufferSize), spare: make([]byte, 0, lineBufferSize),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
 		t := time.NewTicker(accessFlushEvery)
@@ -57,30 +70,78 @@ func newLineBuffer(w io.Writer) *lineBuffer {
 	return b
 }
 
+// Write buffers one line (or several whole ones).
 func (b *lineBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.w.Available() < len(p) {
-		if err := b.w.Flush(); err != nil {
-			return 0, err
-		}
+	if len(b.cur)+len(p) <= cap(b.cur) {
+		b.cur = append(b.cur, p...)
+		b.mu.Unlock()
+		return len(p), nil
 	}
-	return b.w.Write(p)
+	b.mu.Unlock()
+	return b.flushWith(p)
+}
+
+// flushWith writes out the buffered lines and buffers p after them (or
+// writes p too when it is larger than the buffer).
+func (b *lineBuffer) flushWith(p []byte) (int, error) {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	b.mu.Lock()
+	if len(b.cur)+len(p) <= cap(b.cur) { // another request flushed meanwhile
+		b.cur = append(b.cur, p...)
+		b.mu.Unlock()
+		return len(p), nil
+	}
+	full := b.cur
+	b.cur = b.spare[:0]
+	big := len(p) > cap(b.cur)
+	if !big {
+		b.cur = append(b.cur, p...)
+	}
+	b.mu.Unlock()
+	b.write(full)
+	if big {
+		b.write(p)
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return len(p), nil
+}
+
+// write writes full to w and keeps it as the spare buffer; wmu is held.
+func (b *lineBuffer) write(full []byte) {
+	if len(full) > 0 {
+		_, b.err = b.w.Write(full)
+	}
+	if cap(full) == lineBufferSize {
+		b.spare = full[:0]
+	}
+}
+
+// flushLocked writes out the buffered lines; wmu is held.
+func (b *lineBuffer) flushLocked() {
+	b.mu.Lock()
+	full := b.cur
+	b.cur = b.spare[:0]
+	b.mu.Unlock()
+	b.write(full)
 }
 
 // swap flushes what is buffered to the old writer and sends what follows
 // to w.
 func (b *lineBuffer) swap(w io.Writer) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	_ = b.w.Flush()
-	b.w.Reset(w)
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	b.flushLocked()
+	b.w = w
 }
 
 func (b *lineBuffer) flush() {
-	b.mu.Lock()
-	_ = b.w.Flush()
-	b.mu.Unlock()
+	b.wmu.Lock()
+	b.flushLocked()
+	b.wmu.Unlock()
 }
 
 func (b *lineBuffer) close() {

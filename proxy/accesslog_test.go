@@ -2,14 +2,93 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/proxy/config"
 )
+
+// lockedBuffer is an io.Writer that records each Write whole.
+type lockedBuffer struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	writes int
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.writes++
+	return l.buf.Write(p)
+}
+
+// Lines written at once by many requests, while the buffer is flushed by
+// its timer and swapped to other writers (reopen), all arrive whole and
+// once, each writer's in order; a line larger than the buffer too; close
+// writes out the rest.
+func TestLineBufferConcurrent(t *testing.T) {
+	outs := []*lockedBuffer{new(lockedBuffer)}
+	b := newLineBuffer(outs[0])
+	const writers, lines = 8, 3000
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			for i := range lines {
+				pad := strings.Repeat("x", (g*31+i*7)%300)
+				if g == 0 && i%1000 == 999 {
+					pad = strings.Repeat("y", lineBufferSize+123)
+				}
+				line := fmt.Sprintf("{\"g\":%d,\"i\":%d,\"pad\":%q}\n", g, i, pad)
+				if n, err := b.Write([]byte(line)); n != len(line) || err != nil {
+					t.Errorf("Write = %d, %v", n, err)
+					return
+				}
+			}
+		})
+	}
+	for range 5 {
+		b.flush()
+		next := new(lockedBuffer)
+		outs = append(outs, next)
+		b.swap(next)
+	}
+	wg.Wait()
+	b.close()
+
+	seen := make(map[[2]int]bool)
+	for _, out := range outs {
+		last := make(map[int]int)
+		text := out.buf.String()
+		if text != "" && !strings.HasSuffix(text, "\n") {
+			t.Fatal("output ends in the middle of a line")
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+			if line == "" {
+				continue
+			}
+			var g, i int
+			if _, err := fmt.Sscanf(line, `{"g":%d,"i":%d,`, &g, &i); err != nil || !strings.HasSuffix(line, `"}`) {
+				t.Fatalf("broken line %.80q: %v", line, err)
+			}
+			if seen[[2]int{g, i}] {
+				t.Fatalf("line %d of %d twice", i, g)
+			}
+			seen[[2]int{g, i}] = true
+			if l, ok := last[g]; ok && l > i {
+				t.Fatalf("writer %d: line %d after %d", g, i, l)
+			}
+			last[g] = i
+		}
+	}
+	if len(seen) != writers*lines {
+		t.Fatalf("%d lines, want %d", len(seen), writers*lines)
+	}
+}
 
 // The access-log lines of a forwarded request, a held one cut with an
 // error and one with an unknown protocol version, byte for byte as the
