@@ -61,3 +61,27 @@ func TestMetricsSeriesLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestFinishAllocs proves that finishing a request (metrics, access-log
+// line to a file or a stream) allocates nothing once its series exist.
+func TestFinishAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	for _, format := range []string{"", "json", "discard"} {
+		t.Run("log="+format, func(t *testing.T) {
+			_, tmpl := finishBench(t, format)
+			st := tmpl.st
+			run := func() {
+				x := exchangePool.Get().(*exchange)
+				*x = *tmpl
+				st.refs.Add(1)
+				x.finish()
+			}
+			run()
+			if allocs := testing.AllocsPerRun(500, run); allocs != 0 {
+				t.Fatalf("%v allocations per request", allocs)
+			}
+		})
+	}
+}
