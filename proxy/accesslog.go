@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/proxy/config"
 	"github.com/rs/zerolog"
 )
@@ -30,16 +30,30 @@ const accessFlushEvery = 200 * time.Millisecond
 // access_log buffer= does: one write system call per request costs more than
 // the rest of the pipeline under load. Lines are flushed when 64 KiB have
 // accumulated, every accessFlushEvery, and on close; a line is never split.
+//
+// It has two buffers: requests append to cur under mu, and the one that
+// fills it swaps in the spare and writes the full one to the file holding
+// only wmu, so the other requests go on appending while the file is
+// written. wmu orders the writes and guards w and spare.
 type lineBuffer struct {
-	mu   sync.Mutex
-	w    *bufio.Writer
+	mu  sync.Mutex
+	cur []byte
+
+	wmu   sync.Mutex
+	w     io.Writer
+	spare []byte
+	err   error // the last write's
+
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
 }
 
+const lineBufferSize = 64 << 10
+
 func newLineBuffer(w io.Writer) *lineBuffer {
-	b := &lineBuffer{w: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	b := &lineBuffer{w: w, cur: make([]byte, 0, lineBufferSize), spare: make([]byte, 0, lineBufferSize),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
 		t := time.NewTicker(accessFlushEvery)
@@ -56,30 +70,78 @@ func newLineBuffer(w io.Writer) *lineBuffer {
 	return b
 }
 
+// Write buffers one line (or several whole ones).
 func (b *lineBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.w.Available() < len(p) {
-		if err := b.w.Flush(); err != nil {
-			return 0, err
-		}
+	if len(b.cur)+len(p) <= cap(b.cur) {
+		b.cur = append(b.cur, p...)
+		b.mu.Unlock()
+		return len(p), nil
 	}
-	return b.w.Write(p)
+	b.mu.Unlock()
+	return b.flushWith(p)
+}
+
+// flushWith writes out the buffered lines and buffers p after them (or
+// writes p too when it is larger than the buffer).
+func (b *lineBuffer) flushWith(p []byte) (int, error) {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	b.mu.Lock()
+	if len(b.cur)+len(p) <= cap(b.cur) { // another request flushed meanwhile
+		b.cur = append(b.cur, p...)
+		b.mu.Unlock()
+		return len(p), nil
+	}
+	full := b.cur
+	b.cur = b.spare[:0]
+	big := len(p) > cap(b.cur)
+	if !big {
+		b.cur = append(b.cur, p...)
+	}
+	b.mu.Unlock()
+	b.write(full)
+	if big {
+		b.write(p)
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return len(p), nil
+}
+
+// write writes full to w and keeps it as the spare buffer; wmu is held.
+func (b *lineBuffer) write(full []byte) {
+	if len(full) > 0 {
+		_, b.err = b.w.Write(full)
+	}
+	if cap(full) == lineBufferSize {
+		b.spare = full[:0]
+	}
+}
+
+// flushLocked writes out the buffered lines; wmu is held.
+func (b *lineBuffer) flushLocked() {
+	b.mu.Lock()
+	full := b.cur
+	b.cur = b.spare[:0]
+	b.mu.Unlock()
+	b.write(full)
 }
 
 // swap flushes what is buffered to the old writer and sends what follows
 // to w.
 func (b *lineBuffer) swap(w io.Writer) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	_ = b.w.Flush()
-	b.w.Reset(w)
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	b.flushLocked()
+	b.w = w
 }
 
 func (b *lineBuffer) flush() {
-	b.mu.Lock()
-	_ = b.w.Flush()
-	b.mu.Unlock()
+	b.wmu.Lock()
+	b.flushLocked()
+	b.wmu.Unlock()
 }
 
 func (b *lineBuffer) close() {
@@ -181,8 +243,9 @@ func (s *Server) ReopenLogs() {
 // request: encoding it with zerolog cost about as much as the rest of the
 // pipeline. It never logs the Authorization header, the password or the
 // query string (which may carry them in the base64 form); the user is the
-// EAS user or the Basic user name only.
-func (st *state) writeAccess(x *exchange, cmd, decision string, now time.Time, total time.Duration) {
+// EAS user or the Basic user name only. cmd is the command label's index
+// (commandIndex).
+func (st *state) writeAccess(x *exchange, cmd int, decision string, now time.Time, total time.Duration) {
 	al := st.access
 	if al == nil || al.off {
 		return
@@ -196,19 +259,23 @@ func (st *state) writeAccess(x *exchange, cmd, decision string, now time.Time, t
 	b = appendStr(b, "user", x.field(x.user))
 	b = appendStr(b, "device_id", x.field(x.device))
 	b = appendStr(b, "device_type", x.field(x.devTyp))
-	b = appendStr(b, "client_family", x.client.Family.String())
-	b = appendStr(b, "os", x.client.OS.String())
+	b = append(b, familyMembers[x.client.Family]...)
+	b = append(b, osMembers[x.client.OS]...)
 	if x.client.OSVersion.Known {
 		b = appendKey(b, "os_version")
 		b = append(b, '"')
 		b = x.client.OSVersion.AppendTo(b)
 		b = append(b, '"')
 	}
-	b = appendStr(b, "command", cmd)
+	b = append(b, commandMembers[cmd]...)
 	if x.version != 0 {
-		b = appendStr(b, "protocol", x.version.String())
+		b = append(b, protocolMembers[x.version]...)
 	}
-	b = appendStr(b, "decision", decision)
+	if d := decisionIndex(decision); d >= 0 {
+		b = append(b, decisionMembers[d]...)
+	} else {
+		b = appendStr(b, "decision", decision)
+	}
 	b = x.logPolicy(b) // enforce.go
 	b = x.logAuth(b)   // authn.go
 	if x.reason != "" {
@@ -236,6 +303,25 @@ func (st *state) writeAccess(x *exchange, cmd, decision string, now time.Time, t
 	_, _ = al.out.Write(b)
 	*bp = b
 	linePool.Put(bp)
+}
+
+// The members of the fields whose values come from small sets, encoded
+// once for each value as appendStr encodes them (Version.String would look
+// the protocol up in a map on every request).
+var (
+	familyMembers   = members("client_family", 256, func(i int) string { return eas.Family(i).String() })
+	osMembers       = members("os", 256, func(i int) string { return eas.OSFamily(i).String() })
+	commandMembers  = members("command", cmdLabels, func(i int) string { return cmdLabelNames[i] })
+	protocolMembers = members("protocol", 256, func(i int) string { return eas.Version(i).String() })
+	decisionMembers = members("decision", len(decisionLabels), func(i int) string { return decisionLabels[i] })
+)
+
+func members(key string, n int, name func(int) string) []string {
+	t := make([]string, n)
+	for i := range t {
+		t[i] = string(appendStr(nil, key, name(i)))
+	}
+	return t
 }
 
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}

@@ -64,6 +64,9 @@ type enforcer struct {
 	entered   *prometheus.CounterVec
 	quarGauge prometheus.GaugeFunc
 
+	// decisionsBy are the series of decisions, resolved once (metrics.go).
+	decisionsBy decisionSeries
+
 	// console is the web console on the admin listener (console.go).
 	console *console.Console
 
@@ -266,11 +269,7 @@ func (s *Server) enforce(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) 
 	if !d.Enforced {
 		mode = "report"
 	}
-	reason := "none"
-	if rs := d.Reasons(); len(rs) > 0 {
-		reason = rs[0].String()
-	}
-	en.decisions.WithLabelValues(d.Action.String(), reason, mode).Inc()
+	en.decisionsBy.count(en.decisions, d)
 	user := x.field(x.user) // the canonical authenticated identity (authn.go)
 	if d.Action.String() != x.scratch().lastAction {
 		s.transition(x, r, mode)

@@ -113,31 +113,34 @@ func (x *exchange) finish() {
 	s := x.s
 	now := time.Now()
 	total := now.Sub(x.start)
-	cmd := commandLabel(x)
+	ci := commandIndex(x)
 	decision := x.decisionLabel() // enforce.go
 	if refusal(x.reason) {
-		s.metrics.rejected.WithLabelValues(x.reason).Inc()
+		s.metrics.reject(x.reason)
 	}
-	s.metrics.request(cmd, decision, x.status)
+	s.metrics.request(ci, decision, x.status)
 	if x.hold == 0 {
-		s.metrics.requestDuration(cmd, total.Seconds())
+		s.metrics.requestDuration(ci, total.Seconds())
 	}
-	x.st.writeAccess(x, cmd, decision, now, total)
+	x.st.writeAccess(x, ci, decision, now, total)
 	st := x.st
 	*x = exchange{}
 	exchangePool.Put(x)
 	s.leave(st)
 }
 
-func commandLabel(x *exchange) string {
+// commandIndex is the command of the access log and the metrics, as an
+// index into cmdLabelNames (metrics.go): the EAS command's name, or
+// Autodiscover, none (no route) or invalid.
+func commandIndex(x *exchange) int {
 	switch x.route {
 	case routeAutodiscover:
-		return "Autodiscover"
+		return cmdLabelAutodiscover
 	case routeNone:
-		return "none"
+		return cmdLabelNone
 	}
 	if !x.parsed && x.cmd != eas.CmdOptions {
-		return "invalid"
+		return cmdLabelInvalid
 	}
-	return x.cmd.String()
+	return int(x.cmd)
 }

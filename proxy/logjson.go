@@ -28,23 +28,41 @@ func appendStr[T string | []byte](b []byte, key string, v T) []byte {
 
 func appendQuoted[T string | []byte](b []byte, v T) []byte {
 	b = append(b, '"')
-	for i := 0; i < len(v); {
+	i := 0
+	for ; i+8 <= len(v); i += 8 { // eight bytes at a time
+		w := uint64(v[i]) | uint64(v[i+1])<<8 | uint64(v[i+2])<<16 | uint64(v[i+3])<<24 |
+			uint64(v[i+4])<<32 | uint64(v[i+5])<<40 | uint64(v[i+6])<<48 | uint64(v[i+7])<<56
+		if !plainWord(w) {
+			break
+		}
+	}
+	for i < len(v) && jsonPlain[v[i]] {
+		i++
+	}
+	if i == len(v) { // nearly always: nothing to escape
+		b = append(b, v...)
+		return append(b, '"')
+	}
+	// Runs of bytes that need no escaping, valid UTF-8 included, are
+	// appended whole.
+	start := 0
+	for i < len(v) {
 		c := v[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < 0x7f {
-			b = append(b, c)
+		if jsonPlain[c] {
 			i++
 			continue
 		}
 		if c >= utf8.RuneSelf {
 			r, size := utf8.DecodeRuneInString(string(v[i:min(i+utf8.UTFMax, len(v))]))
 			if r == utf8.RuneError && size == 1 {
+				b = append(b, v[start:i]...)
 				b = append(b, `\ufffd`...)
-			} else {
-				b = append(b, v[i:i+size]...)
+				start = i + size
 			}
 			i += size
 			continue
 		}
+		b = append(b, v[start:i]...)
 		switch c {
 		case '"', '\\':
 			b = append(b, '\\', c)
@@ -59,9 +77,31 @@ func appendQuoted[T string | []byte](b []byte, v T) []byte {
 			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 		}
 		i++
+		start = i
 	}
+	b = append(b, v[start:]...)
 	return append(b, '"')
 }
+
+// plainWord reports whether none of the eight bytes of w needs escaping
+// (all are jsonPlain). Each test sets a byte's high bit: below 0x20,
+// equal to '"', '\\' or 0x7f, or with the high bit set already (not
+// ASCII). A borrow can mark a byte above one that matched, never one when
+// none did.
+func plainWord(w uint64) bool {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	zero := func(x uint64) uint64 { return (x - ones) &^ x }
+	return ((w-0x20*ones)&^w|zero(w^'"'*ones)|zero(w^'\\'*ones)|zero(w^0x7f*ones)|w)&high == 0
+}
+
+// jsonPlain marks the bytes appendQuoted copies as they are: printable
+// ASCII but quote and backslash.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func appendInt(b []byte, key string, v int64) []byte {
 	return strconv.AppendInt(appendKey(b, key), v, 10)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ func TestAppendQuotedMatchesZerolog(t *testing.T) {
 	cases := []string{
 		"", "jdoe", `CORP\jdoe`, `say "hi"`, "tab\there", "nl\nand\rcr", "\x00\x01\x1f\x7f",
 		"Ünïcødé ✓ 😀", "bad \xff\xfe utf8", "trunc \xe2\x82", "</script>&amp;", strings.Repeat("A", 300),
+		"ok then \"q\" and \\ back", "é\x01ü\xffz\"", "\xff", "a\xe2\x82", "😀\n😀", "x\x7fy",
 	}
 	for _, s := range cases {
 		var zb bytes.Buffer
@@ -82,5 +84,34 @@ func TestLogClockRFC3339(t *testing.T) {
 	later := now.Add(2 * time.Second)
 	if got := string(c.appendNow(nil, later)); got != `"`+later.Format(time.RFC3339)+`"` {
 		t.Fatalf("appendNow after 2 s = %s", got)
+	}
+}
+
+// Random strings of the bytes that matter (escaped, multi-byte, invalid
+// UTF-8) among plain ones, at every offset of the eight-byte scan.
+func TestAppendQuotedRandomMatchesZerolog(t *testing.T) {
+	alphabet := []string{"a", "Z", " ", "~", `"`, `\`, "\x00", "\x1f", "\x7f", "\x80", "\xff", "é", "✓", "😀", "\xe2\x82", "\n"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var zb bytes.Buffer
+	for range 5000 {
+		var sb strings.Builder
+		for range rng.IntN(40) {
+			if rng.IntN(4) == 0 {
+				sb.WriteString(alphabet[rng.IntN(len(alphabet))])
+			} else {
+				sb.WriteByte(byte('a' + rng.IntN(26)))
+			}
+		}
+		s := sb.String()
+		zb.Reset()
+		zl := zerolog.New(&zb)
+		zl.Log().Str("k", s).Send()
+		want := strings.TrimSuffix(zb.String(), "\n")
+		if got := "{" + string(appendStr(nil, "k", s)[1:]) + "}"; got != want {
+			t.Fatalf("%q: got %s, zerolog %s", s, got, want)
+		}
+		if got := "{" + string(appendStr(nil, "k", []byte(s))[1:]) + "}"; got != want {
+			t.Fatalf("%q as bytes: got %s, zerolog %s", s, got, want)
+		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/easgate/easgate/eas"
+	"github.com/easgate/easgate/policy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,18 +29,22 @@ type metrics struct {
 	reloads   *prometheus.CounterVec
 	rejected  *prometheus.CounterVec // reason
 	handler   fasthttp.RequestHandler
-	statusStr [600]string
+	statusStr [statusLabels]string
 
 	// The compliance reload guard (access.GuardMetrics).
 	complianceHeld  *prometheus.GaugeVec   // source
 	complianceHolds *prometheus.CounterVec // source, reason
 
-	// Series already looked up, by label values: Prometheus hashes and
-	// validates the label values on every WithLabelValues, which cost more
-	// than the rest of the per-request accounting.
-	requestsBy labelCache[[3]string, prometheus.Counter]
-	durationBy labelCache[string, prometheus.Observer]
-	upstreamBy labelCache[string, prometheus.Observer]
+	// Series resolved once, by label index (see series): Prometheus
+	// hashes and validates the label values on every WithLabelValues,
+	// which cost more than the rest of the per-request accounting.
+	requestsBy [cmdLabels * len(decisionLabels)]atomic.Pointer[statusSeries]
+	durationBy [cmdLabels]series[prometheus.Observer]
+	upstreamBy [256]series[prometheus.Observer] // by eas.Command
+	// Label values outside the indexes (a decision label not in
+	// decisionLabels, a refusal reason), by value.
+	requestsByLabel labelCache[[3]string, prometheus.Counter]
+	rejectedBy      labelCache[string, prometheus.Counter]
 
 	// Slow clients (slowclient.go): connections closed by a listen
 	// timeout, by phase (indexed by phase; none is unused), refused at
@@ -80,21 +86,132 @@ func (c *labelCache[K, M]) get(k K, lookup func(K) M) M {
 	return v
 }
 
-// request counts one answered request.
-func (m *metrics) request(cmd, decision string, status int) {
-	m.requestsBy.get([3]string{cmd, decision, m.status(status)}, func(k [3]string) prometheus.Counter {
-		return m.requests.WithLabelValues(k[0], k[1], k[2])
+// series is one series of a metric vector, looked up on first use and
+// kept: requests find their series by small label indexes (command,
+// decision, status) instead of hashing label strings. Two requests filling
+// a slot at once get the same series from Prometheus; a series is only
+// created (and exported) when it is first used, as with WithLabelValues.
+type series[M any] struct{ p atomic.Pointer[M] }
+
+func (s *series[M]) get(lookup func() M) M {
+	if p := s.p.Load(); p != nil {
+		return *p
+	}
+	return s.fill(lookup)
+}
+
+func (s *series[M]) fill(lookup func() M) M {
+	m := lookup()
+	s.p.Store(&m)
+	return m
+}
+
+// The command label of a request (commandLabel, exchange.go): an
+// eas.Command's name (0-255) or one of the three labels of requests
+// without one.
+const (
+	cmdLabelAutodiscover = 256 + iota
+	cmdLabelNone
+	cmdLabelInvalid
+	cmdLabels
+)
+
+// cmdLabelNames are the command labels by index.
+var cmdLabelNames = func() (t [cmdLabels]string) {
+	for c := range 256 {
+		t[c] = eas.Command(c).String()
+	}
+	t[cmdLabelAutodiscover], t[cmdLabelNone], t[cmdLabelInvalid] = "Autodiscover", "none", "invalid"
+	return t
+}()
+
+// decisionLabels are the values of decisionLabel (enforce.go).
+var decisionLabels = [...]string{"allow", "block", "quarantine", "none"}
+
+func decisionIndex(decision string) int {
+	switch decision {
+	case "allow":
+		return 0
+	case "block":
+		return 1
+	case "quarantine":
+		return 2
+	case "none":
+		return 3
+	}
+	return -1
+}
+
+// statusSeries are the request counts of one command and decision, by
+// status code; the last one is "other".
+type statusSeries [statusLabels + 1]series[prometheus.Counter]
+
+// statusLabels are the status codes with their own label (statusStr).
+const statusLabels = 600
+
+// request counts one answered request; cmd is a command label index.
+func (m *metrics) request(cmd int, decision string, status int) {
+	d := decisionIndex(decision)
+	if d < 0 {
+		k := [3]string{cmdLabelNames[cmd], decision, m.status(status)}
+		m.requestsByLabel.get(k, func(k [3]string) prometheus.Counter {
+			return m.requests.WithLabelValues(k[0], k[1], k[2])
+		}).Inc()
+		return
+	}
+	row := &m.requestsBy[cmd*len(decisionLabels)+d]
+	ss := row.Load()
+	if ss == nil {
+		row.CompareAndSwap(nil, new(statusSeries))
+		ss = row.Load()
+	}
+	i := status
+	if i < 0 || i >= statusLabels {
+		i = statusLabels
+	}
+	ss[i].get(func() prometheus.Counter {
+		return m.requests.WithLabelValues(cmdLabelNames[cmd], decisionLabels[d], m.status(status))
 	}).Inc()
 }
 
-// requestDuration records the duration of a request that was not held.
-func (m *metrics) requestDuration(cmd string, seconds float64) {
-	m.durationBy.get(cmd, func(k string) prometheus.Observer { return m.duration.WithLabelValues(k) }).Observe(seconds)
+// requestDuration records the duration of a request that was not held;
+// cmd is a command label index.
+func (m *metrics) requestDuration(cmd int, seconds float64) {
+	m.durationBy[cmd].get(func() prometheus.Observer { return m.duration.WithLabelValues(cmdLabelNames[cmd]) }).Observe(seconds)
 }
 
 // upstreamDuration records the time the CAS took to answer.
-func (m *metrics) upstreamDuration(cmd string, seconds float64) {
-	m.upstreamBy.get(cmd, func(k string) prometheus.Observer { return m.upstream.WithLabelValues(k) }).Observe(seconds)
+func (m *metrics) upstreamDuration(cmd eas.Command, seconds float64) {
+	m.upstreamBy[cmd].get(func() prometheus.Observer { return m.upstream.WithLabelValues(cmd.String()) }).Observe(seconds)
+}
+
+// reject counts a request easgate refused (easgate_rejected_requests_total).
+func (m *metrics) reject(reason string) {
+	m.rejectedBy.get(reason, func(k string) prometheus.Counter { return m.rejected.WithLabelValues(k) }).Inc()
+}
+
+// decisionSeries are easgate_policy_decisions_total's series by action,
+// first reason and mode (enforce.go).
+type decisionSeries [3 * 256 * 2]series[prometheus.Counter]
+
+// count counts one decision.
+func (ds *decisionSeries) count(vec *prometheus.CounterVec, d *policy.Decision) {
+	reason := policy.ReasonNone
+	if rs := d.Reasons(); len(rs) > 0 {
+		reason = rs[0]
+	}
+	mode := 0
+	if !d.Enforced {
+		mode = 1
+	}
+	lookup := func() prometheus.Counter {
+		return vec.WithLabelValues(d.Action.String(), reason.String(), [...]string{"enforce", "report"}[mode])
+	}
+	if int(d.Action) >= 3 {
+		lookup().Inc()
+		return
+	}
+	ds[(int(d.Action)*256+int(reason))*2+mode].get(lookup).Inc()
 }
 
 func newMetrics() *metrics {

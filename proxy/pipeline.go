@@ -417,7 +417,7 @@ func (s *Server) respond(x *exchange, out *fasthttp.Response, resp *fasthttp.Res
 		}
 		return x.answerTo(out, code, "upstream_error")
 	}
-	s.metrics.upstreamDuration(x.cmd.String(), x.upDur.Seconds())
+	s.metrics.upstreamDuration(x.cmd, x.upDur.Seconds())
 
 	// The CAS's answer goes back unchanged apart from hop-by-hop headers.
 	resp.Header.CopyTo(&out.Header)
