@@ -324,3 +324,33 @@ func TestBatchChangeAndAppend(t *testing.T) {
 		t.Fatalf("trail %+v", all)
 	}
 }
+
+// BenchmarkDevicesTouchObserve is the device-table part of the gateway's
+// decide path for a known device whose inventory is up to date: Touch,
+// then Observe, with a clock that moves a microsecond a request (so
+// LastSeen is written once every million requests).
+func BenchmarkDevicesTouchObserve(b *testing.B) {
+	d := NewDevices(nil)
+	d.SetNode("gw1")
+	user, dev := []byte("jdoe@corp.example.com"), []byte("ApplDMPL69PZF18P")
+	typ, ua := []byte("iPhone"), []byte("Apple-iPhone9C1/1402.100")
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	dec := Decision{Action: Allow, Enforced: false}
+	dec.addReason(ReasonReportOnlyPolicy)
+	dec.addReason(ReasonCompliant)
+	dec.Verdict = Verdict{Valid: true, State: StateCompliant, Source: "file", Fetched: now}
+	c := eas.Identify(ua, typ, nil)
+	o := Observation{Command: eas.CmdSync, Version: eas.V161, Addr: netip.MustParseAddr("192.0.2.7"), Now: now}
+	d.Touch(user, dev, typ, ua, now)
+	d.Observe(user, dev, &dec, &c, o)
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(time.Microsecond)
+		o.Now = now
+		rec := d.Touch(user, dev, typ, ua, now)
+		if rec.DeviceID == "" {
+			b.Fatal("no record")
+		}
+		d.Observe(user, dev, &dec, &c, o)
+	}
+}
