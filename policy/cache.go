@@ -129,18 +129,7 @@ func (c *Cache) Stats() CacheStats {
 	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Stale: c.stale.Load(), Errors: c.errs.Load(), Entries: c.lru.Len()}
 }
 
-func (c *Cache) key(user, device []byte) uint64 {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	for _, b := range user {
-		h.WriteByte(lowerASCII(b))
-	}
-	h.WriteByte(0)
-	for _, b := range device {
-		h.WriteByte(lowerASCII(b))
-	}
-	return h.Sum64()
-}
+func (c *Cache) key(user, device []byte) uint64 { return foldKeyHash(c.seed, user, device) }
 
 func sameKey(e *cacheEntry, user, device []byte) bool {
 	return foldEqual(e.user, user) && foldEqual(e.device, device)
