@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/easgate/easgate/eas"
@@ -82,7 +83,18 @@ type Devices struct {
 
 type deviceShard struct {
 	mu sync.RWMutex
-	m  map[uint64]*DeviceRecord
+	// gen counts the shard's write locks: lock bumps it before any record
+	// of the shard changes, is added or is removed, so a copy taken with
+	// gen g is still the record while gen reads g (Visit).
+	gen atomic.Uint64
+	m   map[uint64]*DeviceRecord
+}
+
+// lock takes the shard's write lock and bumps its generation. Every
+// change to the shard's records is made under it.
+func (sh *deviceShard) lock() {
+	sh.mu.Lock()
+	sh.gen.Add(1)
 }
 
 // NewDevices returns an empty table backed by st (nil: memory only).
@@ -212,21 +224,44 @@ func (d *Devices) Get(user, device []byte) (DeviceRecord, bool) {
 // update LastSeen (at most once a second, to keep the store writes batched)
 // and the DeviceType and User-Agent when they change.
 func (d *Devices) Touch(user, device, deviceType, userAgent []byte, now time.Time) DeviceRecord {
-	// The copy shares UserAgents with the table's record: callers read it
-	// only (the table replaces the slice, never changes it in place).
+	var v Visit
+	d.TouchVisit(&v, user, device, deviceType, userAgent, now)
+	return v.Record
+}
+
+// Visit is one request's view of its device's record: the copy Touch
+// takes, and what lets ObserveVisit find the record again without a second
+// lookup, or skip it altogether when the copy shows that the inventory is
+// already up to date and the record has not changed since. The gateway
+// keeps one per request (TouchVisit, UpdateVisit, ObserveVisit): one
+// lookup under a read lock per request instead of two. The zero Visit
+// makes ObserveVisit look the record up, as Observe does.
+type Visit struct {
+	// Record is the copy of the device's record; it shares its
+	// UserAgents and Reasons with the table's record, which replaces
+	// those slices but never changes them in place.
+	Record DeviceRecord
+	k      uint64 // the table key (Devices.key)
+	gen    uint64 // the shard's generation Record was copied at
+	ok     bool   // k and gen are set
+}
+
+// TouchVisit is Touch, filling v (Visit.Record is what Touch returns).
+func (d *Devices) TouchVisit(v *Visit, user, device, deviceType, userAgent []byte, now time.Time) {
 	k := d.key(user, device)
 	sh := d.shard(k)
+	v.k, v.ok = k, true
 	sh.mu.RLock()
 	r, ok := sh.m[k]
 	if ok && recordIs(r, user, device) && now.Sub(r.LastSeen) < time.Second &&
 		r.DeviceType == string(deviceType) && r.UserAgent == string(userAgent) {
-		out := *r
+		v.Record, v.gen = *r, sh.gen.Load()
 		sh.mu.RUnlock()
-		return out
+		return
 	}
 	sh.mu.RUnlock()
 
-	sh.mu.Lock()
+	sh.lock()
 	r, ok = sh.m[k]
 	if !ok || !recordIs(r, user, device) {
 		r = &DeviceRecord{User: string(user), DeviceID: string(device), FirstSeen: now}
@@ -240,29 +275,35 @@ func (d *Devices) Touch(user, device, deviceType, userAgent []byte, now time.Tim
 		r.UserAgent = string(userAgent)
 	}
 	r.noteUserAgent(now)
-	out := *r
+	v.Record, v.gen = *r, sh.gen.Load()
 	sh.mu.Unlock()
 	d.markDirty(k)
-	return out
 }
 
 // Update applies fn to the device's record (creating it if needed) and
 // marks it for the next Flush. Used when device information arrives, when
 // the heartbeat interval changes, and for device binding.
 func (d *Devices) Update(user, device []byte, now time.Time, fn func(*DeviceRecord)) DeviceRecord {
+	var v Visit
+	d.UpdateVisit(&v, user, device, now, fn)
+	return v.Record
+}
+
+// UpdateVisit is Update, filling v with the updated record as TouchVisit
+// does.
+func (d *Devices) UpdateVisit(v *Visit, user, device []byte, now time.Time, fn func(*DeviceRecord)) {
 	k := d.key(user, device)
 	sh := d.shard(k)
-	sh.mu.Lock()
+	sh.lock()
 	r, ok := sh.m[k]
 	if !ok || !recordIs(r, user, device) {
 		r = &DeviceRecord{User: string(user), DeviceID: string(device), FirstSeen: now, LastSeen: now}
 		sh.m[k] = r
 	}
 	fn(r)
-	out := *r
+	v.Record, v.k, v.gen, v.ok = *r, k, sh.gen.Load(), true
 	sh.mu.Unlock()
 	d.markDirty(k)
-	return out
 }
 
 func (d *Devices) markDirty(k uint64) {
