@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,11 +61,12 @@ func (r *DeviceRecord) Key() string { return lowerString(r.User) + "\x00" + lowe
 // tables share. Device ids compare case-insensitively for every policy
 // purpose, so "AliceBlocked1" and "ALICEBLOCKED1" are one device.
 func AppendDeviceKey(dst, user, device []byte) []byte {
-	for _, b := range user {
-		dst = append(dst, lowerASCII(b))
-	}
-	dst = append(dst, 0)
-	return eas.AppendDeviceIDFold(dst, device)
+	n := len(dst)
+	dst = slices.Grow(dst, len(user)+1+len(device))[:n+len(user)+1+len(device)]
+	foldInto(dst[n:], user)
+	dst[n+len(user)] = 0
+	foldInto(dst[n+len(user)+1:], device) // eas.AppendDeviceIDFold's fold: ASCII lower case
+	return dst
 }
 
 // Devices is the in-memory table of devices seen, persisted to a Store in

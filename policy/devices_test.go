@@ -196,3 +196,20 @@ func TestFoldEqual(t *testing.T) {
 		t.Fatal("lengths differ")
 	}
 }
+
+// TestAppendDeviceKeyFold: AppendDeviceKey appends to dst exactly the
+// byte-by-byte fold of user, NUL and the device id's eas fold.
+func TestAppendDeviceKeyFold(t *testing.T) {
+	for _, tc := range [][2]string{{"", ""}, {"CORP\\Alice", "ApplDMPL69PZF18P"}, {"jdoe@Corp.Example.COM", "x"},
+		{"\xc3\x84lice@corp.example.com", "ANDROIDC12345678901234567890"}} {
+		want := []byte("pre")
+		for _, b := range []byte(tc[0]) {
+			want = append(want, lowerASCII(b))
+		}
+		want = append(want, 0)
+		want = eas.AppendDeviceIDFold(want, []byte(tc[1]))
+		if got := AppendDeviceKey([]byte("pre"), []byte(tc[0]), []byte(tc[1])); !bytes.Equal(got, want) {
+			t.Errorf("%q %q: %q, want %q", tc[0], tc[1], got, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,9 @@ type enforcer struct {
 	api       *admin.API    // the admin API (adminapi.go)
 	digest    *admin.Digest // the admin mail digest; its events outlive reloads
 	decisions *prometheus.CounterVec
+	// decided caches decisions' counters by action, first reason and
+	// mode (countDecision).
+	decided   [3][maxCachedReason + 1][2]atomic.Pointer[counterRef]
 	entered   *prometheus.CounterVec
 	quarGauge prometheus.GaugeFunc
 
@@ -229,6 +233,42 @@ func (st *state) decide(x *exchange, r *eas.Request, info *eas.DeviceInfo) polic
 	return d
 }
 
+// maxCachedReason bounds the reasons whose decision counters are cached;
+// the slot past it stands for "no reason".
+const maxCachedReason = 63
+
+type counterRef struct{ c prometheus.Counter }
+
+// countDecision counts d in easgate_policy_decisions_total. The counter
+// of each action, first reason and mode is looked up in the vector once
+// and then kept: WithLabelValues hashes its three labels and searches the
+// vector on every call. A label set is still created only when a decision
+// first uses it, as before.
+func (en *enforcer) countDecision(d *policy.Decision, mode string) {
+	ri, reason := maxCachedReason+1, "none"
+	if rs := d.Reasons(); len(rs) > 0 {
+		ri, reason = int(rs[0]), rs[0].String()
+	}
+	mi := 0 // the slot of the mode label: enforce, report
+	if mode == "report" {
+		mi = 1
+	} else if mode != "enforce" {
+		ri = -1
+	}
+	if int(d.Action) >= len(en.decided) || ri < 0 || ri > maxCachedReason+1 {
+		en.decisions.WithLabelValues(d.Action.String(), reason, mode).Inc()
+		return
+	}
+	p := &en.decided[d.Action][ri][mi]
+	ref := p.Load()
+	if ref == nil {
+		// Two first uses at once both store the vector's one counter.
+		ref = &counterRef{en.decisions.WithLabelValues(d.Action.String(), reason, mode)}
+		p.Store(ref)
+	}
+	ref.c.Inc()
+}
+
 // remoteAddr is the phone's (or its load balancer's) IP address.
 func remoteAddr(a net.Addr) netip.Addr {
 	if t, ok := a.(*net.TCPAddr); ok {
@@ -271,11 +311,7 @@ func (s *Server) enforce(ctx *fasthttp.RequestCtx, x *exchange, r *eas.Request) 
 	if !d.Enforced {
 		mode = "report"
 	}
-	reason := "none"
-	if rs := d.Reasons(); len(rs) > 0 {
-		reason = rs[0].String()
-	}
-	en.decisions.WithLabelValues(d.Action.String(), reason, mode).Inc()
+	en.countDecision(d, mode)
 	user := x.field(x.user) // the canonical authenticated identity (authn.go)
 	if d.Action.String() != x.scratch().lastAction {
 		s.transition(x, r, mode)
