@@ -177,6 +177,7 @@ type Rules struct {
 	// byte: idx[start[ev][b]:start[ev][b+1]].
 	start [evCount][257]uint32
 	idx   []uint16
+	memo  *identMemo // rules_memo.go
 }
 
 var defaultRules = sync.OnceValue(func() *Rules {
@@ -622,7 +623,7 @@ func compileRules(admin *ruleFile) (*Rules, error) {
 	for i := range rules {
 		rules[i].hint = commonPrefix(rules[i].conds[rules[i].ev])
 	}
-	rs := &Rules{rules: rules, builds: builds}
+	rs := &Rules{rules: rules, builds: builds, memo: newIdentMemo()}
 	for ev := uint8(0); ev < evCount; ev++ {
 		for b := 0; b < 256; b++ {
 			rs.start[ev][b] = uint32(len(rs.idx))
@@ -846,7 +847,18 @@ func (rs *Rules) Identify(userAgent, deviceType []byte, info *DeviceInfo) Client
 		rs = defaultRules()
 	}
 	in := makeInputs(userAgent, deviceType, info)
-	var c Client
+	k := rs.memo.hash(&in)
+	if c, ok := rs.memo.lookup(k, &in); ok {
+		return c
+	}
+	c, modelEv, model, hasModel := rs.identify(&in)
+	rs.memo.store(k, &in, c, modelEv, model, hasModel)
+	return c
+}
+
+// identify runs the rules over in. It also says where Client.Model was
+// captured (in[modelEv][model.start:model.end]), for the memo.
+func (rs *Rules) identify(in *identInputs) (c Client, modelEv uint8, model span, hasModel bool) {
 	known := uint8(0)
 	for ev := uint8(0); ev < evCount; ev++ {
 		v := in[ev]
@@ -861,16 +873,18 @@ func (rs *Rules) Identify(userAgent, deviceType []byte, info *DeviceInfo) Client
 				continue
 			}
 			cs.set = 0
-			if ok, _ := r.matches(&in, &cs); !ok {
+			if ok, _ := r.matches(in, &cs); !ok {
 				continue
 			}
-			rs.apply(&c, &known, r, &cs, &in)
+			if gave := rs.apply(&c, &known, r, &cs, in); gave&yModel != 0 {
+				modelEv, model, hasModel = cs.from[capModel], cs.at[capModel], true
+			}
 			if known == yAll {
-				return c
+				return
 			}
 		}
 	}
-	return c
+	return
 }
 
 // RuleTrace says what one rule did for one classification.

@@ -91,6 +91,35 @@ type cacheEntry struct {
 	v            Verdict
 	freshUntil   time.Time // fetched + TTL (or NegativeTTL), capped by the source's Expires
 	refreshing   atomic.Bool
+	// promoted is when (unix ns) the entry last went to the front of the
+	// LRU: on Add, then at most once a promoteEvery when it is used.
+	promoted atomic.Int64
+}
+
+// promoteEvery is how often a used entry is moved to the front of the
+// LRU. Moving it takes the LRU's exclusive lock; doing so on every hit
+// serialised every request of the gateway on that lock for an order that
+// only matters when the cache is full. Between promotions a hit reads
+// under the shared lock (Peek). The eviction order is the same as before
+// at a one-second grain.
+const promoteEvery = time.Second
+
+func newCacheEntry(user, device string, v Verdict, until, now time.Time) *cacheEntry {
+	e := &cacheEntry{user: user, device: device, v: v, freshUntil: until}
+	e.promoted.Store(now.UnixNano())
+	return e
+}
+
+// promote moves e (the entry of k) to the front of the LRU unless that
+// was done within promoteEvery before now (or now is earlier than the
+// last promotion: callers' clocks need not agree).
+func (c *Cache) promote(k uint64, e *cacheEntry, now time.Time) {
+	t := now.UnixNano()
+	if p := e.promoted.Load(); t >= p && t-p < int64(promoteEvery) {
+		return
+	}
+	e.promoted.Store(t)
+	c.lru.Get(k)
 }
 
 type fetch struct {
@@ -129,18 +158,7 @@ func (c *Cache) Stats() CacheStats {
 	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Stale: c.stale.Load(), Errors: c.errs.Load(), Entries: c.lru.Len()}
 }
 
-func (c *Cache) key(user, device []byte) uint64 {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	for _, b := range user {
-		h.WriteByte(lowerASCII(b))
-	}
-	h.WriteByte(0)
-	for _, b := range device {
-		h.WriteByte(lowerASCII(b))
-	}
-	return h.Sum64()
-}
+func (c *Cache) key(user, device []byte) uint64 { return foldKeyHash(c.seed, user, device) }
 
 func sameKey(e *cacheEntry, user, device []byte) bool {
 	return foldEqual(e.user, user) && foldEqual(e.device, device)
@@ -152,9 +170,12 @@ func sameKey(e *cacheEntry, user, device []byte) bool {
 // with Stale set instead of an error while within StaleIfError.
 func (c *Cache) Get(ctx context.Context, s *Subject, now time.Time) (Verdict, error) {
 	k := c.key(s.User, s.DeviceID)
-	e, ok := c.lru.Get(k)
+	e, ok := c.lru.Peek(k)
 	if ok && !sameKey(e, s.User, s.DeviceID) {
 		e, ok = nil, false // hash collision: treat as a miss
+	}
+	if ok {
+		c.promote(k, e, now)
 	}
 	if ok && now.Before(e.freshUntil) {
 		c.hits.Add(1)
@@ -230,7 +251,7 @@ func (c *Cache) start(k uint64, s *Subject) *fetch {
 			if !v.Expires.IsZero() && v.Expires.Before(until) {
 				until = v.Expires
 			}
-			c.lru.Add(k, &cacheEntry{user: lowUser, device: lowerString(q.DeviceID), v: v, freshUntil: until})
+			c.lru.Add(k, newCacheEntry(lowUser, lowerString(q.DeviceID), v, until, now))
 		} else {
 			c.errs.Add(1)
 			if old, ok := c.lru.Peek(k); ok {
@@ -261,7 +282,7 @@ func (c *Cache) Put(user, device string, v Verdict) {
 	if !v.Expires.IsZero() && v.Expires.Before(until) {
 		until = v.Expires
 	}
-	c.lru.Add(c.key([]byte(user), []byte(device)), &cacheEntry{user: lowerString(user), device: lowerString(device), v: v, freshUntil: until})
+	c.lru.Add(c.key([]byte(user), []byte(device)), newCacheEntry(lowerString(user), lowerString(device), v, until, time.Now()))
 }
 
 // Purge forgets every cached verdict. Sources that hold their whole table

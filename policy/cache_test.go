@@ -160,3 +160,31 @@ func TestOnUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheHitPromotes: a used verdict goes to the front of the LRU (at
+// most once a second), so a full cache evicts the one not used.
+func TestCacheHitPromotes(t *testing.T) {
+	c, err := NewCache(&fakeSource{}, CacheConfig{MaxEntries: 2, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	c.Put("bob@corp.example.com", "D1", Verdict{State: StateCompliant, Fetched: now})
+	c.Put("bob@corp.example.com", "D2", Verdict{State: StateCompliant, Fetched: now})
+	// D1 is the oldest; a hit two seconds on moves it to the front.
+	for range 3 {
+		if v, err := c.Get(context.Background(), cacheSubject("D1"), now.Add(2*time.Second)); err != nil || v.State != StateCompliant {
+			t.Fatalf("hit: %+v %v", v, err)
+		}
+	}
+	c.Put("bob@corp.example.com", "D3", Verdict{State: StateCompliant, Fetched: now})
+	if _, ok := c.lru.Peek(c.key([]byte("bob@corp.example.com"), []byte("D1"))); !ok {
+		t.Fatal("the verdict just used was evicted")
+	}
+	if _, ok := c.lru.Peek(c.key([]byte("bob@corp.example.com"), []byte("D2"))); ok {
+		t.Fatal("the verdict not used survived")
+	}
+	if st := c.Stats(); st.Hits != 3 || st.Entries != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -1,9 +1,12 @@
 package policy
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"hash/maphash"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/easgate/easgate/eas"
@@ -58,11 +61,12 @@ func (r *DeviceRecord) Key() string { return lowerString(r.User) + "\x00" + lowe
 // tables share. Device ids compare case-insensitively for every policy
 // purpose, so "AliceBlocked1" and "ALICEBLOCKED1" are one device.
 func AppendDeviceKey(dst, user, device []byte) []byte {
-	for _, b := range user {
-		dst = append(dst, lowerASCII(b))
-	}
-	dst = append(dst, 0)
-	return eas.AppendDeviceIDFold(dst, device)
+	n := len(dst)
+	dst = slices.Grow(dst, len(user)+1+len(device))[:n+len(user)+1+len(device)]
+	foldInto(dst[n:], user)
+	dst[n+len(user)] = 0
+	foldInto(dst[n+len(user)+1:], device) // eas.AppendDeviceIDFold's fold: ASCII lower case
+	return dst
 }
 
 // Devices is the in-memory table of devices seen, persisted to a Store in
@@ -81,7 +85,18 @@ type Devices struct {
 
 type deviceShard struct {
 	mu sync.RWMutex
-	m  map[uint64]*DeviceRecord
+	// gen counts the shard's write locks: lock bumps it before any record
+	// of the shard changes, is added or is removed, so a copy taken with
+	// gen g is still the record while gen reads g (Visit).
+	gen atomic.Uint64
+	m   map[uint64]*DeviceRecord
+}
+
+// lock takes the shard's write lock and bumps its generation. Every
+// change to the shard's records is made under it.
+func (sh *deviceShard) lock() {
+	sh.mu.Lock()
+	sh.gen.Add(1)
 }
 
 // NewDevices returns an empty table backed by st (nil: memory only).
@@ -93,17 +108,76 @@ func NewDevices(st Store) *Devices {
 	return d
 }
 
-func (d *Devices) key(user, device []byte) uint64 {
-	var h maphash.Hash
-	h.SetSeed(d.seed)
-	for _, b := range user {
-		h.WriteByte(lowerASCII(b))
+func (d *Devices) key(user, device []byte) uint64 { return foldKeyHash(d.seed, user, device) }
+
+// foldKeyHash hashes the device key of user and device (AppendDeviceKey:
+// ASCII-lower-cased user, NUL, ASCII-lower-cased device id) with seed. The
+// key is folded into a stack buffer and hashed in one maphash.Bytes call,
+// which costs a fraction of feeding a maphash.Hash byte by byte; longer
+// keys are folded and written in chunks. maphash gives one value for the
+// same bytes however they are split, and the path taken depends only on
+// the lengths, so inputs that fold equal hash equal.
+func foldKeyHash(seed maphash.Seed, user, device []byte) uint64 {
+	var buf [128]byte
+	if n := len(user) + 1 + len(device); n <= len(buf) {
+		foldInto(buf[:len(user)], user)
+		buf[len(user)] = 0
+		foldInto(buf[len(user)+1:n], device)
+		return maphash.Bytes(seed, buf[:n])
 	}
-	h.WriteByte(0)
-	for _, b := range device {
-		h.WriteByte(lowerASCII(b))
+	var h maphash.Hash
+	h.SetSeed(seed)
+	for len(user) > 0 {
+		n := min(len(user), len(buf))
+		_, _ = h.Write(appendLower(buf[:0], user[:n]))
+		user = user[n:]
+	}
+	_ = h.WriteByte(0)
+	for len(device) > 0 {
+		n := min(len(device), len(buf))
+		_, _ = h.Write(appendLower(buf[:0], device[:n]))
+		device = device[n:]
 	}
 	return h.Sum64()
+}
+
+// foldInto writes src ASCII-lower-cased to dst (as long as src), eight
+// bytes at a time. It reads src, not dst, so that no load waits on the
+// stores just made.
+func foldInto(dst, src []byte) {
+	dst = dst[:len(src)]
+	for len(src) >= 8 {
+		binary.LittleEndian.PutUint64(dst, fold8(binary.LittleEndian.Uint64(src)))
+		src, dst = src[8:], dst[8:]
+	}
+	for i, c := range src {
+		dst[i] = lowerASCII(c)
+	}
+}
+
+// fold8 is lowerASCII on each of the eight bytes of x: for each byte
+// whose low seven bits are 'A'..'Z' and whose high bit is clear, bit 5 is
+// set. Bytes ≥ 0x80 are left alone, as lowerASCII leaves them.
+func fold8(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	low7 := x &^ highs
+	ge := low7 + (0x80-'A')*ones   // high bit set where low7 >= 'A'
+	gt := low7 + (0x80-'Z'-1)*ones // high bit set where low7 > 'Z'
+	return x | ((ge&^gt)&^x&highs)>>2
+}
+
+// load8 reads the first eight bytes of s, little-endian.
+func load8(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func appendLower(dst, b []byte) []byte {
+	for _, c := range b {
+		dst = append(dst, lowerASCII(c))
+	}
+	return dst
 }
 
 func (d *Devices) shard(k uint64) *deviceShard { return &d.shards[k%uint64(len(d.shards))] }
@@ -116,6 +190,12 @@ func recordIs(r *DeviceRecord, user, device []byte) bool {
 func foldEqual(s string, b []byte) bool {
 	if len(s) != len(b) {
 		return false
+	}
+	for len(b) >= 8 {
+		if fold8(load8(s)) != fold8(binary.LittleEndian.Uint64(b)) {
+			return false
+		}
+		s, b = s[8:], b[8:]
 	}
 	for i := range b {
 		if lowerASCII(s[i]) != lowerASCII(b[i]) {
@@ -146,21 +226,44 @@ func (d *Devices) Get(user, device []byte) (DeviceRecord, bool) {
 // update LastSeen (at most once a second, to keep the store writes batched)
 // and the DeviceType and User-Agent when they change.
 func (d *Devices) Touch(user, device, deviceType, userAgent []byte, now time.Time) DeviceRecord {
-	// The copy shares UserAgents with the table's record: callers read it
-	// only (the table replaces the slice, never changes it in place).
+	var v Visit
+	d.TouchVisit(&v, user, device, deviceType, userAgent, now)
+	return v.Record
+}
+
+// Visit is one request's view of its device's record: the copy Touch
+// takes, and what lets ObserveVisit find the record again without a second
+// lookup, or skip it altogether when the copy shows that the inventory is
+// already up to date and the record has not changed since. The gateway
+// keeps one per request (TouchVisit, UpdateVisit, ObserveVisit): one
+// lookup under a read lock per request instead of two. The zero Visit
+// makes ObserveVisit look the record up, as Observe does.
+type Visit struct {
+	// Record is the copy of the device's record; it shares its
+	// UserAgents and Reasons with the table's record, which replaces
+	// those slices but never changes them in place.
+	Record DeviceRecord
+	k      uint64 // the table key (Devices.key)
+	gen    uint64 // the shard's generation Record was copied at
+	ok     bool   // k and gen are set
+}
+
+// TouchVisit is Touch, filling v (Visit.Record is what Touch returns).
+func (d *Devices) TouchVisit(v *Visit, user, device, deviceType, userAgent []byte, now time.Time) {
 	k := d.key(user, device)
 	sh := d.shard(k)
+	v.k, v.ok = k, true
 	sh.mu.RLock()
 	r, ok := sh.m[k]
 	if ok && recordIs(r, user, device) && now.Sub(r.LastSeen) < time.Second &&
 		r.DeviceType == string(deviceType) && r.UserAgent == string(userAgent) {
-		out := *r
+		v.Record, v.gen = *r, sh.gen.Load()
 		sh.mu.RUnlock()
-		return out
+		return
 	}
 	sh.mu.RUnlock()
 
-	sh.mu.Lock()
+	sh.lock()
 	r, ok = sh.m[k]
 	if !ok || !recordIs(r, user, device) {
 		r = &DeviceRecord{User: string(user), DeviceID: string(device), FirstSeen: now}
@@ -174,29 +277,35 @@ func (d *Devices) Touch(user, device, deviceType, userAgent []byte, now time.Tim
 		r.UserAgent = string(userAgent)
 	}
 	r.noteUserAgent(now)
-	out := *r
+	v.Record, v.gen = *r, sh.gen.Load()
 	sh.mu.Unlock()
 	d.markDirty(k)
-	return out
 }
 
 // Update applies fn to the device's record (creating it if needed) and
 // marks it for the next Flush. Used when device information arrives, when
 // the heartbeat interval changes, and for device binding.
 func (d *Devices) Update(user, device []byte, now time.Time, fn func(*DeviceRecord)) DeviceRecord {
+	var v Visit
+	d.UpdateVisit(&v, user, device, now, fn)
+	return v.Record
+}
+
+// UpdateVisit is Update, filling v with the updated record as TouchVisit
+// does.
+func (d *Devices) UpdateVisit(v *Visit, user, device []byte, now time.Time, fn func(*DeviceRecord)) {
 	k := d.key(user, device)
 	sh := d.shard(k)
-	sh.mu.Lock()
+	sh.lock()
 	r, ok := sh.m[k]
 	if !ok || !recordIs(r, user, device) {
 		r = &DeviceRecord{User: string(user), DeviceID: string(device), FirstSeen: now, LastSeen: now}
 		sh.m[k] = r
 	}
 	fn(r)
-	out := *r
+	v.Record, v.k, v.gen, v.ok = *r, k, sh.gen.Load(), true
 	sh.mu.Unlock()
 	d.markDirty(k)
-	return out
 }
 
 func (d *Devices) markDirty(k uint64) {

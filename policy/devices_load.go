@@ -49,7 +49,7 @@ func (d *Devices) loadCanonical(canon func(string) (string, error), write bool) 
 		}
 		k := d.key([]byte(r.User), []byte(r.DeviceID))
 		sh := d.shard(k)
-		sh.mu.Lock()
+		sh.lock()
 		if prev, ok := sh.m[k]; ok {
 			r = mergeRecords(*prev, r)
 			moved = true

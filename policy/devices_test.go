@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"bytes"
 	"context"
+	"hash/maphash"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,5 +133,83 @@ func TestAppendDeviceKey(t *testing.T) {
 	user, device := []byte("JDoe@Corp.Example.COM"), []byte("ApplDMPL69PZF18P")
 	if n := testing.AllocsPerRun(100, func() { _ = AppendDeviceKey(buf[:0], user, device) }); n != 0 {
 		t.Errorf("AppendDeviceKey allocates %v times", n)
+	}
+}
+
+// TestFoldKeyHash: the table's hash of a device key is that of its folded
+// bytes, for short keys (one stack buffer) and long ones (chunks) alike,
+// so that every spelling of one device lands on one record.
+func TestFoldKeyHash(t *testing.T) {
+	seed := maphash.MakeSeed()
+	for _, n := range []int{0, 1, 20, 126, 127, 128, 129, 300, 700} {
+		user := []byte(strings.Repeat("AbC", n)[:n])
+		for _, dev := range [][]byte{nil, []byte("ApplDMPL69PZF18P"), []byte(strings.Repeat("Xy", 32))} {
+			want := maphash.Bytes(seed, AppendDeviceKey(nil, user, dev))
+			if got := foldKeyHash(seed, user, dev); got != want {
+				t.Fatalf("user %d bytes, device %q: %x, want %x", n, dev, got, want)
+			}
+			if got := foldKeyHash(seed, bytes.ToLower(user), bytes.ToUpper(dev)); got != want {
+				t.Fatalf("user %d bytes, device %q in other cases: %x, want %x", n, dev, got, want)
+			}
+		}
+	}
+}
+
+// TestFoldInto: the eight-bytes-at-a-time fold is lowerASCII on every
+// byte value at every position.
+func TestFoldInto(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 11; pos++ {
+			b := []byte("@Z[`az{\x7f\xc1\xdaA")
+			b[pos] = byte(c)
+			want := make([]byte, len(b))
+			for i := range b {
+				want[i] = lowerASCII(b[i])
+			}
+			got := make([]byte, len(b))
+			foldInto(got, b)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("byte %#x at %d: %q, want %q", c, pos, got, want)
+			}
+		}
+	}
+}
+
+// TestFoldEqual: the eight-bytes-at-a-time comparison agrees with
+// comparing lowerASCII byte by byte.
+func TestFoldEqual(t *testing.T) {
+	base := "jdoe@Corp.Example.com\x00ApplDMPL69PZF18P\xc3\xa9"
+	for n := 0; n <= len(base); n++ {
+		s := base[:n]
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := []byte(s)
+				b[pos] = byte(c)
+				want := lowerASCII(s[pos]) == lowerASCII(byte(c))
+				if got := foldEqual(s, b); got != want {
+					t.Fatalf("%q vs %q: %v, want %v", s, b, got, want)
+				}
+			}
+		}
+	}
+	if foldEqual("abc", []byte("ab")) {
+		t.Fatal("lengths differ")
+	}
+}
+
+// TestAppendDeviceKeyFold: AppendDeviceKey appends to dst exactly the
+// byte-by-byte fold of user, NUL and the device id's eas fold.
+func TestAppendDeviceKeyFold(t *testing.T) {
+	for _, tc := range [][2]string{{"", ""}, {"CORP\\Alice", "ApplDMPL69PZF18P"}, {"jdoe@Corp.Example.COM", "x"},
+		{"\xc3\x84lice@corp.example.com", "ANDROIDC12345678901234567890"}} {
+		want := []byte("pre")
+		for _, b := range []byte(tc[0]) {
+			want = append(want, lowerASCII(b))
+		}
+		want = append(want, 0)
+		want = eas.AppendDeviceIDFold(want, []byte(tc[1]))
+		if got := AppendDeviceKey([]byte("pre"), []byte(tc[0]), []byte(tc[1])); !bytes.Equal(got, want) {
+			t.Errorf("%q %q: %q, want %q", tc[0], tc[1], got, want)
+		}
 	}
 }

@@ -141,10 +141,28 @@ func (d *Devices) SetNode(name string) { d.node = name }
 // analysis sees that neither is retained: the caller's Decision stays on
 // its stack.
 func (d *Devices) Observe(user, device []byte, dec *Decision, c *eas.Client, o Observation) {
-	k := d.key(user, device)
-	sh := d.shard(k)
+	d.ObserveVisit(nil, user, device, dec, c, o)
+}
+
+// ObserveVisit is Observe for the request v was filled for (TouchVisit,
+// UpdateVisit; nil or the zero Visit: Observe). When v's copy already holds
+// everything the request says and no record of its shard has changed
+// since the copy was taken, the table is not even read-locked: the record
+// is the copy, so Observe would find nothing to write. Otherwise it does
+// what Observe does, without hashing the key again.
+func (d *Devices) ObserveVisit(v *Visit, user, device []byte, dec *Decision, c *eas.Client, o Observation) {
 	var vbuf [24]byte
 	osv := c.OSVersion.AppendTo(vbuf[:0])
+	var k uint64
+	if v != nil && v.ok {
+		k = v.k
+		if v.Record.observed(dec, c, &o, osv, d.node) && d.shard(k).gen.Load() == v.gen {
+			return
+		}
+	} else {
+		k = d.key(user, device)
+	}
+	sh := d.shard(k)
 	sh.mu.RLock()
 	r, ok := sh.m[k]
 	same := ok && recordIs(r, user, device) && r.observed(dec, c, &o, osv, d.node)
@@ -152,7 +170,7 @@ func (d *Devices) Observe(user, device []byte, dec *Decision, c *eas.Client, o O
 	if same || !ok {
 		return // unknown: Touch creates records, Observe only completes them
 	}
-	sh.mu.Lock()
+	sh.lock()
 	r, ok = sh.m[k]
 	if ok && recordIs(r, user, device) {
 		r.observe(dec, c, &o, osv, d.node)
@@ -250,7 +268,7 @@ func (d *Devices) SetDecision(user, device string, dec *Decision, now time.Time)
 func (d *Devices) Put(r DeviceRecord) {
 	k := d.key([]byte(r.User), []byte(r.DeviceID))
 	sh := d.shard(k)
-	sh.mu.Lock()
+	sh.lock()
 	sh.m[k] = &r
 	sh.mu.Unlock()
 	d.markDirty(k)
@@ -260,7 +278,7 @@ func (d *Devices) Put(r DeviceRecord) {
 func (d *Devices) Forget(user, device string) error {
 	k := d.key([]byte(user), []byte(device))
 	sh := d.shard(k)
-	sh.mu.Lock()
+	sh.lock()
 	var key string
 	if r, ok := sh.m[k]; ok && recordIs(r, []byte(user), []byte(device)) {
 		key = r.Key()

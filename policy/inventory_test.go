@@ -324,3 +324,116 @@ func TestBatchChangeAndAppend(t *testing.T) {
 		t.Fatalf("trail %+v", all)
 	}
 }
+
+// BenchmarkDevicesTouchObserve is the device-table part of the gateway's
+// decide path for a known device whose inventory is up to date: TouchVisit,
+// then ObserveVisit (before Visit: Touch, then Observe), with a clock that moves a microsecond a request (so
+// LastSeen is written once every million requests).
+func BenchmarkDevicesTouchObserve(b *testing.B) {
+	d := NewDevices(nil)
+	d.SetNode("gw1")
+	user, dev := []byte("jdoe@corp.example.com"), []byte("ApplDMPL69PZF18P")
+	typ, ua := []byte("iPhone"), []byte("Apple-iPhone9C1/1402.100")
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	dec := Decision{Action: Allow, Enforced: false}
+	dec.addReason(ReasonReportOnlyPolicy)
+	dec.addReason(ReasonCompliant)
+	dec.Verdict = Verdict{Valid: true, State: StateCompliant, Source: "file", Fetched: now}
+	c := eas.Identify(ua, typ, nil)
+	o := Observation{Command: eas.CmdSync, Version: eas.V161, Addr: netip.MustParseAddr("192.0.2.7"), Now: now}
+	d.Touch(user, dev, typ, ua, now)
+	d.Observe(user, dev, &dec, &c, o)
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(time.Microsecond)
+		o.Now = now
+		var v Visit // as proxy.(*state).decide runs it
+		d.TouchVisit(&v, user, dev, typ, ua, now)
+		if v.Record.DeviceID == "" {
+			b.Fatal("no record")
+		}
+		d.ObserveVisit(&v, user, dev, &dec, &c, o)
+	}
+}
+
+// TestObserveVisit: ObserveVisit writes what Observe writes, whether the
+// Visit's copy is current, stale (another request changed the record
+// since), from UpdateVisit, or zero; and allocates nothing when nothing
+// changed.
+func TestObserveVisit(t *testing.T) {
+	d := NewDevices(nil)
+	d.SetNode("gw1")
+	user, dev := []byte("a@x"), []byte("D1")
+	typ, ua := []byte("iPhone"), []byte("iOS/17.5.1 (21F90) dataaccessd/1.0")
+	c := eas.Identify(ua, typ, nil)
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	o := Observation{Command: eas.CmdSync, Version: eas.V161, Addr: netip.MustParseAddr("192.0.2.7"), Now: now}
+	allow := Decision{Action: Allow, Enforced: true}
+	allow.addReason(ReasonDefault)
+	block := Decision{Action: Block, Enforced: true}
+	block.addReason(ReasonIndividualBlock)
+
+	var zero Visit
+	d.ObserveVisit(&zero, user, dev, &allow, &c, o) // unknown device: nothing
+	if d.Len() != 0 {
+		t.Fatal("ObserveVisit created a record")
+	}
+	var v Visit
+	d.TouchVisit(&v, user, dev, typ, ua, now)
+	if v.Record.DeviceID != "D1" || !v.Record.FirstSeen.Equal(now) {
+		t.Fatalf("TouchVisit copy %+v", v.Record)
+	}
+	d.ObserveVisit(&v, user, dev, &allow, &c, o)
+	if r, _ := d.Get(user, dev); r.State != DeviceAllowed || r.LastCommand != "Sync" || r.Node != "gw1" {
+		t.Fatalf("first observation: %+v", r.Inventory)
+	}
+
+	// A current copy that matches: nothing to do, nothing allocated.
+	d.TouchVisit(&v, user, dev, typ, ua, now)
+	if n := testing.AllocsPerRun(200, func() { d.ObserveVisit(&v, user, dev, &allow, &c, o) }); n != 0 {
+		t.Fatalf("ObserveVisit allocates %.1f times", n)
+	}
+
+	// A stale copy: another request blocked the device after this one's
+	// TouchVisit; this one's allow (its copy says allowed) must still land.
+	d.TouchVisit(&v, user, dev, typ, ua, now)
+	d.Observe(user, dev, &block, &c, o)
+	d.ObserveVisit(&v, user, dev, &allow, &c, o)
+	if r, _ := d.Get(user, dev); r.State != DeviceAllowed || r.PolicyAction != "allow" {
+		t.Fatalf("stale visit: %+v", r.Inventory)
+	}
+
+	// The record replaced from another node after TouchVisit.
+	d.TouchVisit(&v, user, dev, typ, ua, now)
+	rec, _ := d.Get(user, dev)
+	rec.LastSeen, rec.LastCommand = now.Add(time.Second), "Ping"
+	data, _ := MarshalRecord(&rec)
+	d.ApplyRemote(string(user)+"\x00"+string(dev), data)
+	d.ObserveVisit(&v, user, dev, &allow, &c, o)
+	if r, _ := d.Get(user, dev); r.LastCommand != "Sync" {
+		t.Fatalf("after a remote change: %+v", r.Inventory)
+	}
+
+	// UpdateVisit refreshes the copy: DeviceInformation captured, then
+	// observed.
+	d.TouchVisit(&v, user, dev, typ, ua, now)
+	d.UpdateVisit(&v, user, dev, now, func(r *DeviceRecord) { r.Info.Model = "iPhone15C2" })
+	if v.Record.Info.Model != "iPhone15C2" {
+		t.Fatalf("UpdateVisit copy %+v", v.Record.Info)
+	}
+	o.Command = eas.CmdPing
+	d.ObserveVisit(&v, user, dev, &block, &c, o)
+	if r, _ := d.Get(user, dev); r.State != DeviceBlocked || r.LastCommand != "Ping" || r.Info.Model != "iPhone15C2" {
+		t.Fatalf("after UpdateVisit: %+v", r)
+	}
+
+	// Forgotten after TouchVisit: ObserveVisit does not bring it back.
+	d.TouchVisit(&v, user, dev, typ, ua, now)
+	if err := d.Forget("a@x", "d1"); err != nil {
+		t.Fatal(err)
+	}
+	d.ObserveVisit(&v, user, dev, &allow, &c, o)
+	if d.Len() != 0 {
+		t.Fatal("ObserveVisit brought a forgotten record back")
+	}
+}

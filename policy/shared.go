@@ -56,7 +56,7 @@ func (d *Devices) ApplyRemote(key string, value []byte) {
 	k := d.key([]byte(user), []byte(device))
 	sh := d.shard(k)
 	if value == nil {
-		sh.mu.Lock()
+		sh.lock()
 		if r, ok := sh.m[k]; ok && recordIs(r, []byte(user), []byte(device)) {
 			delete(sh.m, k)
 		}
@@ -67,7 +67,7 @@ func (d *Devices) ApplyRemote(key string, value []byte) {
 	if json.Unmarshal(value, &rec) != nil || rec.DeviceID == "" {
 		return
 	}
-	sh.mu.Lock()
+	sh.lock()
 	if r, ok := sh.m[k]; ok && recordIs(r, []byte(rec.User), []byte(rec.DeviceID)) {
 		if r.LastSeen.After(rec.LastSeen) {
 			sh.mu.Unlock()

@@ -192,8 +192,9 @@ func (en *enforcer) close() {
 }
 
 // decide applies the access policy to the inspected request: it records the
-// device (Touch; DeviceInformation from a Settings or Provision body), and
-// asks the policy engine. It allocates nothing for a device already known
+// device (TouchVisit; DeviceInformation from a Settings or Provision body),
+// asks the policy engine and records the outcome in the inventory
+// (ObserveVisit). It allocates nothing for a device already known
 // whose verdict is cached.
 func (st *state) decide(x *exchange, r *eas.Request, info *eas.DeviceInfo) policy.Decision {
 	e := st.enf
@@ -203,10 +204,14 @@ func (st *state) decide(x *exchange, r *eas.Request, info *eas.DeviceInfo) polic
 	}
 	now := x.start
 	user := x.field(x.user) // the canonical authenticated identity (authn.go)
-	rec := e.acc.Devices.Touch(user, r.DeviceID, r.DeviceType, r.UserAgent, now)
+	// One lookup of the device's record per request: the Visit lets
+	// Observe below skip its own when nothing changed in between.
+	var v policy.Visit
+	e.acc.Devices.TouchVisit(&v, user, r.DeviceID, r.DeviceType, r.UserAgent, now)
+	rec := &v.Record
 	if info != nil && !info.IsZero() && rec.Info != *info {
 		captured := *info
-		rec = e.acc.Devices.Update(user, r.DeviceID, now, func(d *policy.DeviceRecord) { d.Info = captured })
+		e.acc.Devices.UpdateVisit(&v, user, r.DeviceID, now, func(d *policy.DeviceRecord) { d.Info = captured })
 	}
 	// The record is copied into the (pooled) scratch so that pointing the
 	// Subject at it does not move a local to the heap.
@@ -219,10 +224,10 @@ func (st *state) decide(x *exchange, r *eas.Request, info *eas.DeviceInfo) polic
 	subj := policy.Subject{User: user, DeviceID: r.DeviceID, DeviceType: r.DeviceType, UserAgent: r.UserAgent,
 		Client: x.client, Info: &sc.info, FirstSeen: rec.FirstSeen, Auth: x.authMethodOf(r), CertIdentity: x.certIdentity(), Now: now} // authn.go: Auth, CertIdentity
 	d := e.acc.Engine.Decide(context.Background(), &subj)
-	// The inventory (policy/inventory.go): a read-locked comparison, and a
-	// write only when the device's command, address, client or decision
-	// changed.
-	e.acc.Devices.Observe(user, r.DeviceID, &d, &x.client,
+	// The inventory (policy/inventory.go): a comparison with the Visit's
+	// copy, and a write only when the device's command, address, client or
+	// decision changed.
+	e.acc.Devices.ObserveVisit(&v, user, r.DeviceID, &d, &x.client,
 		policy.Observation{Command: r.Command, Version: r.Version, Addr: remoteAddr(x.remote), Now: now})
 	return d
 }

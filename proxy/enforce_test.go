@@ -1046,3 +1046,28 @@ func TestEnforceQuarantineVersions(t *testing.T) {
 		t.Fatalf("2.5 quarantined phone: HTTP %d, want 403", code)
 	}
 }
+
+// BenchmarkEnforceDecide is (*state).decide alone as the pipeline runs it
+// for a known device with a cached compliance verdict: the device table's
+// Touch, the engine's Decide and the inventory's Observe, with the
+// request's clock moving a microsecond a request.
+func BenchmarkEnforceDecide(b *testing.B) {
+	s, st := enforcedServer(b)
+	ctx := newTestCtx("Sync", testkit.SyncWaitBody(b, 5))
+	r := new(eas.Request)
+	x := new(exchange)
+	*x = exchange{s: s, st: st}
+	if done, _ := s.inspect(ctx, x, r); done || x.dec.Action != policy.Allow {
+		b.Fatalf("inspect: %v %v", x.dec.Action, x.dec.Reasons())
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(time.Microsecond)
+		x.start = now
+		x.dec = st.decide(x, r, nil)
+	}
+	if x.dec.Action != policy.Allow {
+		b.Fatal("not allowed")
+	}
+}
