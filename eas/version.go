@@ -16,7 +16,9 @@ const (
 	V161 Version = 161
 )
 
-var versionNames = map[Version]string{
+// versionNames is indexed by Version: every request reads it (a map
+// lookup cost more than the rest of ParseVersion).
+var versionNames = [256]string{
 	20: "2.0", 21: "2.1", V25: "2.5", V120: "12.0", V121: "12.1",
 	V140: "14.0", V141: "14.1", V160: "16.0", V161: "16.1",
 }
@@ -26,7 +28,7 @@ var versionNames = map[Version]string{
 func (v Version) String() string { return versionNames[v] }
 
 // Known reports whether v is one of the published protocol versions.
-func (v Version) Known() bool { _, ok := versionNames[v]; return ok }
+func (v Version) Known() bool { return versionNames[v] != "" }
 
 // ParseVersion reads an MS-ASProtocolVersion value such as "14.1". It
 // accepts exactly "major.minor" with one minor digit, and does not allocate.

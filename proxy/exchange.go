@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -54,7 +55,8 @@ type exchange struct {
 	errText    string
 	reason     string // why easgate answered itself
 	finishOnce bool
-	body       upstreamBody // the streamed answer; lives in the pooled exchange
+	body       upstreamBody  // the streamed answer; lives in the pooled exchange
+	upBody     io.ReadCloser // an ordinary answer's body to stream (doUpstream to respond)
 }
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}

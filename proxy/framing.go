@@ -36,15 +36,10 @@ func onceBit(name []byte) (bit uint8, underscore bool) {
 	default:
 		return 0, false
 	}
-	// onceHeaders hold no '_': a name with one can only match read with
-	// '_' as '-'.
-	underscore = bytes.IndexByte(name, '_') >= 0
+	// onceHeaders hold no '_', so equalFoldDash matches both spellings.
 	for i, h := range onceHeaders {
-		if len(h) != len(name) {
-			continue
-		}
-		if underscore && equalFoldDash(name, h) || !underscore && asciiEqualFold(name, h) {
-			return 1 << i, underscore
+		if len(h) == len(name) && equalFoldDash(name, h) {
+			return 1 << i, bytes.IndexByte(name, '_') >= 0
 		}
 	}
 	return 0, false

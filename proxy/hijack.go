@@ -134,7 +134,7 @@ func (h *heldPoll) take(c net.Conn) {
 // heldRoundTrip and liveConn.SetReadDeadline), so that the garbage collector shrinks the
 // goroutine's stack to 4 KiB while the CAS holds the request.
 func (h *heldPoll) run() {
-	h.answer(h.s.roundTrip(h.x, h.req, h.deadline, false))
+	h.answer(h.s.roundTrip(h.x, h.req, nil, h.deadline, false)) // held: no phone response to read into
 }
 
 func (h *heldPoll) answer(resp *fasthttp.Response, err error) {

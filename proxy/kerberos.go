@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"time"
@@ -220,13 +221,15 @@ func (s *Server) kerberosHeader(x *exchange, req *fasthttp.Request, b *upstream.
 	req.Header.Set(fasthttp.HeaderAuthorization, h)
 }
 
-// kerberosRetry handles a CAS's 401 to a Kerberos request (resp, whose body
-// may still stream). When the CAS asks for Negotiate and the request can be
-// replayed, the cached ticket is dropped, a new one fetched and the request
-// sent once more to the same CAS; otherwise resp is returned as it is.
-func (s *Server) kerberosRetry(x *exchange, b *upstream.Backend, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (*fasthttp.Response, error) {
-	if x.auth.krbRetried || !replayable(x, req) || !negotiateChallenge(resp) {
-		return resp, nil
+// kerberosRetry handles a CAS's 401 to a Kerberos request, read into out
+// (the phone's response; body, when not nil, is its body still to stream).
+// When the CAS asks for Negotiate and the request can be replayed, the
+// cached ticket is dropped, a new one fetched and the request sent once
+// more to the same CAS; otherwise the 401 is returned as it is.
+func (s *Server) kerberosRetry(x *exchange, b *upstream.Backend, req *fasthttp.Request, out *fasthttp.Response, body io.ReadCloser, deadline time.Time) (*fasthttp.Response, error) {
+	if x.auth.krbRetried || !replayable(x, req) || !negotiateChallenge(out) {
+		x.upBody = body
+		return out, nil
 	}
 	x.auth.krbRetried = true
 	k := x.st.authn.krb
@@ -237,16 +240,22 @@ func (s *Server) kerberosRetry(x *exchange, b *upstream.Backend, req *fasthttp.R
 	if err != nil {
 		s.log.Warn().Str("spn", b.SPN).Str("upstream", b.Name).Err(err).
 			Msg("kerberos: the CAS refused the ticket and no new one could be had")
-		return resp, nil
+		x.upBody = body
+		return out, nil
 	}
 	s.log.Info().Str("spn", b.SPN).Str("upstream", b.Name).Str("principal", x.auth.krbUser+"@"+k.cfg.Realm).
 		Msg("kerberos: the CAS refused the ticket (401 Negotiate); retrying once with a new one")
-	_ = resp.CloseBodyStream()
-	fasthttp.ReleaseResponse(resp)
+	if body != nil {
+		_ = body.Close()
+	}
+	out.Reset()
 	req.Header.Set(fasthttp.HeaderAuthorization, h)
-	out := fasthttp.AcquireResponse()
-	err = b.Do(req, out, deadline)
-	return out, err
+	if body, err = b.Do(req, out, deadline); err != nil {
+		out.Reset()
+		return nil, err
+	}
+	x.upBody = body
+	return out, nil
 }
 
 // replayable: the body was read whole (not streamed) and the command does

@@ -235,14 +235,14 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	x.applyUpstreamIdentity(&ctx.Request.Header) // authn.go
 	stripRequestHops(ctx)
 	bodyStreamed := ctx.Request.IsBodyStream()
-	deadline := time.Now().Add(timeout)
+	deadline := x.start.Add(timeout) // counted from the request's arrival
 	if x.held && canHijack(ctx) {
 		return s.hijackLongPoll(ctx, x, deadline, phoneClose)
 	}
 	if x.held {
 		s.holdInHandler(x, ctx.Conn()) // vanish.go: swept and stopped like the hijacked ones
 	}
-	resp, lastErr := s.roundTrip(x, &ctx.Request, deadline, bodyStreamed)
+	resp, lastErr := s.roundTrip(x, &ctx.Request, &ctx.Response, deadline, bodyStreamed)
 	if x.held {
 		s.releaseHeld(x)
 	}
@@ -250,11 +250,12 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 }
 
 // roundTrip sends req to a CAS, trying the next one only when nothing was
-// sent, and returns the CAS's answer (its body still streaming) or the last
-// error. It sets x.backend and x.upStart/x.upDur and ends the held count.
+// sent, and returns the CAS's answer or the last error: for an ordinary
+// request the answer is out itself (the phone's response, see doUpstream),
+// for a held one a response of its own whose body streams. It sets x.backend and x.upStart/x.upDur and ends the held count.
 // A held long poll waits under this frame for as long as the CAS holds it,
 // so the per-attempt work lives in helpers and its frame stays small.
-func (s *Server) roundTrip(x *exchange, req *fasthttp.Request, deadline time.Time, bodyStreamed bool) (*fasthttp.Response, error) {
+func (s *Server) roundTrip(x *exchange, req *fasthttp.Request, out *fasthttp.Response, deadline time.Time, bodyStreamed bool) (*fasthttp.Response, error) {
 	var (
 		tried   uint64
 		lastErr error
@@ -268,14 +269,14 @@ func (s *Server) roundTrip(x *exchange, req *fasthttp.Request, deadline time.Tim
 			break
 		}
 		b = nb
-		resp, err := s.doUpstream(x, b, req, deadline) // enforce.go: may answer a long poll early
+		resp, err := s.doUpstream(x, b, req, out, deadline) // heldwatch.go: may answer a long poll early
 		x.upDur = time.Since(x.upStart)
 		if err == nil {
 			s.endHeld(x, b)
 			return resp, nil
 		}
 		b.End()
-		if resp != nil {
+		if resp != nil && resp != out {
 			fasthttp.ReleaseResponse(resp)
 		}
 		if err == errAnsweredEarly { // heldwatch.go: the CAS call was cut
@@ -303,9 +304,12 @@ func (s *Server) roundTrip(x *exchange, req *fasthttp.Request, deadline time.Tim
 // changed (heldwatch.go), or a quarantine hold that ended (quarhold.go).
 var errAnsweredEarly = errors.New("proxy: held request answered by easgate")
 
-// doUpstream sends the request to b and returns the answer (its body
-// streaming; nil when err is not). A long poll goes through the long-poll
-// client (Backend.DoHeld), which takes the response from the pool only once the
+// doUpstream sends the request to b and returns the answer (nil when err
+// is not). An ordinary request's answer is read into out, the phone's own
+// response: its header, and its body when small (most EAS answers are a few
+// hundred bytes), so nothing is copied; a larger body is left in x.upBody
+// to stream. A long poll goes through the long-poll client
+// (Backend.DoHeld), which takes a response from the pool only once the
 // answer arrives, and, under a policy that can refuse its device, is
 // watched while the CAS holds it (heldwatch.go): when the device is blocked
 // or quarantined meanwhile, the CAS call is cut and errAnsweredEarly
@@ -313,14 +317,18 @@ var errAnsweredEarly = errors.New("proxy: held request answered by easgate")
 //
 // A held long poll waits under this frame, so it stays small: the watch's
 // set-up and end live in watchHeld and unwatch.
-func (s *Server) doUpstream(x *exchange, b *upstream.Backend, req *fasthttp.Request, deadline time.Time) (*fasthttp.Response, error) {
+func (s *Server) doUpstream(x *exchange, b *upstream.Backend, req *fasthttp.Request, out *fasthttp.Response, deadline time.Time) (*fasthttp.Response, error) {
 	if !x.held {
-		resp := fasthttp.AcquireResponse()
-		err := b.Do(req, resp, deadline)
-		if err == nil && x.auth.krb && resp.StatusCode() == fasthttp.StatusUnauthorized {
-			return s.kerberosRetry(x, b, req, resp, deadline) // kerberos.go: one refresh and retry
+		body, err := b.Do(req, out, deadline)
+		if err != nil {
+			out.Reset() // nothing of a part-read answer reaches the phone
+			return nil, err
 		}
-		return resp, err
+		if x.auth.krb && out.StatusCode() == fasthttp.StatusUnauthorized {
+			return s.kerberosRetry(x, b, req, out, body, deadline) // kerberos.go: one refresh and retry
+		}
+		x.upBody = body
+		return out, nil
 	}
 	watched := s.watchHeld(x, req)
 	resp, err := b.DoHeld(req, deadline, x.hijacked)
@@ -420,29 +428,41 @@ func (s *Server) respond(x *exchange, out *fasthttp.Response, resp *fasthttp.Res
 	s.metrics.upstreamDuration(x.cmd, x.upDur.Seconds())
 
 	// The CAS's answer goes back unchanged apart from hop-by-hop headers.
-	resp.Header.CopyTo(&out.Header)
+	// An ordinary request's answer is already in out (doUpstream).
+	if resp != out {
+		resp.Header.CopyTo(&out.Header)
+	}
 	out.Header.SetNoDefaultContentType(true)
 	stripResponseHops(&out.Header)
 	if phoneClose {
 		out.SetConnectionClose()
 	}
-	x.status = resp.StatusCode()
+	x.status = out.StatusCode()
 	s.authnRecord(x, x.status) // authn.go: the lockout shield counts the CAS's 401s
-	if !resp.IsBodyStream() {
-		// Backend.Do read a small answer whole (most EAS answers are a few
-		// hundred bytes): its buffer becomes the phone's response body, so
-		// header and body leave in one write.
-		return s.takeWholeBody(x, out, resp)
-	}
-	cl := resp.Header.ContentLength()
+	cl := out.Header.ContentLength()
 	if cl < 0 {
 		cl = -1
 	}
-	x.body = upstreamBody{x: x, resp: resp, r: resp.BodyStream()}
-	if x.en.learnInbox { // enforce.go: a quarantined device's FolderSync teaches the Inbox
-		x.body.r = s.learnFolderSync(x, resp, x.body.r)
+	if resp == out {
+		if x.upBody == nil {
+			// Read whole: header and body leave in one write, and the CAS
+			// connection is back in the pool already.
+			if x.en.learnInbox && int64(len(out.Body())) <= x.st.maxPolicyBody {
+				s.learnFolderSyncBody(x, out, out.Body()) // enforce.go: a quarantined device's FolderSync teaches the Inbox
+			}
+			x.bytesOut = int64(len(out.Body()))
+			x.backend.End()
+			return true
+		}
+		x.body = upstreamBody{x: x, c: x.upBody, r: x.upBody}
+		x.upBody = nil
+	} else {
+		x.body = upstreamBody{x: x, resp: resp, r: resp.BodyStream()}
 	}
-	if cl >= 0 && cl <= smallResponse {
+	if x.en.learnInbox { // enforce.go: a quarantined device's FolderSync teaches the Inbox
+		x.body.r = s.learnFolderSync(x, out, x.body.r)
+	}
+	if resp != out && cl >= 0 && cl <= smallResponse {
 		// A held request's small answer (DoHeld streams every body): copy it
 		// into the phone's response so header and body leave in one write,
 		// and give the CAS connection back at once.

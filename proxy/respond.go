@@ -73,21 +73,6 @@ const retryAfter = "30"
 // answer of this size is copied.
 const smallResponse = upstream.SmallBody
 
-// takeWholeBody answers the phone with a CAS answer whose body Backend.Do
-// read whole: the answer's body buffer is swapped into the phone's
-// response, not copied. The exchange is complete.
-func (s *Server) takeWholeBody(x *exchange, out, resp *fasthttp.Response) bool {
-	if x.en.learnInbox && int64(len(resp.Body())) <= x.st.maxPolicyBody {
-		s.learnFolderSyncBody(x, resp, resp.Body()) // enforce.go: a quarantined device's FolderSync teaches the Inbox
-	}
-	body := out.SwapBody(resp.SwapBody(nil))
-	resp.SwapBody(body)
-	x.bytesOut = int64(len(out.Body()))
-	fasthttp.ReleaseResponse(resp)
-	x.backend.End()
-	return true
-}
-
 // copySmallBody reads a CAS answer of known, small length into the phone's
 // response. A CAS that sends fewer bytes than it announced is answered 502.
 func (x *exchange) copySmallBody(out *fasthttp.Response, cl int) bool {
@@ -174,7 +159,8 @@ func statusFor(err error) int {
 // hands the upstream connection back and completes the exchange.
 type upstreamBody struct {
 	x      *exchange
-	resp   *fasthttp.Response
+	resp   *fasthttp.Response // a held request's answer (DoHeld), or nil
+	c      io.Closer          // an ordinary request's streamed body (Backend.Do), or nil
 	r      io.Reader
 	closed bool
 }
@@ -201,8 +187,13 @@ func (u *upstreamBody) closeStream() error {
 		return nil
 	}
 	u.closed = true
-	err := u.resp.CloseBodyStream()
-	fasthttp.ReleaseResponse(u.resp)
+	var err error
+	if u.resp != nil {
+		err = u.resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(u.resp)
+	} else if u.c != nil {
+		err = u.c.Close()
+	}
 	u.x.backend.End()
 	return err
 }

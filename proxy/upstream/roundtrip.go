@@ -3,6 +3,7 @@ package upstream
 import (
 	"bufio"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -30,52 +31,55 @@ const maxInterim = 100
 
 var errTooManyInterim = errors.New("upstream: too many 1xx informational answers")
 
-// Do sends an ordinary request and reads its answer into resp (a fresh
-// response, as from fasthttp.AcquireResponse) under deadline. A body of
-// known length up to SmallBody is read whole: resp.IsBodyStream() is false
-// and the connection is back in the pool when Do returns. Any other body
-// (larger, chunked, or delimited by the connection's close) streams:
-// resp.BodyStream() reads it, and resp.CloseBodyStream() hands the
-// connection back (to the pool when the body was read to its end and
-// neither side asked to close). Errors are those of DoHeld: dial failures
-// are *DialError, a pooled connection the CAS had closed is ErrStaleConn
-// (NothingSent tells both apart from a failure after sending), a timeout is
-// fasthttp.ErrTimeout, a connection closed before the answer is
-// fasthttp.ErrConnectionClosed, and no error quotes the CAS's bytes.
-func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+// Do sends an ordinary request and reads its answer's header into resp (a
+// fresh response, as from fasthttp.AcquireResponse, or a server's response
+// still empty, which then needs no copy) under deadline. A body of known
+// length up to SmallBody is read whole into resp: body is nil and the
+// connection is back in the pool when Do returns. Any other body (larger,
+// chunked, or delimited by the connection's close) is returned as body,
+// which the caller must close: Close hands the connection back (to the pool
+// when the body was read to its end and neither side asked to close).
+// Errors are those of DoHeld: dial failures are *DialError, a pooled
+// connection the CAS had closed is ErrStaleConn (NothingSent tells both
+// apart from a failure after sending), a timeout is fasthttp.ErrTimeout, a
+// connection closed before the answer is fasthttp.ErrConnectionClosed, and
+// no error quotes the CAS's bytes. After an error resp may hold part of an
+// answer.
+func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (body io.ReadCloser, err error) {
 	if time.Until(deadline) <= 0 {
-		return fasthttp.ErrTimeout
+		return nil, fasthttp.ErrTimeout
 	}
 	hc := b.hc
 	prepareHeld(hc, req)
-	if err := roundTrip(hc, req, resp, deadline); err != nil {
-		return heldError(err)
+	body, err = roundTrip(hc, req, resp, deadline)
+	if err != nil {
+		return nil, heldError(err)
 	}
-	return nil
+	return body, nil
 }
 
 // roundTrip is Do's work (see the comment at the top of this file).
-func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (io.ReadCloser, error) {
 	reqClose := req.ConnectionClose()
 	cc, err := hc.AcquireConn(time.Until(deadline), reqClose)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conn := cc.Conn()
 	if err := heldWrite(hc, conn, req, Earlier(deadline, hc.WriteTimeout)); err != nil {
 		hc.CloseConn(cc)
-		return err
+		return nil, err
 	}
 	if err := conn.SetReadDeadline(Earlier(deadline, hc.ReadTimeout)); err != nil {
 		hc.CloseConn(cc)
-		return err
+		return nil, err
 	}
 	resp.SkipBody = req.Header.IsHead()
 	br := hc.AcquireReader(conn)
 	if err := readHeader(resp, br); err != nil {
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
-		return err
+		return nil, err
 	}
 	keep := !reqClose && !resp.ConnectionClose()
 	cl := resp.Header.ContentLength()
@@ -89,7 +93,7 @@ func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Re
 		} else {
 			hc.ReleaseConn(cc)
 		}
-		return err
+		return nil, err
 	}
 	// A large, chunked or close-delimited body streams from br; fasthttp's
 	// stream does the framing.
@@ -100,7 +104,7 @@ func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Re
 		fasthttp.ReleaseResponse(in)
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
-		return err
+		return nil, err
 	}
 	body := &heldBody{in: in, br: br, hc: hc, keep: keep, eof: cl == 0}
 	body.release = func(pool bool) {
@@ -110,8 +114,7 @@ func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Re
 			hc.CloseConn(cc)
 		}
 	}
-	resp.SetBodyStream(body, cl)
-	return nil
+	return body, nil
 }
 
 // readHeader reads the final answer's header into resp, skipping 1xx

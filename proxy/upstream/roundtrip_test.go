@@ -23,15 +23,19 @@ func doTrip(hc *fasthttp.HostClient, method string, timeout time.Duration) (stat
 	req.SetBodyString("sync body")
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	if err := (&Backend{hc: hc}).Do(req, resp, time.Now().Add(timeout)); err != nil {
+	stream, err := (&Backend{hc: hc}).Do(req, resp, time.Now().Add(timeout))
+	if err != nil {
 		return 0, nil, false, err
 	}
-	status, whole = resp.StatusCode(), !resp.IsBodyStream()
+	status, whole = resp.StatusCode(), stream == nil
 	if whole {
 		return status, append([]byte(nil), resp.Body()...), true, nil
 	}
-	body, err = io.ReadAll(io.LimitReader(resp.BodyStream(), 1<<20))
-	if cerr := resp.CloseBodyStream(); err == nil {
+	if len(resp.Body()) != 0 {
+		return 0, nil, false, errors.New("a streamed answer left bytes in the response's body")
+	}
+	body, err = io.ReadAll(io.LimitReader(stream, 1<<20))
+	if cerr := stream.Close(); err == nil {
 		err = cerr
 	}
 	return status, body, false, err
@@ -150,11 +154,12 @@ func TestDoReusesConnection(t *testing.T) {
 		want := "body " + strconv.Itoa(i)
 		req.SetBodyString(want)
 		resp := fasthttp.AcquireResponse()
-		if err := b.Do(req, resp, time.Now().Add(5*time.Second)); err != nil {
+		stream, err := b.Do(req, resp, time.Now().Add(5*time.Second))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.IsBodyStream() || string(resp.Body()) != want {
-			t.Fatalf("answer %q (stream %v), want %q read whole", resp.Body(), resp.IsBodyStream(), want)
+		if stream != nil || string(resp.Body()) != want {
+			t.Fatalf("answer %q (stream %v), want %q read whole", resp.Body(), stream != nil, want)
 		}
 		fasthttp.ReleaseResponse(resp)
 		fasthttp.ReleaseRequest(req)
@@ -162,7 +167,7 @@ func TestDoReusesConnection(t *testing.T) {
 	if got := cas.accepted.Load(); got != 1 {
 		t.Fatalf("CAS accepted %d connections, want 1", got)
 	}
-	if err := b.Do(fasthttp.AcquireRequest(), fasthttp.AcquireResponse(), time.Now().Add(-time.Second)); !errors.Is(err, fasthttp.ErrTimeout) {
+	if _, err := b.Do(fasthttp.AcquireRequest(), fasthttp.AcquireResponse(), time.Now().Add(-time.Second)); !errors.Is(err, fasthttp.ErrTimeout) {
 		t.Fatalf("past deadline: %v, want ErrTimeout", err)
 	}
 }
