@@ -177,7 +177,8 @@ type Rules struct {
 	// byte: idx[start[ev][b]:start[ev][b+1]].
 	start [evCount][257]uint32
 	idx   []uint16
-	memo  *identMemo // rules_memo.go
+	memo  *identMemo // rules_memo.go; nil when the rules read FriendlyName
+	reads uint8      // the evidence kinds some rule reads (evMask of all)
 }
 
 var defaultRules = sync.OnceValue(func() *Rules {
@@ -623,7 +624,13 @@ func compileRules(admin *ruleFile) (*Rules, error) {
 	for i := range rules {
 		rules[i].hint = commonPrefix(rules[i].conds[rules[i].ev])
 	}
-	rs := &Rules{rules: rules, builds: builds, memo: newIdentMemo()}
+	rs := &Rules{rules: rules, builds: builds}
+	for i := range rules {
+		rs.reads |= rules[i].evMask
+	}
+	if rs.reads&(1<<evFriendly) == 0 {
+		rs.memo = newIdentMemo() // rules_memo.go
+	}
 	for ev := uint8(0); ev < evCount; ev++ {
 		for b := 0; b < 256; b++ {
 			rs.start[ev][b] = uint32(len(rs.idx))
@@ -847,12 +854,18 @@ func (rs *Rules) Identify(userAgent, deviceType []byte, info *DeviceInfo) Client
 		rs = defaultRules()
 	}
 	in := makeInputs(userAgent, deviceType, info)
-	k := rs.memo.hash(&in)
-	if c, ok := rs.memo.lookup(k, &in); ok {
+	if rs.memo == nil {
+		c, _, _, _ := rs.identify(&in)
+		return c
+	}
+	// What no rule reads cannot change the result: it stays out of the key.
+	key := rs.memoKey(&in)
+	k := rs.memo.hash(&key)
+	if c, ok := rs.memo.lookup(k, &key); ok {
 		return c
 	}
 	c, modelEv, model, hasModel := rs.identify(&in)
-	rs.memo.store(k, &in, c, modelEv, model, hasModel)
+	rs.memo.store(k, &key, c, modelEv, model, hasModel)
 	return c
 }
 

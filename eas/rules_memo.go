@@ -8,11 +8,21 @@ import (
 // The identification memo. A device sends the same User-Agent, DeviceType
 // and DeviceInformation on every request, and Identify is a pure function
 // of those inputs (once trimmed and cut, identInputs) and the rule set, so
-// Rules keeps the last classifications in a small direct-mapped table:
-// a hit costs one hash of the inputs, one atomic load and a comparison,
-// instead of running the rules. Entries are immutable once published; a
-// miss runs the rules and replaces whatever held the slot. The table is
-// bounded (identMemoSlots entries per rule set).
+// Rules keeps classifications in a small direct-mapped table: a hit costs
+// one hash of the inputs, one atomic load and a comparison, instead of
+// running the rules.
+//
+// The key holds only the evidence some rule of the set reads (memoKey):
+// the DeviceInformation FriendlyName ("Anna's iPhone") differs from phone
+// to phone, and the embedded rules never read it. A rule set whose rules
+// read it has no memo, since one entry per phone would only churn.
+//
+// Entries are immutable once published, and a slot is filled once, by the
+// first classification that lands in it, and never replaced: the memo
+// makes at most identMemoSlots allocations per rule set (a reload builds a
+// new one), so Identify allocates nothing once it is warm, whatever the
+// fleet. Inputs that find their slot taken by others run the rules, as
+// without a memo.
 
 const identMemoSlots = 1024
 
@@ -67,13 +77,29 @@ func (m *identMemo) lookup(k uint64, in *identInputs) (Client, bool) {
 	return c, true
 }
 
-// store publishes the classification c of in; model says where c.Model
-// came from (ok false: c.Model is nil).
+// store publishes the classification c of in in its slot if the slot is
+// still empty; model says where c.Model came from (ok false: c.Model is
+// nil).
 func (m *identMemo) store(k uint64, in *identInputs, c Client, modelEv uint8, model span, hasModel bool) {
+	slot := &m.slots[k%identMemoSlots]
+	if slot.Load() != nil {
+		return
+	}
 	e := &identMemoEntry{hash: k, c: c, hasModel: hasModel, modelEv: modelEv, model: model}
 	e.c.Model = nil
 	for i := range in {
 		e.in[i] = string(in[i])
 	}
-	m.slots[k%identMemoSlots].Store(e)
+	slot.CompareAndSwap(nil, e)
+}
+
+// memoKey is in with the evidence no rule of the set reads left out.
+func (rs *Rules) memoKey(in *identInputs) identInputs {
+	key := *in
+	for ev := range key {
+		if rs.reads&(1<<ev) == 0 {
+			key[ev] = nil
+		}
+	}
+	return key
 }
