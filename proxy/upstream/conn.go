@@ -147,8 +147,12 @@ func KeepDeadline(cur, next, now time.Time) bool {
 }
 
 // staleCheckAfter is how long a pooled connection must have been unused
-// before its next request asks the kernel whether the CAS closed it.
-const staleCheckAfter = 50 * time.Millisecond
+// before its next request asks the kernel whether the CAS closed it. A CAS
+// closes idle keep-alive connections after seconds (IIS 120 s, Apache 5 s,
+// nginx 75 s), never within one. It was 50 ms: with 500 phones each pooled
+// connection is reused every ~45 ms, so about half the requests still paid
+// for the system call (0.7 µs of ~87 in a profile at 500 phones).
+const staleCheckAfter = time.Second
 
 // monoEpoch makes monoNow a monotonic clock reading without a time.Time.
 var monoEpoch = time.Now()
