@@ -115,13 +115,7 @@ func TestIdentifyMemoNoAllocs(t *testing.T) {
 // TestIdentifyNoMemoForFriendlyName: a rule set whose rules read the
 // FriendlyName has no memo and classifies by the rules, allocation-free.
 func TestIdentifyNoMemoForFriendlyName(t *testing.T) {
-	rs, err := NewRules("site.rules", []byte(`rule friendly-nine
-  source   a site whose Nine installs name the device "Nine …"
-  friendly-name Nine *
-  family   nine
-  os-name  Android
-  example  friendly-name="Nine on Pixel" ua="Android/4.4.2-EAS-1.3" => family=nine os=Android version=4.4.2
-`))
+	rs, err := NewRules("site.rules", []byte(friendlyNineRule))
 	if err != nil {
 		t.Fatal(err)
 	}

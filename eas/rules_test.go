@@ -422,17 +422,20 @@ func TestRulesIdentifyAllocs(t *testing.T) {
 	}
 }
 
-// TestEvidenceOrder: a DeviceInformation rule settles the family before any
-// User-Agent rule; the User-Agent still gives what DeviceInformation left
-// open (the version, on the same OS); the DeviceType only fills the rest.
-func TestEvidenceOrder(t *testing.T) {
-	rs, err := NewRules("site.rules", []byte(`rule friendly-nine
+// friendlyNineRule is an admin rule on the DeviceInformation FriendlyName.
+const friendlyNineRule = `rule friendly-nine
   source   a site whose Nine installs name the device "Nine …"
   friendly-name Nine *
   family   nine
   os-name  Android
   example  friendly-name="Nine on Pixel" ua="Android/4.4.2-EAS-1.3" => family=nine os=Android version=4.4.2
-`))
+`
+
+// TestEvidenceOrder: a DeviceInformation rule settles the family before any
+// User-Agent rule; the User-Agent still gives what DeviceInformation left
+// open (the version, on the same OS); the DeviceType only fills the rest.
+func TestEvidenceOrder(t *testing.T) {
+	rs, err := NewRules("site.rules", []byte(friendlyNineRule))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,14 +14,7 @@ func BenchmarkDecideCacheHitParallel(b *testing.B) {
 	for i := range 50 {
 		states["COMPLIANT"+strconv.Itoa(i)] = StateCompliant
 	}
-	src := &fakeSource{states: states}
-	cache, _ := NewCache(src, CacheConfig{LookupTimeout: 5 * time.Second})
-	cfg := baseConfig()
-	cfg.Compliance = ComplianceConfig{RequireFor: []string{"all"}, OnUnavailable: Quarantine}
-	e, err := NewEngine(cfg, cache)
-	if err != nil {
-		b.Fatal(err)
-	}
+	e := cacheHitEngine(b, states)
 	subjects := make([]*Subject, 50)
 	ctx := context.Background()
 	for i := range subjects {

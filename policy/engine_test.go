@@ -327,8 +327,10 @@ func TestDecideZeroAllocs(t *testing.T) {
 	}
 }
 
-func BenchmarkDecideCacheHit(b *testing.B) {
-	src := &fakeSource{states: map[string]State{"COMPLIANT1": StateCompliant}}
+// cacheHitEngine is an engine that requires compliance for all, over a
+// source that knows states.
+func cacheHitEngine(b *testing.B, states map[string]State) *Engine {
+	src := &fakeSource{states: states}
 	cache, _ := NewCache(src, CacheConfig{LookupTimeout: 5 * time.Second})
 	cfg := baseConfig()
 	cfg.Compliance = ComplianceConfig{RequireFor: []string{"all"}, OnUnavailable: Quarantine}
@@ -336,6 +338,11 @@ func BenchmarkDecideCacheHit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return e
+}
+
+func BenchmarkDecideCacheHit(b *testing.B) {
+	e := cacheHitEngine(b, map[string]State{"COMPLIANT1": StateCompliant})
 	s := subject("bob@corp.example.com", "COMPLIANT1", "Android", uaGmail, "SM-M215F", "Android 10")
 	s.Now = time.Time{}
 	ctx := context.Background()

@@ -176,30 +176,12 @@ func TestDoReusesConnection(t *testing.T) {
 // errors never quote the answer, the connection is pooled only when idle
 // and reusable, and what it reads is what fasthttp's own parser reads.
 func FuzzDo(f *testing.F) {
-	for _, answer := range heldAnswers(f) {
-		f.Add(answer)
-	}
-	f.Add([]byte("HTTP/1.1 2x0 OK\r\nSet-Cookie: s=secret\r\n\r\n"))
-	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"))
-	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"))
-	f.Add([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	addTripSeeds(f)
 	f.Fuzz(func(t *testing.T, answer []byte) {
-		var wg sync.WaitGroup
-		hc := pipeClient(answer, &wg)
-		status, body, _, err := doTrip(hc, "POST", 5*time.Second)
-		if err != nil && strings.ContainsAny(err.Error(), "\"") {
-			t.Fatalf("error quotes the answer: %v", err)
-		}
-		if idle, open := hc.IdleConnsCount(), hc.ConnsCount(); idle != open || open > 1 {
-			t.Fatalf("%d idle of %d connections after the answer", idle, open)
-		}
-		hc.CloseIdleConnections()
-		wg.Wait()
-		if err == nil {
-			if wantStatus, wantBody, ok := referenceRead(answer); ok && (status != wantStatus || !bytes.Equal(body, wantBody)) {
-				t.Fatalf("status %d body %q; fasthttp reads %d %q", status, body, wantStatus, wantBody)
-			}
-		}
+		checkFuzzedTrip(t, answer, func(hc *fasthttp.HostClient) (int, []byte, error) {
+			status, body, _, err := doTrip(hc, "POST", 5*time.Second)
+			return status, body, err
+		})
 	})
 }
 
