@@ -252,7 +252,8 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 // roundTrip sends req to a CAS, trying the next one only when nothing was
 // sent, and returns the CAS's answer or the last error: for an ordinary
 // request the answer is out itself (the phone's response, see doUpstream),
-// for a held one a response of its own whose body streams. It sets x.backend and x.upStart/x.upDur and ends the held count.
+// for a held one a response of its own whose body streams. It sets
+// x.backend and x.upStart/x.upDur and ends the held count.
 // A held long poll waits under this frame for as long as the CAS holds it,
 // so the per-attempt work lives in helpers and its frame stays small.
 func (s *Server) roundTrip(x *exchange, req *fasthttp.Request, out *fasthttp.Response, deadline time.Time, bodyStreamed bool) (*fasthttp.Response, error) {

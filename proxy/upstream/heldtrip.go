@@ -270,7 +270,8 @@ func heldRead(hc *fasthttp.HostClient, conn net.Conn, skipBody bool) (*fasthttp.
 	return in, br, nil
 }
 
-// heldBody is the streamed body of a held poll's answer. Close hands the
+// heldBody is the streamed body of a held poll's answer, or of an ordinary
+// answer too large, chunked or close-delimited to be read whole (Do). Close hands the
 // connection back to the pool when the body was read to its end and
 // neither side asked to close it, and closes it otherwise. It is read and
 // closed by one goroutine (the one writing the answer to the phone).
