@@ -21,6 +21,7 @@ import (
 
 	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/eas/wbxml"
+	"github.com/easgate/easgate/internal/testkit"
 )
 
 // The shutdown tests run the real `easgate serve` binary, built here, in
@@ -271,20 +272,6 @@ func wbxmlDoc(t *testing.T, build func(e *wbxml.Encoder)) []byte {
 	return append([]byte(nil), e.Bytes()...)
 }
 
-func pingRequestBody(t *testing.T) []byte {
-	return wbxmlDoc(t, func(e *wbxml.Encoder) {
-		e.Start(wbxml.PingPing)
-		e.Element(wbxml.PingHeartbeatInterval, "480")
-		e.Start(wbxml.PingFolders)
-		e.Start(wbxml.PingFolder)
-		e.Element(wbxml.PingId, "5")
-		e.Element(wbxml.PingClass, "Email")
-		e.End()
-		e.End()
-		e.End()
-	})
-}
-
 // heldPhone is a phone whose Ping is held; it reads the answer in the
 // background.
 type heldPhone struct {
@@ -295,7 +282,7 @@ type heldPhone struct {
 
 func holdPhones(t *testing.T, addr string, n int, devType string) []*heldPhone {
 	t.Helper()
-	ping := pingRequestBody(t)
+	ping := testkit.PingBody(t, 480)
 	fs := wbxmlDoc(t, func(e *wbxml.Encoder) {
 		e.Start(wbxml.FolderHierarchyFolderSync)
 		e.Element(wbxml.FolderHierarchySyncKey, "0")
