@@ -83,8 +83,8 @@ func roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Re
 	}
 	keep := !reqClose && !resp.ConnectionClose()
 	cl := resp.Header.ContentLength()
-	if noBody(resp) || (cl >= 0 && cl <= SmallBody) {
-		if !noBody(resp) && cl > 0 {
+	if none := noBody(resp); none || (cl >= 0 && cl <= SmallBody) {
+		if !none && cl > 0 {
 			err = resp.ReadBody(br, 0) // exactly cl bytes, into resp's own buffer
 		}
 		hc.ReleaseReader(br)
